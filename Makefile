@@ -1,0 +1,34 @@
+# Set-up and entry points. Every target first installs the Debian packages it needs (only
+# those missing), so a fresh Debian machine needs nothing else.
+
+DEBIAN_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools libturbojpeg0-dev libpng-dev \
+	dataset-fashion-mnist
+SWIFT_RELEASE := swift build -c release
+
+.PHONY: dependencies test bench clean
+
+## Install the Debian packages that are not installed yet.
+dependencies:
+	@missing=""; \
+	for package in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" \
+			|| missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+## Run the test suite.
+test: dependencies
+	swift build --build-tests
+	swift test --skip-build
+
+## Measure the engine in a release build (figures go to BENCHMARKS.md).
+bench: dependencies
+	$(SWIFT_RELEASE) --product ssl-bench
+	.build/release/ssl-bench
+
+clean:
+	rm -rf .build

@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "SwiftSSL",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "SSLCore", targets: ["SSLCore"]),
+        .executable(name: "ssl-bench", targets: ["SSLBenchmark"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - Public API
+
+        .target(
+            name: "SSLCore",
+            dependencies: ["COpenBLAS", "CHDF5", "CKernels"],
+            path: "Sources/Core"
+        ),
+
+        // MARK: - Executables
+
+        .executableTarget(
+            name: "SSLBenchmark",
+            dependencies: [
+                "SSLCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Benchmark"
+        ),
+
+        // MARK: - Implementation details
+
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CHDF5",
+            pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"])]
+        ),
+        .target(name: "CKernels", path: "Sources/CKernels"),
+
+        // MARK: - Tests
+
+        .target(
+            name: "SSLTestSupport",
+            dependencies: ["SSLCore"],
+            path: "Tests/SSLTestSupport"
+        ),
+        .testTarget(
+            name: "SSLCoreTests",
+            dependencies: ["SSLCore", "SSLTestSupport"],
+            path: "Tests/SSLCoreTests"
+        ),
+    ]
+)

@@ -1,0 +1,2 @@
+import SSLCore
+print(BLAS.configuration)

@@ -1,0 +1,50 @@
+#ifndef SSL_CKERNELS_H
+#define SSL_CKERNELS_H
+
+#include <stdint.h>
+
+// Hot element-wise and row-wise float32 kernels. Each kernel is compiled for several instruction
+// sets (AVX-512, AVX2, baseline) and the best one is chosen when the library loads, so no
+// target-specific compiler flag is needed.
+//
+// Row kernels process `rows` contiguous rows of `columns` floats each.
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// y = exp(x), accurate to about 2 ulp.
+void ssl_exp(const float *x, float *y, int64_t count);
+
+/// y = x * Φ(x) with the exact (erf) form of the Gaussian CDF.
+void ssl_gelu_forward(const float *x, float *y, int64_t count);
+/// dx = dy * d/dx[x Φ(x)].
+void ssl_gelu_backward(const float *x, const float *dy, float *dx, int64_t count);
+
+/// Row-wise softmax of `scale * x` (max-subtracted). `y` may alias `x`.
+void ssl_softmax_rows(const float *x, float *y, int64_t rows, int64_t columns, float scale);
+/// Row-wise log-softmax of `scale * x` (max-subtracted). `y` may alias `x`.
+void ssl_log_softmax_rows(const float *x, float *y, int64_t rows, int64_t columns, float scale);
+/// dx = scale * y ⊙ (dy − Σ(dy ⊙ y)) per row, the backward pass of `ssl_softmax_rows`.
+void ssl_softmax_backward_rows(const float *y, const float *dy, float *dx, int64_t rows,
+                               int64_t columns, float scale);
+/// dx = scale * (dy − softmax ⊙ Σ dy) per row, the backward pass of `ssl_log_softmax_rows`,
+/// given its output `logProbabilities`.
+void ssl_log_softmax_backward_rows(const float *logProbabilities, const float *dy, float *dx,
+                                   int64_t rows, int64_t columns, float scale);
+
+/// LayerNorm over each row: y = (x − μ) / sqrt(σ² + eps) * weight + bias (weight and bias may be
+/// NULL). Writes per-row mean and reciprocal standard deviation for the backward pass.
+void ssl_layer_norm_forward(const float *x, const float *weight, const float *bias, float *y,
+                            float *mean, float *reciprocalStd, int64_t rows, int64_t columns,
+                            float epsilon);
+/// Backward pass of LayerNorm. Writes dx (if not NULL) and *adds* to dWeight and dBias (if not NULL).
+void ssl_layer_norm_backward(const float *x, const float *weight, const float *mean,
+                             const float *reciprocalStd, const float *dy, float *dx,
+                             float *dWeight, float *dBias, int64_t rows, int64_t columns);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,190 @@
+#include "CKernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__clang__) && !defined(__APPLE__)
+#define SSL_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SSL_MULTIVERSION
+#endif
+
+// MARK: - Scalar building blocks (inlined into the vectorised loops)
+
+// exp(x) by Cody–Waite range reduction and a degree-6 polynomial (Cephes coefficients);
+// relative error below 2e-7 over the float range; saturates outside [-88, 88].
+static inline float exp_approx(float x) {
+    x = fminf(fmaxf(x, -87.3365448f), 88.7228391f);
+    float n = __builtin_rintf(x * 1.44269504088896341f);
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+// erf(x) with absolute error below 1.2e-7 (W. J. Cody's rational forms replaced by the
+// Numerical-Recipes erfc Chebyshev fit, which needs one exp).
+static inline float erf_approx(float x) {
+    float z = fabsf(x);
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float poly = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
+                 t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
+                 t * (-0.82215223f + t * 0.17087277f))))))));
+    float erfc = t * exp_approx(-z * z + poly);
+    float magnitude = 1.0f - erfc;
+    return x < 0 ? -magnitude : magnitude;
+}
+
+// MARK: - Element-wise
+
+SSL_MULTIVERSION
+void ssl_exp(const float *x, float *y, int64_t count) {
+    for (int64_t i = 0; i < count; i++) y[i] = exp_approx(x[i]);
+}
+
+SSL_MULTIVERSION
+void ssl_gelu_forward(const float *x, float *y, int64_t count) {
+    for (int64_t i = 0; i < count; i++) {
+        float v = x[i];
+        y[i] = 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f));
+    }
+}
+
+SSL_MULTIVERSION
+void ssl_gelu_backward(const float *x, const float *dy, float *dx, int64_t count) {
+    for (int64_t i = 0; i < count; i++) {
+        float v = x[i];
+        float cdf = 0.5f * (1.0f + erf_approx(v * 0.70710678118654752f));
+        float pdf = 0.39894228040143268f * exp_approx(-0.5f * v * v);
+        dx[i] = dy[i] * (cdf + v * pdf);
+    }
+}
+
+// MARK: - Softmax
+
+SSL_MULTIVERSION
+void ssl_softmax_rows(const float *x, float *y, int64_t rows, int64_t columns, float scale) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *in = x + r * columns;
+        float *out = y + r * columns;
+        float maximum = -INFINITY;
+        for (int64_t c = 0; c < columns; c++) maximum = fmaxf(maximum, in[c] * scale);
+        float sum = 0;
+        for (int64_t c = 0; c < columns; c++) {
+            float e = exp_approx(in[c] * scale - maximum);
+            out[c] = e;
+            sum += e;
+        }
+        float inverse = 1.0f / sum;
+        for (int64_t c = 0; c < columns; c++) out[c] *= inverse;
+    }
+}
+
+SSL_MULTIVERSION
+void ssl_log_softmax_rows(const float *x, float *y, int64_t rows, int64_t columns, float scale) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *in = x + r * columns;
+        float *out = y + r * columns;
+        float maximum = -INFINITY;
+        for (int64_t c = 0; c < columns; c++) maximum = fmaxf(maximum, in[c] * scale);
+        float sum = 0;
+        for (int64_t c = 0; c < columns; c++) sum += exp_approx(in[c] * scale - maximum);
+        float shift = maximum + logf(sum);
+        for (int64_t c = 0; c < columns; c++) out[c] = in[c] * scale - shift;
+    }
+}
+
+SSL_MULTIVERSION
+void ssl_softmax_backward_rows(const float *y, const float *dy, float *dx, int64_t rows,
+                               int64_t columns, float scale) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *p = y + r * columns;
+        const float *g = dy + r * columns;
+        float *out = dx + r * columns;
+        float dot = 0;
+        for (int64_t c = 0; c < columns; c++) dot += p[c] * g[c];
+        for (int64_t c = 0; c < columns; c++) out[c] = scale * p[c] * (g[c] - dot);
+    }
+}
+
+SSL_MULTIVERSION
+void ssl_log_softmax_backward_rows(const float *logProbabilities, const float *dy, float *dx,
+                                   int64_t rows, int64_t columns, float scale) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *l = logProbabilities + r * columns;
+        const float *g = dy + r * columns;
+        float *out = dx + r * columns;
+        float total = 0;
+        for (int64_t c = 0; c < columns; c++) total += g[c];
+        for (int64_t c = 0; c < columns; c++) out[c] = scale * (g[c] - exp_approx(l[c]) * total);
+    }
+}
+
+// MARK: - LayerNorm
+
+SSL_MULTIVERSION
+void ssl_layer_norm_forward(const float *x, const float *weight, const float *bias, float *y,
+                            float *mean, float *reciprocalStd, int64_t rows, int64_t columns,
+                            float epsilon) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *in = x + r * columns;
+        float *out = y + r * columns;
+        float sum = 0;
+        for (int64_t c = 0; c < columns; c++) sum += in[c];
+        float mu = sum / (float)columns;
+        float squares = 0;
+        for (int64_t c = 0; c < columns; c++) {
+            float d = in[c] - mu;
+            squares += d * d;
+        }
+        float rstd = 1.0f / sqrtf(squares / (float)columns + epsilon);
+        if (mean) mean[r] = mu;
+        if (reciprocalStd) reciprocalStd[r] = rstd;
+        if (weight && bias) {
+            for (int64_t c = 0; c < columns; c++) out[c] = (in[c] - mu) * rstd * weight[c] + bias[c];
+        } else {
+            for (int64_t c = 0; c < columns; c++) out[c] = (in[c] - mu) * rstd;
+        }
+    }
+}
+
+SSL_MULTIVERSION
+void ssl_layer_norm_backward(const float *x, const float *weight, const float *mean,
+                             const float *reciprocalStd, const float *dy, float *dx,
+                             float *dWeight, float *dBias, int64_t rows, int64_t columns) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *in = x + r * columns;
+        const float *g = dy + r * columns;
+        float mu = mean[r], rstd = reciprocalStd[r];
+        if (dWeight) {
+            for (int64_t c = 0; c < columns; c++) dWeight[c] += g[c] * (in[c] - mu) * rstd;
+        }
+        if (dBias) {
+            for (int64_t c = 0; c < columns; c++) dBias[c] += g[c];
+        }
+        if (!dx) continue;
+        float *out = dx + r * columns;
+        // With ĝ = g ⊙ weight and x̂ the normalised input:
+        // dx = rstd * (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂)).
+        float sumG = 0, sumGX = 0;
+        for (int64_t c = 0; c < columns; c++) {
+            float gw = weight ? g[c] * weight[c] : g[c];
+            sumG += gw;
+            sumGX += gw * (in[c] - mu) * rstd;
+        }
+        float meanG = sumG / (float)columns, meanGX = sumGX / (float)columns;
+        for (int64_t c = 0; c < columns; c++) {
+            float gw = weight ? g[c] * weight[c] : g[c];
+            out[c] = rstd * (gw - meanG - (in[c] - mu) * rstd * meanGX);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+/// Multi-head self-attention with one packed `qkv` projection and an output projection.
+public final class Attention: Module {
+    public let heads: Int
+    public let qkv: Linear
+    public let proj: Linear
+
+    public init(features: Int, heads: Int, qkvBias: Bool = true, generator: inout RandomGenerator) {
+        precondition(features % heads == 0, "Attention: \(features) features do not split into \(heads) heads.")
+        self.heads = heads
+        qkv = Linear(inputFeatures: features, outputFeatures: 3 * features, bias: qkvBias, generator: &generator)
+        proj = Linear(inputFeatures: features, outputFeatures: features, generator: &generator)
+    }
+
+    public override var submodules: [(name: String, module: Module)] { [("qkv", qkv), ("proj", proj)] }
+
+    /// Attends over `x` of shape `[batch, length, features]`.
+    public func callAsFunction(_ x: Tensor, recorder: ActivationRecorder? = nil) -> Tensor {
+        let packed = qkv(x)
+        recorder?.record("qkv", packed)
+        let (attended, probabilities) = Tensor.selfAttention(qkv: packed, heads: heads)
+        recorder?.record("attn_probs", probabilities)
+        return proj(attended)
+    }
+}
+
+/// A pre-norm transformer block: `x + attn(norm1(x))`, then `x + mlp(norm2(x))`, each branch
+/// with stochastic depth in training.
+public final class Block: Module {
+    public let norm1: LayerNorm
+    public let attn: Attention
+    public let norm2: LayerNorm
+    public let mlp: MLP
+    public let dropPathRate: Float
+
+    public init(
+        features: Int, heads: Int, mlpRatio: Int = 4, qkvBias: Bool = true, dropPathRate: Float = 0,
+        layerNormEpsilon: Float = 1e-6, generator: inout RandomGenerator
+    ) {
+        norm1 = LayerNorm(features: features, epsilon: layerNormEpsilon)
+        attn = Attention(features: features, heads: heads, qkvBias: qkvBias, generator: &generator)
+        norm2 = LayerNorm(features: features, epsilon: layerNormEpsilon)
+        mlp = MLP(features: features, hiddenFeatures: mlpRatio * features, generator: &generator)
+        self.dropPathRate = dropPathRate
+    }
+
+    public override var submodules: [(name: String, module: Module)] {
+        [("norm1", norm1), ("attn", attn), ("norm2", norm2), ("mlp", mlp)]
+    }
+
+    public func callAsFunction(
+        _ x: Tensor, generator: inout RandomGenerator, recorder: ActivationRecorder? = nil
+    ) -> Tensor {
+        let rate = isTraining ? dropPathRate : 0
+        let normalized1 = norm1(x)
+        recorder?.record("norm1", normalized1)
+        let attended = attn(normalized1, recorder: recorder)
+        recorder?.record("attn_out", attended)
+        let residual = x + attended.dropPath(rate: rate, generator: &generator)
+        recorder?.record("residual1", residual)
+        let normalized2 = norm2(residual)
+        recorder?.record("norm2", normalized2)
+        let output = residual + mlp(normalized2, recorder: recorder).dropPath(rate: rate, generator: &generator)
+        recorder?.record("output", output)
+        return output
+    }
+}

@@ -1,0 +1,250 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The architecture of a ``VisionTransformer``.
+public struct VisionTransformerConfiguration: Codable, Sendable, Equatable {
+    /// How patch positions are encoded.
+    public enum PositionEmbedding: String, Codable, Sendable {
+        /// A learned table (DINO, SelfPatch).
+        case learned
+        /// A fixed 2-D sine-cosine table (MoCo v3); not trained.
+        case sineCosine
+    }
+
+    public var embedDimension: Int
+    public var depth: Int
+    public var heads: Int
+    public var mlpRatio: Int = 4
+    public var patchSize: Int
+    /// The image side the position table is laid out for; other crop sizes interpolate it.
+    public var imageSize: Int
+    public var classToken: Bool = true
+    public var finalNorm: Bool = true
+    public var positionEmbedding: PositionEmbedding = .learned
+    /// Keep the patch projection at its initial values (MoCo v3's "random patch projection").
+    public var freezePatchProjection: Bool = false
+    /// The stochastic-depth rate of the last block (rates rise linearly from 0 at block 0).
+    public var dropPathRate: Float = 0
+    public var layerNormEpsilon: Float = 1e-6
+
+    public init(
+        embedDimension: Int, depth: Int, heads: Int, patchSize: Int, imageSize: Int,
+        classToken: Bool = true, finalNorm: Bool = true, positionEmbedding: PositionEmbedding = .learned,
+        freezePatchProjection: Bool = false, dropPathRate: Float = 0
+    ) {
+        self.embedDimension = embedDimension
+        self.depth = depth
+        self.heads = heads
+        self.patchSize = patchSize
+        self.imageSize = imageSize
+        self.classToken = classToken
+        self.finalNorm = finalNorm
+        self.positionEmbedding = positionEmbedding
+        self.freezePatchProjection = freezePatchProjection
+        self.dropPathRate = dropPathRate
+    }
+
+    /// ViT-Tiny: 192 wide, 12 blocks, 3 heads.
+    public static func tiny(patchSize: Int = 16, imageSize: Int = 224) -> Self {
+        Self(embedDimension: 192, depth: 12, heads: 3, patchSize: patchSize, imageSize: imageSize)
+    }
+
+    /// ViT-Small: 384 wide, 12 blocks, 6 heads.
+    public static func small(patchSize: Int = 16, imageSize: Int = 224) -> Self {
+        Self(embedDimension: 384, depth: 12, heads: 6, patchSize: patchSize, imageSize: imageSize)
+    }
+
+    /// ViT-Base: 768 wide, 12 blocks, 12 heads.
+    public static func base(patchSize: Int = 16, imageSize: Int = 224) -> Self {
+        Self(embedDimension: 768, depth: 12, heads: 12, patchSize: patchSize, imageSize: imageSize)
+    }
+
+    /// The side of the reference patch grid.
+    public var referenceGridSize: Int { imageSize / patchSize }
+}
+
+/// The patch embedding: a convolution with kernel = stride = patch size, as patches + one GEMM.
+public final class PatchEmbed: Module {
+    /// The projection, with PyTorch's `Conv2d` weight layout `[dim, channels, patch, patch]`.
+    public let weight: Tensor
+    public let bias: Tensor
+    public let patchSize: Int
+
+    public init(patchSize: Int, channels: Int = 3, features: Int, generator: inout RandomGenerator) {
+        self.patchSize = patchSize
+        let fanIn = channels * patchSize * patchSize
+        let bound = 1 / Float(fanIn).squareRoot()
+        weight = Tensor.randomUniform(
+            [features, channels, patchSize, patchSize], lower: -bound, upper: bound, generator: &generator)
+        bias = Tensor.randomUniform([features], lower: -bound, upper: bound, generator: &generator)
+        weight.requiresGradient = true
+        bias.requiresGradient = true
+    }
+
+    public override var ownParameters: [(name: String, tensor: Tensor)] {
+        [("proj.weight", weight), ("proj.bias", bias)]
+    }
+
+    /// Embeds `[batch, channels, height, width]` images as `[batch, patches, features]`.
+    public func callAsFunction(_ images: Tensor) -> Tensor {
+        let features = weight.shape[0]
+        return images.patches(size: patchSize).linear(weight: weight.reshaped([features, -1]), bias: bias)
+    }
+}
+
+/// A Vision Transformer backbone in DINO's layout (and, by configuration, SelfPatch's and
+/// MoCo v3's), with parameter names equal to the PyTorch state-dict keys.
+public final class VisionTransformer: Module {
+    public let configuration: VisionTransformerConfiguration
+    public let patchEmbed: PatchEmbed
+    public let classToken: Tensor?
+    /// `[1, classSlots + gridSize², dim]`.
+    public let positionTable: Tensor
+    public let blocks: [Block]
+    public let norm: LayerNorm?
+    /// The stream used by stochastic depth.
+    public var generator: RandomGenerator
+    private var resamplingMatrices: [GridSize: Tensor] = [:]
+
+    private struct GridSize: Hashable { var height: Int, width: Int }
+
+    public init(_ configuration: VisionTransformerConfiguration, seed: UInt64 = 0) {
+        let c = configuration
+        precondition(
+            c.imageSize % c.patchSize == 0,
+            "VisionTransformer: image size \(c.imageSize) must be a multiple of patch size \(c.patchSize).")
+        self.configuration = c
+        var generator = RandomGenerator(seed: seed)
+        let slots = c.classToken ? 1 : 0
+        let grid = c.referenceGridSize
+        switch c.positionEmbedding {
+        case .learned:
+            positionTable = Tensor.truncatedNormal(
+                [1, slots + grid * grid, c.embedDimension], standardDeviation: 0.02, generator: &generator)
+            positionTable.requiresGradient = true
+        case .sineCosine:
+            positionTable = Self.sineCosineTable(grid: grid, dimension: c.embedDimension, classSlots: slots)
+        }
+        patchEmbed = PatchEmbed(patchSize: c.patchSize, features: c.embedDimension, generator: &generator)
+        if c.freezePatchProjection {
+            patchEmbed.weight.requiresGradient = false
+            patchEmbed.bias.requiresGradient = false
+        }
+        if c.classToken {
+            let token = Tensor.truncatedNormal([1, 1, c.embedDimension], standardDeviation: 0.02, generator: &generator)
+            token.requiresGradient = true
+            classToken = token
+        } else {
+            classToken = nil
+        }
+        blocks = (0..<c.depth).map { index in
+            let rate = c.depth > 1 ? c.dropPathRate * Float(index) / Float(c.depth - 1) : 0
+            return Block(
+                features: c.embedDimension, heads: c.heads, mlpRatio: c.mlpRatio, dropPathRate: rate,
+                layerNormEpsilon: c.layerNormEpsilon, generator: &generator)
+        }
+        norm = c.finalNorm ? LayerNorm(features: c.embedDimension, epsilon: c.layerNormEpsilon) : nil
+        self.generator = RandomGenerator(seed: seed, path: [0xD509])
+    }
+
+    public override var ownParameters: [(name: String, tensor: Tensor)] {
+        (classToken.map { [("cls_token", $0)] } ?? []) + [("pos_embed", positionTable)]
+    }
+
+    public override var submodules: [(name: String, module: Module)] {
+        [("patch_embed", patchEmbed as Module)]
+            + blocks.enumerated().map { ("blocks.\($0.offset)", $0.element as Module) }
+            + (norm.map { [("norm", $0 as Module)] } ?? [])
+    }
+
+    /// The number of class-token rows at the start of the output (0 or 1).
+    public var classSlots: Int { configuration.classToken ? 1 : 0 }
+
+    /// Runs the backbone on `[batch, 3, height, width]` images.
+    ///
+    /// - Returns: all tokens, `[batch, classSlots + patches, dim]`, after the final norm when the
+    ///   configuration has one.
+    public func callAsFunction(_ images: Tensor, recorder: ActivationRecorder? = nil) -> Tensor {
+        let c = configuration
+        precondition(
+            images.rank == 4 && images.shape[1] == 3 && images.shape[2] % c.patchSize == 0
+                && images.shape[3] % c.patchSize == 0,
+            "VisionTransformer: images \(images.describe) must be [batch, 3, height, width] with sides "
+                + "that are multiples of the patch size \(c.patchSize).")
+        let batch = images.shape[0]
+        let grid = GridSize(height: images.shape[2] / c.patchSize, width: images.shape[3] / c.patchSize)
+        let embedded = patchEmbed(images)
+        recorder?.record("patch_embed", embedded)
+        var tokens = embedded
+        if let classToken {
+            let expanded = classToken + Tensor.zeros([batch, 1, c.embedDimension])
+            tokens = Tensor.concatenate([expanded, embedded], axis: 1)
+        }
+        let positions = positionEmbedding(for: grid)
+        recorder?.record("pos_embed", positions)
+        tokens = tokens + positions
+        recorder?.record("tokens", tokens)
+        for (index, block) in blocks.enumerated() {
+            tokens = block(tokens, generator: &generator, recorder: recorder?.scoped("blocks.\(index)"))
+        }
+        if let norm {
+            tokens = norm(tokens)
+            recorder?.record("norm", tokens)
+        }
+        return tokens
+    }
+
+    /// The position table for a patch grid, interpolated bicubically from the reference grid as
+    /// DINO does when the grid differs (scale factor `(n + 0.1)/reference`).
+    public func positionEmbedding(height: Int, width: Int) -> Tensor {
+        positionEmbedding(for: GridSize(height: height, width: width))
+    }
+
+    private func positionEmbedding(for grid: GridSize) -> Tensor {
+        let reference = configuration.referenceGridSize
+        if grid.height == reference && grid.width == reference { return positionTable }
+        let matrix: Tensor
+        if let cached = resamplingMatrices[grid] {
+            matrix = cached
+        } else {
+            matrix = BicubicResampling.gridMatrix(
+                input: (reference, reference), output: (grid.height, grid.width),
+                scale: (
+                    (Double(grid.height) + 0.1) / Double(reference),
+                    (Double(grid.width) + 0.1) / Double(reference)
+                ))
+            resamplingMatrices[grid] = matrix
+        }
+        let dimension = configuration.embedDimension
+        let slots = classSlots
+        let table = positionTable.reshaped([slots + reference * reference, dimension])
+        let patchRows = table.sliced(slots..<(slots + reference * reference), axis: 0)
+        var rows = matrix.matmul(patchRows)
+        if slots > 0 { rows = Tensor.concatenate([table.sliced(0..<slots, axis: 0), rows], axis: 0) }
+        return rows.reshaped([1, slots + grid.height * grid.width, dimension])
+    }
+
+    /// MoCo v3's fixed table: for the patch at (row r, column c),
+    /// `[sin(r·ω), cos(r·ω), sin(c·ω), cos(c·ω)]` with ω_j = 10000^(−j/q), q = dim/4; the class
+    /// slot is zero.
+    public static func sineCosineTable(grid: Int, dimension: Int, classSlots: Int) -> Tensor {
+        precondition(dimension % 4 == 0, "A sine-cosine position table needs a dimension divisible by 4, got \(dimension).")
+        let quarter = dimension / 4
+        let table = Tensor.zeros([1, classSlots + grid * grid, dimension])
+        let t = table.storage.base
+        for row in 0..<grid {
+            for column in 0..<grid {
+                let base = (classSlots + row * grid + column) * dimension
+                for j in 0..<quarter {
+                    let omega = 1 / pow(10000.0, Double(j) / Double(quarter))
+                    t[base + j] = Float(sin(Double(row) * omega))
+                    t[base + quarter + j] = Float(cos(Double(row) * omega))
+                    t[base + 2 * quarter + j] = Float(sin(Double(column) * omega))
+                    t[base + 3 * quarter + j] = Float(cos(Double(column) * omega))
+                }
+            }
+        }
+        return table
+    }
+}

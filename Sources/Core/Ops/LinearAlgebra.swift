@@ -1,0 +1,114 @@
+extension Tensor {
+    /// Rows of a matrix view: every axis but the last folded into one.
+    var rowCount: Int { rank == 0 ? 1 : count / max(shape[rank - 1], 1) }
+
+    /// The matrix product. Rank-2 operands multiply as matrices; higher ranks multiply the last
+    /// two axes batch by batch, and a rank-2 right operand is shared by every batch.
+    public func matmul(_ other: Tensor) -> Tensor {
+        precondition(
+            rank >= 2 && other.rank >= 2 && shape[rank - 1] == other.shape[other.rank - 2],
+            "matmul: \(describe) × \(other.describe) — inner extents must agree.")
+        if other.rank == 2 {
+            // Fold the batch into the rows: one GEMM.
+            let m = rowCount, k = shape[rank - 1], n = other.shape[1]
+            let result = Tensor(uninitializedShape: Array(shape.dropLast()) + [n])
+            BLAS.gemm(
+                m: m, n: n, k: k, a: storage.base, lda: k, b: other.storage.base, ldb: n,
+                c: result.storage.base, ldc: n)
+            return result.recording("matmul", inputs: [self, other]) { g in
+                [
+                    self.requiresGradient ? g.matmul(other.transposed()) : nil,
+                    other.requiresGradient
+                        ? Tensor.gemmResult(m: k, n: n, k: m, transposeA: true, self, g) : nil,
+                ]
+            }
+        }
+        precondition(
+            Array(shape.dropLast(2)) == Array(other.shape.dropLast(2)),
+            "matmul: batch axes of \(describe) and \(other.describe) must agree.")
+        let batch = shape.dropLast(2).reduce(1, *)
+        let m = shape[rank - 2], k = shape[rank - 1], n = other.shape[other.rank - 1]
+        let result = Tensor(uninitializedShape: Array(shape.dropLast()) + [n])
+        Tensor.batchedGemm(
+            batch: batch, m: m, n: n, k: k, transposeA: false, transposeB: false,
+            a: self, b: other, into: result)
+        return result.recording("batchedMatmul", inputs: [self, other]) { g in
+            [
+                self.requiresGradient ? g.matmul(other.transposed()) : nil,
+                other.requiresGradient ? self.transposed().matmul(g) : nil,
+            ]
+        }
+    }
+
+    /// A fully connected layer, `x · weightᵀ + bias`, with the weight in PyTorch's layout
+    /// `[outputFeatures, inputFeatures]`; all leading axes of `x` are folded into rows so the
+    /// whole batch is one GEMM.
+    public func linear(weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        precondition(
+            weight.rank == 2 && rank >= 1 && shape[rank - 1] == weight.shape[1],
+            "linear: input \(describe) does not fit weight \(weight.describe) "
+                + "(expected last axis \(weight.shape.count == 2 ? weight.shape[1] : -1)).")
+        if let bias {
+            precondition(
+                bias.shape == [weight.shape[0]],
+                "linear: bias \(bias.describe) must have shape [\(weight.shape[0])].")
+        }
+        let m = rowCount, k = weight.shape[1], n = weight.shape[0]
+        let result = Tensor(uninitializedShape: Array(shape.dropLast()) + [n])
+        let out = result.storage.base
+        if let bias {
+            // Start from the bias in every row and accumulate the product onto it.
+            let b = bias.storage.base
+            for row in 0..<m { (out + row * n).update(from: b, count: n) }
+        }
+        BLAS.gemm(
+            transposeB: true, m: m, n: n, k: k, a: storage.base, lda: k, b: weight.storage.base,
+            ldb: k, beta: bias == nil ? 0 : 1, c: out, ldc: n)
+        let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+        return result.recording("linear", inputs: inputs) { g in
+            let inputGradient = self.requiresGradient
+                ? Tensor.gemmResult(m: m, n: k, k: n, g, weight).reshaped(self.shape) : nil
+            let weightGradient = weight.requiresGradient
+                ? Tensor.gemmResult(m: n, n: k, k: m, transposeA: true, g, self) : nil
+            var gradients = [inputGradient, weightGradient]
+            if let bias {
+                gradients.append(bias.requiresGradient ? g.sumBroadcast(to: [n]) : nil)
+            }
+            return gradients
+        }
+    }
+
+    /// op(A)·op(B) for operands viewed as matrices (rows × last axis), recording no history.
+    static func gemmResult(
+        m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false,
+        _ a: Tensor, _ b: Tensor
+    ) -> Tensor {
+        let result = Tensor(uninitializedShape: [m, n])
+        BLAS.gemm(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+            a: a.storage.base, lda: transposeA ? m : k, b: b.storage.base, ldb: transposeB ? k : n,
+            c: result.storage.base, ldc: n)
+        return result
+    }
+
+    /// One GEMM per batch entry, split across cores with OpenBLAS on one thread.
+    static func batchedGemm(
+        batch: Int, m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool,
+        a: Tensor, b: Tensor, into result: Tensor
+    ) {
+        let pa = UncheckedSendable(a.storage.base), pb = UncheckedSendable(b.storage.base)
+        let pc = UncheckedSendable(result.storage.base)
+        let work = 2 * m * n * k
+        BLAS.withSingleThread {
+            Parallel.forEachChunk(of: batch, minimumChunk: max(1, 400_000 / max(work, 1))) { _, range in
+                for index in range {
+                    BLAS.gemm(
+                        transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                        a: pa.value + index * m * k, lda: transposeA ? m : k,
+                        b: pb.value + index * k * n, ldb: transposeB ? k : n,
+                        c: pc.value + index * m * n, ldc: n)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import CKernels
+
+extension Tensor {
+    /// Layer normalisation over the last axis, with optional affine `weight` and `bias` of the
+    /// last axis's extent.
+    public func layerNorm(weight: Tensor?, bias: Tensor?, epsilon: Float) -> Tensor {
+        let columns = shape[rank - 1], rows = rowCount
+        for parameter in [weight, bias].compactMap({ $0 }) {
+            precondition(
+                parameter.shape == [columns],
+                "layerNorm: parameter \(parameter.describe) must have shape [\(columns)] for input \(describe).")
+        }
+        let result = Tensor(uninitializedShape: shape)
+        let mean = Tensor(uninitializedShape: [rows]), reciprocalStd = Tensor(uninitializedShape: [rows])
+        let x = storage.base, y = result.storage.base, mu = mean.storage.base, rstd = reciprocalStd.storage.base
+        let w = weight?.storage.base, b = bias?.storage.base
+        let p = UncheckedSendable((x, y, mu, rstd, w, b))
+        Parallel.forEachChunk(of: rows, minimumChunk: max(1, 65_536 / max(columns, 1))) { _, range in
+            let (x, y, mu, rstd, w, b) = p.value
+            let start = range.lowerBound
+            ssl_layer_norm_forward(
+                x + start * columns, w, b, y + start * columns, mu + start, rstd + start,
+                Int64(range.count), Int64(columns), epsilon)
+        }
+        let inputs = [self] + [weight, bias].compactMap { $0 }
+        return result.recording("layerNorm", inputs: inputs) { g in
+            let needsInput = self.requiresGradient
+            let dx = needsInput ? Tensor(uninitializedShape: self.shape) : nil
+            let chunks = Parallel.chunkCount(for: rows, minimumChunk: max(1, 65_536 / max(columns, 1)))
+            // One partial sum of the affine gradients per chunk, added up afterwards.
+            let partials = Tensor.zeros([chunks, 2, columns])
+            let q = UncheckedSendable((
+                self.storage.base, weight?.storage.base, mean.storage.base, reciprocalStd.storage.base,
+                g.storage.base, dx?.storage.base, partials.storage.base))
+            Parallel.forEachChunk(of: rows, minimumChunk: max(1, 65_536 / max(columns, 1))) { chunk, range in
+                let (x, w, mu, rstd, dy, dx, partial) = q.value
+                let start = range.lowerBound
+                ssl_layer_norm_backward(
+                    x + start * columns, w, mu + start, rstd + start, dy + start * columns,
+                    dx.map { $0 + start * columns }, partial + chunk * 2 * columns,
+                    partial + (chunk * 2 + 1) * columns, Int64(range.count), Int64(columns))
+            }
+            var gradients: [Tensor?] = [dx]
+            if weight != nil || bias != nil {
+                let totals = partials.sumBroadcast(to: [1, 2, columns])
+                if weight != nil { gradients.append(totals.sliced(0..<1, axis: 1).reshaped([columns])) }
+                if bias != nil { gradients.append(totals.sliced(1..<2, axis: 1).reshaped([columns])) }
+            }
+            return gradients
+        }
+    }
+
+    /// Each row (last axis) divided by its Euclidean norm, clamped below at `epsilon`.
+    public func l2Normalized(epsilon: Float = 1e-12) -> Tensor {
+        let columns = shape[rank - 1], rows = rowCount
+        let result = Tensor(uninitializedShape: shape)
+        let norms = Tensor(uninitializedShape: [rows])
+        let x = storage.base, y = result.storage.base, n = norms.storage.base
+        for row in 0..<rows {
+            let line = x + row * columns
+            var squares: Float = 0
+            for c in 0..<columns { squares += line[c] * line[c] }
+            let norm = max(squares.squareRoot(), epsilon)
+            n[row] = norm
+            for c in 0..<columns { y[row * columns + c] = line[c] / norm }
+        }
+        return result.recording("l2Normalized", inputs: [self]) { g in
+            let dx = Tensor(uninitializedShape: self.shape)
+            let dy = g.storage.base, out = dx.storage.base, y = result.storage.base, n = norms.storage.base
+            for row in 0..<rows {
+                let norm = n[row]
+                let unclamped = norm > epsilon
+                var dot: Float = 0
+                if unclamped { for c in 0..<columns { dot += y[row * columns + c] * dy[row * columns + c] } }
+                for c in 0..<columns {
+                    let i = row * columns + c
+                    out[i] = (dy[i] - y[i] * dot) / norm
+                }
+            }
+            return [dx]
+        }
+    }
+
+    /// The weight-normalised matrix `magnitude[k] · direction[k] / ‖direction[k]‖` (norm over
+    /// each row), as PyTorch's `weight_norm(dim=0)` builds it.
+    ///
+    /// - Parameters:
+    ///   - direction: `v`, shape `[out, in]`.
+    ///   - magnitude: `g`, shape `[out, 1]`.
+    public static func weightNormalized(direction: Tensor, magnitude: Tensor) -> Tensor {
+        precondition(
+            direction.rank == 2 && magnitude.shape == [direction.shape[0], 1],
+            "weightNormalized: magnitude \(magnitude.describe) must be [\(direction.shape.first ?? 0), 1] "
+                + "for direction \(direction.describe).")
+        let rows = direction.shape[0], columns = direction.shape[1]
+        let result = Tensor(uninitializedShape: direction.shape)
+        let norms = Tensor(uninitializedShape: [rows])
+        let v = direction.storage.base, g = magnitude.storage.base, w = result.storage.base
+        let n = norms.storage.base
+        let p = UncheckedSendable((v, g, w, n))
+        Parallel.forEachChunk(of: rows, minimumChunk: 256) { _, range in
+            let (v, g, w, n) = p.value
+            for row in range {
+                let line = v + row * columns
+                var squares: Float = 0
+                for c in 0..<columns { squares += line[c] * line[c] }
+                let norm = squares.squareRoot()
+                n[row] = norm
+                let factor = g[row] / norm
+                for c in 0..<columns { w[row * columns + c] = line[c] * factor }
+            }
+        }
+        return result.recording("weightNormalized", inputs: [direction, magnitude]) { gradient in
+            let dv = Tensor(uninitializedShape: direction.shape)
+            let dg = Tensor(uninitializedShape: magnitude.shape)
+            let q = UncheckedSendable((
+                gradient.storage.base, dv.storage.base, dg.storage.base, direction.storage.base,
+                magnitude.storage.base, norms.storage.base))
+            Parallel.forEachChunk(of: rows, minimumChunk: 256) { _, range in
+                let (dw, dvBase, dgBase, v, g, n) = q.value
+                for row in range {
+                    let line = v + row * columns, upstream = dw + row * columns
+                    let norm = n[row]
+                    var dot: Float = 0
+                    for c in 0..<columns { dot += line[c] * upstream[c] }
+                    // ŵ = v/‖v‖: dg = ŵ·dW, dv = g/‖v‖ (dW − ŵ (ŵ·dW)).
+                    let projection = dot / norm
+                    dgBase[row] = projection
+                    let factor = g[row] / norm
+                    for c in 0..<columns {
+                        dvBase[row * columns + c] = factor * (upstream[c] - line[c] / norm * projection)
+                    }
+                }
+            }
+            return [direction.requiresGradient ? dv : nil, magnitude.requiresGradient ? dg : nil]
+        }
+    }
+
+    /// Batch normalisation of a `[batch, features]` matrix with the batch statistics (training)
+    /// or the running statistics (evaluation), as PyTorch's `BatchNorm1d`.
+    ///
+    /// In training, the running statistics are updated in place with `momentum`, using the
+    /// unbiased batch variance, while normalisation uses the biased one.
+    public func batchNorm(
+        weight: Tensor?, bias: Tensor?, runningMean: Tensor, runningVariance: Tensor,
+        training: Bool, momentum: Float, epsilon: Float
+    ) -> Tensor {
+        precondition(rank == 2, "batchNorm expects [batch, features], got \(describe).")
+        let batch = shape[0], features = shape[1]
+        precondition(
+            !training || batch > 1,
+            "batchNorm in training needs more than one sample per batch, got \(describe).")
+        let mean: Tensor, variance: Tensor
+        if training {
+            mean = GradientMode.withoutGradient { self.mean(axes: [0]) }
+            let centered = GradientMode.withoutGradient { (self - mean).squared().sum(axes: [0]) }
+            variance = centered / Float(batch)
+            GradientMode.withoutGradient {
+                runningMean.assign(runningMean * (1 - momentum) + mean * momentum)
+                runningVariance.assign(
+                    runningVariance * (1 - momentum) + centered * (momentum / Float(batch - 1)))
+            }
+        } else {
+            mean = runningMean
+            variance = runningVariance
+        }
+        let reciprocalStd = GradientMode.withoutGradient { 1 / (variance + epsilon).squareRoot() }
+        let normalized = GradientMode.withoutGradient { (self - mean) * reciprocalStd }
+        var result = normalized
+        if let weight, let bias { result = GradientMode.withoutGradient { normalized * weight + bias } }
+        let inputs = [self] + [weight, bias].compactMap { $0 }
+        return result.detached().recording("batchNorm", inputs: inputs) { g in
+            let scaled = weight.map { g * $0 } ?? g
+            let dx: Tensor
+            if training {
+                // dx = rstd (ĝ − mean(ĝ) − x̂ mean(ĝ x̂)), means over the batch.
+                let meanG = scaled.mean(axes: [0])
+                let meanGX = (scaled * normalized).mean(axes: [0])
+                dx = (scaled - meanG - normalized * meanGX) * reciprocalStd
+            } else {
+                dx = scaled * reciprocalStd
+            }
+            var gradients: [Tensor?] = [dx]
+            if weight != nil { gradients.append((g * normalized).sum(axes: [0])) }
+            if bias != nil { gradients.append(g.sum(axes: [0])) }
+            return gradients
+        }
+    }
+}

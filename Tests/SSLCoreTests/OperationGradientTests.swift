@@ -1,0 +1,185 @@
+import SSLCore
+import SSLTestSupport
+import XCTest
+
+/// Every differentiable operation's backward pass against central finite differences.
+final class OperationGradientTests: XCTestCase {
+    private var generator = RandomGenerator(seed: 42)
+
+    private func random(_ shape: [Int], scale: Float = 1) -> Tensor {
+        Tensor.randomNormal(shape, standardDeviation: scale, generator: &generator)
+    }
+
+    /// Values bounded away from zero (for log, sqrt, division and kinks).
+    private func positive(_ shape: [Int]) -> Tensor {
+        Tensor.randomUniform(shape, lower: 0.5, upper: 2, generator: &generator)
+    }
+
+    func testBroadcastingArithmetic() {
+        checkGradients(of: [random([2, 3, 4]), random([3, 1])]) { $0[0] + $0[1] }
+        checkGradients(of: [random([2, 3, 4]), random([4])]) { $0[0] - $0[1] }
+        checkGradients(of: [random([2, 1, 4]), random([3, 1])]) { $0[0] * $0[1] }
+        checkGradients(of: [random([2, 3]), positive([2, 1])]) { $0[0] / $0[1] }
+        checkGradients(of: [random([3, 2])]) { 2 - $0[0] * 3 + 1 }
+        checkGradients(of: [positive([3, 2])]) { 1 / $0[0] }
+    }
+
+    func testUnaryFunctions() {
+        checkGradients(of: [random([10])]) { $0[0].exp() }
+        checkGradients(of: [positive([10])]) { $0[0].log() }
+        checkGradients(of: [positive([10])]) { $0[0].squareRoot() }
+        checkGradients(of: [random([10])]) { $0[0].squared() }
+        checkGradients(of: [positive([10])]) { $0[0].power(1.5) }
+        checkGradients(of: [random([30], scale: 2)]) { $0[0].gelu() }
+        checkGradients(of: [positive([5]) * Tensor(shape: [5], elements: [1, -1, 1, -1, 1])]) { $0[0].relu() }
+        checkGradients(of: [positive([5]) * Tensor(shape: [5], elements: [1, -1, 1, -1, 1])]) { $0[0].clamped(min: 0.1) }
+    }
+
+    func testReductions() {
+        checkGradients(of: [random([2, 3, 4])]) { $0[0].sum() }
+        checkGradients(of: [random([2, 3, 4])]) { $0[0].mean() }
+        checkGradients(of: [random([2, 3, 4])]) { $0[0].sum(axes: [1]) }
+        checkGradients(of: [random([2, 3, 4])]) { $0[0].sum(axes: [0, 2], keepingDimensions: true) }
+        checkGradients(of: [random([2, 3, 4])]) { $0[0].mean(axes: [-1]) }
+    }
+
+    func testShapeOperations() {
+        checkGradients(of: [random([2, 6])]) { $0[0].reshaped([3, -1]) * Tensor(shape: [3, 4], repeating: 2) }
+        checkGradients(of: [random([2, 3, 4])]) { $0[0].permuted([2, 0, 1]) }
+        checkGradients(of: [random([2, 3, 4])]) { $0[0].transposed(0, 1) }
+        checkGradients(of: [random([3, 5])]) { $0[0].sliced(1..<4, axis: 1) }
+        checkGradients(of: [random([4, 3])]) { $0[0].split(sizes: [1, 3], axis: 0)[1] }
+        checkGradients(of: [random([2, 3]), random([2, 2])]) { Tensor.concatenate([$0[0], $0[1], $0[0]], axis: 1) }
+        checkGradients(of: [random([4, 3])]) { $0[0].gatherRows([3, 0, 3, 1]) }
+    }
+
+    func testTopKValues() {
+        let input = Tensor(shape: [2, 5], elements: [0.1, 0.9, 0.5, 0.3, 0.7, 1.0, -1.0, 0.2, 0.8, 0.4])
+        let (values, indices) = input.topK(3)
+        XCTAssertEqual(indices, [1, 4, 2, 0, 3, 4])
+        XCTAssertEqual(values.elements, [0.9, 0.7, 0.5, 1.0, 0.8, 0.4])
+        checkGradients(of: [input]) { $0[0].topK(2).values }
+    }
+
+    func testMatrixProducts() {
+        checkGradients(of: [random([3, 4]), random([4, 2])]) { $0[0].matmul($0[1]) }
+        checkGradients(of: [random([2, 3, 4]), random([2, 4, 5])]) { $0[0].matmul($0[1]) }
+        checkGradients(of: [random([2, 3, 4]), random([4, 5])]) { $0[0].matmul($0[1]) }
+        checkGradients(of: [random([2, 3, 4]), random([5, 4]), random([5])]) { $0[0].linear(weight: $0[1], bias: $0[2]) }
+        checkGradients(of: [random([3, 4]), random([2, 4])]) { $0[0].linear(weight: $0[1]) }
+    }
+
+    func testNormalizations() {
+        checkGradients(of: [random([3, 6]), positive([6]), random([6])]) {
+            $0[0].layerNorm(weight: $0[1], bias: $0[2], epsilon: 1e-6)
+        }
+        checkGradients(of: [random([3, 6])]) { $0[0].layerNorm(weight: nil, bias: nil, epsilon: 1e-5) }
+        checkGradients(of: [random([3, 5])]) { $0[0].l2Normalized() }
+        checkGradients(of: [random([4, 3]), positive([4, 1])]) {
+            Tensor.weightNormalized(direction: $0[0], magnitude: $0[1])
+        }
+        checkGradients(of: [random([6, 3]), positive([3]), random([3])]) {
+            $0[0].batchNorm(weight: $0[1], bias: $0[2], runningMean: Tensor.zeros([3]), runningVariance: Tensor.ones([3]),
+                            training: true, momentum: 0.1, epsilon: 1e-5)
+        }
+        checkGradients(of: [random([6, 3])]) {
+            $0[0].batchNorm(weight: nil, bias: nil, runningMean: Tensor.zeros([3]), runningVariance: Tensor.ones([3]),
+                            training: false, momentum: 0.1, epsilon: 1e-5)
+        }
+    }
+
+    func testBatchNormRunningStatistics() {
+        let x = Tensor(shape: [4, 1], elements: [1, 2, 3, 6])
+        let mean = Tensor.zeros([1]), variance = Tensor.ones([1])
+        _ = x.batchNorm(weight: nil, bias: nil, runningMean: mean, runningVariance: variance,
+                        training: true, momentum: 0.1, epsilon: 1e-5)
+        XCTAssertEqual(mean.scalar, 0.3, accuracy: 1e-6)
+        // Unbiased variance of [1, 2, 3, 6] is 14/3.
+        XCTAssertEqual(variance.scalar, 0.9 + 0.1 * 14 / 3, accuracy: 1e-6)
+    }
+
+    func testSoftmaxFamily() {
+        checkGradients(of: [random([3, 7])]) { $0[0].softmax() }
+        checkGradients(of: [random([3, 7])]) { $0[0].softmax(scale: 2.5) }
+        checkGradients(of: [random([3, 7])]) { $0[0].logSoftmax(scale: 0.5) }
+        let targets = random([3, 7]).softmax(scale: 3)
+        checkGradients(of: [random([3, 7])]) { $0[0].softCrossEntropy(targets: targets, temperature: 0.1) }
+    }
+
+    func testSoftCrossEntropyValue() {
+        let logits = Tensor(shape: [1, 3], elements: [1, 2, 3])
+        let targets = Tensor(shape: [1, 3], elements: [0.2, 0.3, 0.5])
+        let expected = -(targets * logits.logSoftmax(scale: 2)).sum()
+        XCTAssertEqual(logits.softCrossEntropy(targets: targets, temperature: 0.5).scalar, expected.scalar, accuracy: 1e-6)
+    }
+
+    func testAttention() {
+        checkGradients(of: [random([2, 4, 12])]) { Tensor.selfAttention(qkv: $0[0], heads: 2).output }
+        checkGradients(of: [random([2, 1, 4]), random([2, 3, 4]), random([2, 3, 4])]) {
+            Tensor.attention(query: $0[0], key: $0[1], value: $0[2], heads: 2).output
+        }
+    }
+
+    func testSelfAttentionMatchesComposedOperations() {
+        let qkv = random([2, 5, 12])
+        let fused = Tensor.selfAttention(qkv: qkv, heads: 2)
+        let parts = qkv.reshaped([2, 5, 3, 2, 2]).permuted([2, 0, 3, 1, 4])  // [3, B, h, L, d]
+        let q = parts.sliced(0..<1).reshaped([2, 2, 5, 2])
+        let k = parts.sliced(1..<2).reshaped([2, 2, 5, 2])
+        let v = parts.sliced(2..<3).reshaped([2, 2, 5, 2])
+        let probabilities = q.matmul(k.transposed()).softmax(scale: 1 / Float(2).squareRoot())
+        let composed = probabilities.matmul(v).permuted([0, 2, 1, 3]).reshaped([2, 5, 4])
+        assertClose(fused.output, composed, absoluteTolerance: 1e-6)
+        assertClose(fused.probabilities, probabilities, absoluteTolerance: 1e-6)
+    }
+
+    func testPatchesAndDropPath() {
+        checkGradients(of: [random([2, 3, 4, 6])]) { $0[0].patches(size: 2) }
+        var dropGenerator = RandomGenerator(seed: 3)
+        let snapshot = dropGenerator
+        checkGradients(of: [random([4, 2, 3])]) { inputs in
+            dropGenerator = snapshot  // the same mask on every evaluation
+            return inputs[0].dropPath(rate: 0.5, generator: &dropGenerator)
+        }
+    }
+
+    func testPatchesLayout() {
+        // One 1-channel 4x4 image, patch 2: patch 1 is the top-right square.
+        let image = Tensor(shape: [1, 1, 4, 4], elements: (0..<16).map(Float.init))
+        let patches = image.patches(size: 2)
+        XCTAssertEqual(patches.shape, [1, 4, 4])
+        XCTAssertEqual(patches.sliced(1..<2, axis: 1).elements, [2, 3, 6, 7])
+    }
+
+    func testPositionEmbeddingInterpolationGradient() {
+        var configuration = VisionTransformerConfiguration(embedDimension: 4, depth: 0, heads: 1, patchSize: 4, imageSize: 16)
+        configuration.classToken = true
+        let model = VisionTransformer(configuration, seed: 1)
+        checkGradients(of: [model.positionTable]) { _ in model.positionEmbedding(height: 3, width: 2) }
+    }
+
+    func testGradientsAccumulateAcrossBackwardPasses() {
+        let x = Tensor(shape: [2], elements: [1, 2])
+        x.requiresGradient = true
+        (x * 3).sum().backward()
+        (x * x).sum().backward()
+        XCTAssertEqual(x.gradient!.elements, [5, 7])
+    }
+
+    func testNoGradientModeRecordsNothing() {
+        let x = Tensor(shape: [2], elements: [1, 2])
+        x.requiresGradient = true
+        let y = GradientMode.withoutGradient { (x * 2).exp() }
+        XCTAssertFalse(y.requiresGradient)
+        XCTAssertFalse(x.detached().requiresGradient)
+    }
+
+    func testSharedSubexpressionGradientsAddUp() {
+        // y = a + a used twice must not corrupt the shared gradient buffer.
+        checkGradients(of: [random([3])]) { inputs in
+            let a = inputs[0] * 2
+            let b = a + a
+            return b * a + b
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import SSLCore
+import SSLTestSupport
+import XCTest
+
+/// The ViT backbone against PyTorch: every intermediate activation, the gradients of a scalar
+/// loss with respect to every parameter and the input, for a reference-size input and a
+/// smaller one that interpolates the position table (spec §6.3 items 1–3, §6.4 tolerances).
+final class VisionTransformerFixtureTests: XCTestCase {
+    func testPatch16At224And96() throws {
+        try checkFixture("vit_p16.h5", inputSizes: [224, 96])
+    }
+
+    func testPatch4At32And16() throws {
+        try checkFixture("vit_p4.h5", inputSizes: [32, 16])
+    }
+
+    /// Loads the fixture's configuration and weights into a new model.
+    static func model(from file: HDF5File) throws -> VisionTransformer {
+        let configuration = VisionTransformerConfiguration(
+            embedDimension: Int(try file.numericAttribute("embed_dim")),
+            depth: Int(try file.numericAttribute("depth")),
+            heads: Int(try file.numericAttribute("num_heads")),
+            patchSize: Int(try file.numericAttribute("patch_size")),
+            imageSize: Int(try file.numericAttribute("img_size")))
+        XCTAssertEqual(Float(try file.numericAttribute("layer_norm_eps")), configuration.layerNormEpsilon)
+        let model = VisionTransformer(configuration)
+        var state: [String: Tensor] = [:]
+        for key in try file.members(of: "params") { state[key] = try file.readTensor("params/\(key)") }
+        try model.load(state)
+        return model
+    }
+
+    private func checkFixture(_ name: String, inputSizes: [Int]) throws {
+        let file = try Fixtures.open(name)
+        let model = try Self.model(from: file)
+        model.setTraining(false)
+        for size in inputSizes {
+            let group = "forward_\(size)"
+            let input = try file.readTensor("\(group)/input")
+            input.requiresGradient = true
+            model.clearGradients()
+            let recorder = ActivationRecorder()
+            let output = model(input, recorder: recorder)
+            for (key, activation) in recorder.activations.sorted(by: { $0.key < $1.key }) {
+                let expected = try file.readTensor("\(group)/\(key)")
+                assertClose(activation, expected, absoluteTolerance: 1e-5, relativeTolerance: 1e-5, "\(name) \(group)/\(key)")
+            }
+            XCTAssertEqual(recorder.activations.count, 3 + 10 * model.blocks.count + 1, "every activation compared")
+            let products = output * (try file.readTensor("\(group)/loss_weights"))
+            let loss = products.sum()
+            // The sum cancels heavily; bound its error by the magnitude of what was summed.
+            let magnitude = products.elements.reduce(0.0) { $0 + abs(Double($1)) }
+            XCTAssertEqual(Double(loss.scalar), try file.readDoubles("\(group)/loss")[0], accuracy: 1e-6 * magnitude)
+            loss.backward()
+            for (key, parameter) in model.namedParameters() {
+                let expected = try file.readTensor("\(group)/grads/\(key)")
+                assertRelativeError(parameter.gradient!, expected, below: 1e-4, "\(name) \(group) gradient of \(key)")
+            }
+            assertRelativeError(
+                input.gradient!, try file.readTensor("\(group)/grads/input_grad"), below: 1e-4, "\(name) input gradient")
+        }
+    }
+}
