@@ -1,2 +1,130 @@
+import ArgumentParser
 import SSLCore
-print(BLAS.configuration)
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Benchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ssl-bench",
+        abstract: "Measures SwiftSSL's engine in a release build.",
+        discussion: "Run without a subcommand for the full suite recorded in BENCHMARKS.md.",
+        subcommands: [Suite.self, ViTStep.self, GEMM.self],
+        defaultSubcommand: Suite.self)
+}
+
+/// The options that select a ViT forward+backward workload.
+struct ViTWorkload: ParsableArguments {
+    @Option(help: "Embedding width.") var dimension = 192
+    @Option(help: "Number of blocks.") var depth = 12
+    @Option(help: "Number of heads.") var heads = 3
+    @Option(help: "Patch size.") var patch = 16
+    @Option(help: "Image side.") var image = 224
+    @Option(help: "Images per step.") var batch = 16
+    @Option(help: "Timed steps (after one warm-up step).") var steps = 5
+
+    var label: String { "ViT d\(dimension)x\(depth) p\(patch) @\(image), batch \(batch)" }
+}
+
+extension Benchmark {
+    struct Suite: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The workloads of BENCHMARKS.md.")
+
+        func run() throws {
+            print("OpenBLAS: \(BLAS.configuration); threads: \(Parallel.threadCount)")
+            for arguments in [
+                ["--patch", "16", "--image", "224", "--batch", "16"],
+                ["--patch", "4", "--image", "32", "--batch", "64"],
+            ] {
+                let workload = try ViTWorkload.parse(arguments)
+                ViTStep.measure(workload)
+                GEMM.roofline(for: workload)
+            }
+        }
+    }
+
+    struct ViTStep: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "vit", abstract: "ViT forward + backward of sum(cls²), as the PyTorch anchor.")
+        @OptionGroup var workload: ViTWorkload
+
+        func run() { Self.measure(workload) }
+
+        static func measure(_ w: ViTWorkload) {
+            let configuration = VisionTransformerConfiguration(
+                embedDimension: w.dimension, depth: w.depth, heads: w.heads, patchSize: w.patch, imageSize: w.image)
+            let model = VisionTransformer(configuration)
+            var generator = RandomGenerator(seed: 0)
+            let images = Tensor.randomNormal([w.batch, 3, w.image, w.image], generator: &generator)
+            func step() {
+                model.clearGradients()
+                let tokens = model(images)
+                tokens.sliced(0..<1, axis: 1).squared().sum().backward()
+            }
+            step()
+            MemoryUsage.resetPeak()
+            let baseline = MemoryUsage.currentResidentBytes
+            let start = Clock.seconds
+            for _ in 0..<w.steps { step() }
+            let elapsed = (Clock.seconds - start) / Double(w.steps)
+            let peak = MemoryUsage.peakResidentBytes
+            let flops = 3 * forwardFLOPs(w)
+            print(
+                "\(w.label): \(format(elapsed * 1000)) ms/step, \(format(Double(w.batch) / elapsed)) images/s, "
+                    + "\(format(flops / elapsed / 1e9)) GFLOP/s, peak RSS \(format(Double(peak) / 1e6)) MB "
+                    + "(\(format(Double(peak - baseline) / 1e6)) MB above the step's start)")
+        }
+
+        /// Multiply-add FLOPs of the forward GEMMs (patch embedding, qkv, attention, proj, MLP).
+        static func forwardFLOPs(_ w: ViTWorkload) -> Double {
+            let length = Double((w.image / w.patch) * (w.image / w.patch) + 1)
+            let tokens = Double(w.batch) * length, d = Double(w.dimension)
+            let perBlock = 2 * tokens * d * (3 * d + d + 8 * d) + 4 * Double(w.batch) * length * length * d
+            let embed = 2 * Double(w.batch) * (length - 1) * Double(3 * w.patch * w.patch) * d
+            return embed + Double(w.depth) * perBlock
+        }
+    }
+
+    struct GEMM: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "gemm", abstract: "cblas_sgemm GFLOP/s at the ViT layer shapes (the roofline).")
+        @OptionGroup var workload: ViTWorkload
+
+        func run() { Self.roofline(for: workload) }
+
+        static func roofline(for w: ViTWorkload) {
+            let tokens = w.batch * ((w.image / w.patch) * (w.image / w.patch) + 1)
+            let d = w.dimension
+            var results: [String] = []
+            for (name, m, n, k) in [("qkv", tokens, 3 * d, d), ("fc1", tokens, 4 * d, d), ("fc2", tokens, d, 4 * d)] {
+                let a = TensorStorage(count: m * k, repeating: 0.5)
+                let b = TensorStorage(count: k * n, repeating: 0.25)
+                let c = TensorStorage(count: m * n, repeating: 0)
+                let run = { BLAS.gemm(transposeB: true, m: m, n: n, k: k, a: a.base, lda: k, b: b.base, ldb: k, c: c.base, ldc: n) }
+                run()
+                let repeats = max(3, Int(2e9 / Double(2 * m * n * k)))
+                let start = Clock.seconds
+                for _ in 0..<repeats { run() }
+                let seconds = (Clock.seconds - start) / Double(repeats)
+                results.append("\(name) \(m)x\(n)x\(k) \(format(2 * Double(m * n * k) / seconds / 1e9))")
+            }
+            print("  sgemm GFLOP/s: " + results.joined(separator: ", "))
+        }
+    }
+}
+
+private func format(_ value: Double) -> String {
+    let rounded = (value * 10).rounded() / 10
+    return String(rounded)
+}
+
+/// Monotonic wall-clock time.
+enum Clock {
+    static var seconds: Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+    }
+}

@@ -43,6 +43,9 @@ void ssl_layer_norm_backward(const float *x, const float *weight, const float *m
                              const float *reciprocalStd, const float *dy, float *dx,
                              float *dWeight, float *dBias, int64_t rows, int64_t columns);
 
+/// sums[c] += Σ_r x[r, c]: the gradient of a bias broadcast over rows.
+void ssl_add_column_sums(const float *x, float *sums, int64_t rows, int64_t columns);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,21 @@
 import COpenBLAS
 
 /// Single-precision matrix products through OpenBLAS.
+///
+/// OpenBLAS runs on one thread and large products are split across cores here, by rows of the
+/// result (or columns when there are few rows), so that the library has one threading system:
+/// OpenBLAS's own spinning workers would otherwise compete with the kernels' threads for the
+/// cores.
 public enum BLAS {
+    /// Products below this many multiply-adds run on the calling thread: waking a worker costs
+    /// tens of microseconds.
+    static let parallelThreshold = 4_000_000
+
+    private static let singleThreaded: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
+
     /// C ← alpha · op(A) · op(B) + beta · C for row-major matrices, where op(A) is M×K and
     /// op(B) is K×N.
     ///
@@ -9,14 +23,17 @@ public enum BLAS {
     ///   - transposeA: read A as its transpose (A is stored K×M).
     ///   - transposeB: read B as its transpose (B is stored N×K).
     ///   - lda, ldb, ldc: leading dimensions (row strides) of the stored matrices.
-    @inlinable
+    ///   - parallel: split a large product across cores; pass `false` from code that already
+    ///     runs on several threads.
     public static func gemm(
         transposeA: Bool = false, transposeB: Bool = false,
         m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+        parallel: Bool = true
     ) {
+        _ = singleThreaded
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
             for row in 0..<m {
@@ -29,27 +46,33 @@ public enum BLAS {
             }
             return
         }
-        cblas_sgemm(
-            CblasRowMajor,
-            transposeA ? CblasTrans : CblasNoTrans,
-            transposeB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    }
-
-    /// The number of threads OpenBLAS uses for one product.
-    public static var threadCount: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
-    }
-
-    /// Runs `body` with OpenBLAS on one thread, for code that splits many small products across
-    /// cores itself (the two kinds of threading must never nest).
-    public static func withSingleThread<Result>(_ body: () throws -> Result) rethrows -> Result {
-        let previous = threadCount
-        if previous == 1 { return try body() }
-        threadCount = 1
-        defer { threadCount = previous }
-        return try body()
+        let work = m * n * k
+        guard parallel, Parallel.threadCount > 1, work >= parallelThreshold else {
+            cblas_sgemm(
+                CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        let pointers = UncheckedSendable((a, b, c))
+        if m >= n {
+            // Rows of C come from rows of op(A).
+            Parallel.forEachChunk(of: m, minimumChunk: 16) { _, rows in
+                let (a, b, c) = pointers.value
+                let aStart = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
+                gemm(transposeA: transposeA, transposeB: transposeB, m: rows.count, n: n, k: k, alpha: alpha,
+                     a: aStart, lda: lda, b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc,
+                     parallel: false)
+            }
+        } else {
+            // Columns of C come from columns of op(B).
+            Parallel.forEachChunk(of: n, minimumChunk: 16) { _, columns in
+                let (a, b, c) = pointers.value
+                let bStart = transposeB ? b + columns.lowerBound * ldb : b + columns.lowerBound
+                gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: columns.count, k: k, alpha: alpha,
+                     a: a, lda: lda, b: bStart, ldb: ldb, beta: beta, c: c + columns.lowerBound, ldc: ldc,
+                     parallel: false)
+            }
+        }
     }
 
     /// The OpenBLAS build and the kernel it selected for this processor.

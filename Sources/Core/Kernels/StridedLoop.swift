@@ -112,6 +112,13 @@ enum ShapeRules {
         return zip(padded, strides).map { extent, stride in extent == 1 ? 0 : stride }
     }
 
+    /// Whether `target` (the shape of a broadcast operand) equals the trailing axes of `shape`
+    /// after dropping leading extents of 1, so that `shape` is whole copies of it.
+    static func isTrailingBroadcast(_ target: [Int], of shape: [Int]) -> Bool {
+        let trimmed = target.drop { $0 == 1 }
+        return trimmed.count <= shape.count && Array(shape.suffix(trimmed.count)) == Array(trimmed)
+    }
+
     /// Resolves a possibly negative axis against `rank`.
     static func normalizedAxis(_ axis: Int, rank: Int, operation: String) -> Int {
         let resolved = axis < 0 ? axis + rank : axis

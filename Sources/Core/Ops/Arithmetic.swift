@@ -1,3 +1,5 @@
+import CKernels
+
 /// The element-wise binary operations, with NumPy broadcasting.
 enum BinaryOperation {
     case add, subtract, multiply, divide
@@ -73,6 +75,21 @@ extension Tensor {
         if shape == target { return self }
         let result = Tensor.zeros(target)
         let out = result.storage.base, input = storage.base
+        let trailing = target.reduce(1, *)
+        if ShapeRules.isTrailingBroadcast(target, of: shape) {
+            // A bias-like operand: sum whole rows, split across cores with one partial per chunk.
+            let rows = count / max(trailing, 1)
+            let chunks = Parallel.chunkCount(for: rows, minimumChunk: max(1, 32_768 / max(trailing, 1)))
+            let partials = chunks > 1 ? Tensor.zeros([chunks, trailing]) : result
+            let pointers = UncheckedSendable((input, partials.storage.base))
+            Parallel.forEachChunk(of: rows, minimumChunk: max(1, 32_768 / max(trailing, 1))) { chunk, range in
+                let (input, sums) = pointers.value
+                ssl_add_column_sums(
+                    input + range.lowerBound * trailing, sums + chunk * trailing, Int64(range.count), Int64(trailing))
+            }
+            if chunks > 1 { ssl_add_column_sums(partials.storage.base, out, Int64(chunks), Int64(trailing)) }
+            return result
+        }
         let loop = StridedLoop(
             shape: shape,
             strides: [

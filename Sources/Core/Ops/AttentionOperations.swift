@@ -20,7 +20,7 @@ struct AttentionLayout {
 }
 
 /// Multi-head scaled dot-product attention with hand-written forward and backward passes: one
-/// small GEMM pair per (sample, head), split across cores with OpenBLAS on one thread.
+/// small GEMM pair per (sample, head), split across cores.
 enum AttentionKernel {
     static func forward(
         _ layout: AttentionLayout, query: UnsafePointer<Float>, key: UnsafePointer<Float>,
@@ -35,12 +35,12 @@ enum AttentionKernel {
             BLAS.gemm(
                 transposeB: true, m: l.queryLength, n: l.keyLength, k: l.headDimension,
                 a: q + l.query(b, h), lda: l.queryRowStride, b: k + l.key(b, h), ldb: l.keyRowStride,
-                c: scores, ldc: l.keyLength)
+                c: scores, ldc: l.keyLength, parallel: false)
             ssl_softmax_rows(scores, scores, Int64(l.queryLength), Int64(l.keyLength), l.scale)
             BLAS.gemm(
                 m: l.queryLength, n: l.headDimension, k: l.keyLength,
                 a: scores, lda: l.keyLength, b: v + l.value(b, h), ldb: l.valueRowStride,
-                c: o + l.output(b, h), ldc: l.outputRowStride)
+                c: o + l.output(b, h), ldc: l.outputRowStride, parallel: false)
         }
     }
 
@@ -65,20 +65,20 @@ enum AttentionKernel {
             BLAS.gemm(
                 transposeB: true, m: l.queryLength, n: l.keyLength, k: l.headDimension,
                 a: dO + l.output(b, h), lda: l.outputRowStride, b: v + l.value(b, h), ldb: l.valueRowStride,
-                c: dS, ldc: l.keyLength)
+                c: dS, ldc: l.keyLength, parallel: false)
             ssl_softmax_backward_rows(probabilities, dS, dS, Int64(l.queryLength), Int64(l.keyLength), l.scale)
             BLAS.gemm(
                 m: l.queryLength, n: l.headDimension, k: l.keyLength,
                 a: dS, lda: l.keyLength, b: k + l.key(b, h), ldb: l.keyRowStride,
-                c: dQ + l.query(b, h), ldc: l.queryRowStride)
+                c: dQ + l.query(b, h), ldc: l.queryRowStride, parallel: false)
             BLAS.gemm(
                 transposeA: true, m: l.keyLength, n: l.headDimension, k: l.queryLength,
                 a: dS, lda: l.keyLength, b: q + l.query(b, h), ldb: l.queryRowStride,
-                c: dK + l.key(b, h), ldc: l.keyRowStride)
+                c: dK + l.key(b, h), ldc: l.keyRowStride, parallel: false)
             BLAS.gemm(
                 transposeA: true, m: l.keyLength, n: l.headDimension, k: l.queryLength,
                 a: probabilities, lda: l.keyLength, b: dO + l.output(b, h), ldb: l.outputRowStride,
-                c: dV + l.value(b, h), ldc: l.valueRowStride)
+                c: dV + l.value(b, h), ldc: l.valueRowStride, parallel: false)
         }
     }
 
@@ -88,10 +88,8 @@ enum AttentionKernel {
 
     private static func forEachHead(_ l: AttentionLayout, _ body: (Int, Int, Int) -> Void) {
         let work = 4 * l.queryLength * l.keyLength * l.headDimension
-        BLAS.withSingleThread {
-            Parallel.forEachChunk(of: l.batch * l.heads, minimumChunk: max(1, 400_000 / max(work, 1))) { chunk, range in
-                for pair in range { body(pair / l.heads, pair % l.heads, chunk) }
-            }
+        Parallel.forEachChunk(of: l.batch * l.heads, minimumChunk: max(1, 400_000 / max(work, 1))) { chunk, range in
+            for pair in range { body(pair / l.heads, pair % l.heads, chunk) }
         }
     }
 }

@@ -91,7 +91,7 @@ extension Tensor {
         return result
     }
 
-    /// One GEMM per batch entry, split across cores with OpenBLAS on one thread.
+    /// One GEMM per batch entry, split across cores.
     static func batchedGemm(
         batch: Int, m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool,
         a: Tensor, b: Tensor, into result: Tensor
@@ -99,15 +99,13 @@ extension Tensor {
         let pa = UncheckedSendable(a.storage.base), pb = UncheckedSendable(b.storage.base)
         let pc = UncheckedSendable(result.storage.base)
         let work = 2 * m * n * k
-        BLAS.withSingleThread {
-            Parallel.forEachChunk(of: batch, minimumChunk: max(1, 400_000 / max(work, 1))) { _, range in
-                for index in range {
-                    BLAS.gemm(
-                        transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                        a: pa.value + index * m * k, lda: transposeA ? m : k,
-                        b: pb.value + index * k * n, ldb: transposeB ? k : n,
-                        c: pc.value + index * m * n, ldc: n)
-                }
+        Parallel.forEachChunk(of: batch, minimumChunk: max(1, 400_000 / max(work, 1))) { _, range in
+            for index in range {
+                BLAS.gemm(
+                    transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                    a: pa.value + index * m * k, lda: transposeA ? m : k,
+                    b: pb.value + index * k * n, ldb: transposeB ? k : n,
+                    c: pc.value + index * m * n, ldc: n, parallel: false)
             }
         }
     }

@@ -1,7 +1,11 @@
+import Synchronization
+
 /// A fixed-size, 64-byte-aligned buffer of `Float` that one or more tensors read.
 ///
 /// Storage is a reference type so that reshaping a tensor is free: the new tensor shares the
 /// buffer. Kernels write into a storage only while the tensor that owns it is being built.
+/// Large buffers are recycled through ``StoragePool``, since a training step allocates the same
+/// sizes every time and fresh pages cost a page fault each.
 public final class TensorStorage: @unchecked Sendable {
     /// The first element.
     public let base: UnsafeMutablePointer<Float>
@@ -12,9 +16,7 @@ public final class TensorStorage: @unchecked Sendable {
     public init(uninitializedCount count: Int) {
         precondition(count >= 0, "A tensor cannot have a negative element count (\(count)).")
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
-        base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        base = StoragePool.shared.allocate(count: max(count, 1))
     }
 
     /// Allocates `count` elements set to `value`.
@@ -24,11 +26,77 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        UnsafeMutableRawPointer(base).deallocate()
+        StoragePool.shared.release(base, count: max(count, 1))
     }
 
     /// The elements as a buffer.
     public var buffer: UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: base, count: count)
+    }
+}
+
+/// Keeps freed tensor buffers for reuse by later tensors of exactly the same size.
+///
+/// Only buffers of at least ``minimumPooledCount`` elements are kept, and at most
+/// ``capacityBytes`` in all; the rest go back to the system allocator.
+public final class StoragePool: Sendable {
+    /// The pool every tensor uses.
+    public static let shared = StoragePool(capacityBytes: 512 << 20)
+
+    /// Smaller buffers are cheap to allocate and are not pooled.
+    public static let minimumPooledCount = 4096
+
+    /// The most bytes kept for reuse.
+    public let capacityBytes: Int
+    private let state = Mutex(State())
+
+    private struct State {
+        /// Addresses of free buffers by element count (addresses, since pointers are not Sendable).
+        var free: [Int: [UInt]] = [:]
+        var cachedBytes = 0
+    }
+
+    public init(capacityBytes: Int) {
+        self.capacityBytes = capacityBytes
+    }
+
+    /// The bytes currently held for reuse.
+    public var cachedBytes: Int { state.withLock { $0.cachedBytes } }
+
+    func allocate(count: Int) -> UnsafeMutablePointer<Float> {
+        if count >= Self.minimumPooledCount {
+            let reused = state.withLock { state -> UInt? in
+                guard let address = state.free[count]?.popLast() else { return nil }
+                state.cachedBytes -= count * MemoryLayout<Float>.stride
+                return address
+            }
+            if let reused, let pointer = UnsafeMutablePointer<Float>(bitPattern: reused) { return pointer }
+        }
+        return UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+            .bindMemory(to: Float.self, capacity: count)
+    }
+
+    func release(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
+        let bytes = count * MemoryLayout<Float>.stride
+        if count >= Self.minimumPooledCount {
+            let address = UInt(bitPattern: pointer)
+            let kept = state.withLock { state -> Bool in
+                guard state.cachedBytes + bytes <= capacityBytes else { return false }
+                state.free[count, default: []].append(address)
+                state.cachedBytes += bytes
+                return true
+            }
+            if kept { return }
+        }
+        UnsafeMutableRawPointer(pointer).deallocate()
+    }
+
+    /// Returns every kept buffer to the system.
+    public func drain() {
+        let addresses = state.withLock { state -> [UInt] in
+            defer { state = State() }
+            return state.free.values.flatMap { $0 }
+        }
+        for address in addresses { UnsafeMutableRawPointer(bitPattern: address)?.deallocate() }
     }
 }
