@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "SSLCore", targets: ["SSLCore"]),
+        .library(name: "SSLPlugins", targets: ["SSLPlugins"]),
         .executable(name: "ssl-bench", targets: ["SSLBenchmark"]),
     ],
     dependencies: [
@@ -18,6 +19,12 @@ let package = Package(
             name: "SSLCore",
             dependencies: ["COpenBLAS", "CHDF5", "CKernels"],
             path: "Sources/Core"
+        ),
+
+        .target(
+            name: "SSLPlugins",
+            dependencies: ["SSLCore"],
+            path: "Sources/Plugins"
         ),
 
         // MARK: - Executables
@@ -56,6 +63,11 @@ let package = Package(
             name: "SSLCoreTests",
             dependencies: ["SSLCore", "SSLTestSupport"],
             path: "Tests/SSLCoreTests"
+        ),
+        .testTarget(
+            name: "SSLPluginsTests",
+            dependencies: ["SSLCore", "SSLPlugins", "SSLTestSupport"],
+            path: "Tests/SSLPluginsTests"
         ),
     ]
 )

@@ -166,6 +166,11 @@ public final class VisionTransformer: Module {
     /// - Returns: all tokens, `[batch, classSlots + patches, dim]`, after the final norm when the
     ///   configuration has one.
     public func callAsFunction(_ images: Tensor, recorder: ActivationRecorder? = nil) -> Tensor {
+        features(images, recorder: recorder).output
+    }
+
+    /// Runs the backbone and returns both the last block's raw tokens and the normed output.
+    public func features(_ images: Tensor, recorder: ActivationRecorder? = nil) -> BackboneFeatures {
         let c = configuration
         precondition(
             images.rank == 4 && images.shape[1] == 3 && images.shape[2] % c.patchSize == 0
@@ -188,11 +193,13 @@ public final class VisionTransformer: Module {
         for (index, block) in blocks.enumerated() {
             tokens = block(tokens, generator: &generator, recorder: recorder?.scoped("blocks.\(index)"))
         }
+        var output = tokens
         if let norm {
-            tokens = norm(tokens)
-            recorder?.record("norm", tokens)
+            output = norm(tokens)
+            recorder?.record("norm", output)
         }
-        return tokens
+        return BackboneFeatures(
+            lastBlock: tokens, output: output, classSlots: classSlots, gridHeight: grid.height, gridWidth: grid.width)
     }
 
     /// The position table for a patch grid, interpolated bicubically from the reference grid as

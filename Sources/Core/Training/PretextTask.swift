@@ -1,0 +1,170 @@
+/// A self-supervised objective that plugs into the shared backbone.
+///
+/// A task owns its heads (and their teacher copies, which the trainer updates by EMA with the
+/// backbone), its state (centres, queues), and computes named loss terms from the shared
+/// forward pass. The trainer mixes the tasks' totals by weight, back-propagates once, and runs
+/// one optimisation step over the backbone and every head.
+///
+/// Adding a task is one type conforming to this protocol plus one registration line:
+///
+/// ```swift
+/// registry.register(RotationTask.self)
+/// ```
+///
+/// A task never writes a backward pass: it composes `Tensor` operations, which all have one.
+public protocol PretextTask: AnyObject {
+    /// The task's options; every property has a default, and coding keys are the CLI names
+    /// (`--<task>.<key>`).
+    associatedtype Configuration: TaskConfiguration
+
+    /// The name used on the command line and as the parameter prefix (`dino`).
+    static var name: String { get }
+    /// One line for `ssl-run tasks`.
+    static var summary: String { get }
+
+    /// Builds the task for a backbone and view plan.
+    init(configuration: Configuration, setup: TaskSetup) throws
+
+    /// What the task needs from the run, checked before training starts.
+    var requirements: TaskRequirements { get }
+    /// The trained heads, whose parameters appear as `<name>.<key>`.
+    var heads: Module { get }
+    /// Teacher copies of (some of) the heads, updated by EMA; `nil` if none.
+    var teacherHeads: Module? { get }
+    /// Tensors to checkpoint besides parameters (centres, queues), by name.
+    var state: [(name: String, tensor: Tensor)] { get }
+
+    /// Called once per step before any task's loss, e.g. to install an image-embedding provider.
+    func prepare(_ forward: SharedForward)
+    /// Computes the task's loss for one step; may update its state (centre EMA) afterwards.
+    func loss(_ step: TaskStep) -> TaskLoss
+    /// Whether the head parameter `name` (without the task prefix) is held fixed in `epoch`.
+    func isFrozen(_ name: String, epoch: Int) -> Bool
+    /// Values to log with the step (e.g. the teacher temperature).
+    func scheduleValues(epoch: Int) -> [String: Double]
+}
+
+extension PretextTask {
+    public var teacherHeads: Module? { nil }
+    public var state: [(name: String, tensor: Tensor)] { [] }
+    public func prepare(_ forward: SharedForward) {}
+    public func isFrozen(_ name: String, epoch: Int) -> Bool { false }
+    public func scheduleValues(epoch: Int) -> [String: Double] { [:] }
+}
+
+/// A task's options: `Codable` with a default for every property.
+public protocol TaskConfiguration: Codable, Sendable {
+    /// The defaults.
+    init()
+    /// One line of help per option, by coding key.
+    static var help: [String: String] { get }
+}
+
+/// What a task is built for.
+public struct TaskSetup {
+    /// The backbone's architecture.
+    public var backbone: VisionTransformerConfiguration
+    /// The crops of every step.
+    public var views: ViewPlan
+    public var epochs: Int
+    public var iterationsPerEpoch: Int
+    /// Seeds the heads' initialisation.
+    public var seed: UInt64
+    public var collective: Collective
+
+    public init(
+        backbone: VisionTransformerConfiguration, views: ViewPlan, epochs: Int, iterationsPerEpoch: Int,
+        seed: UInt64, collective: Collective = SingleProcessCollective()
+    ) {
+        self.backbone = backbone
+        self.views = views
+        self.epochs = epochs
+        self.iterationsPerEpoch = iterationsPerEpoch
+        self.seed = seed
+        self.collective = collective
+    }
+
+    /// A generator for the named task's initialisation, independent of other tasks.
+    public func generator(for task: String) -> RandomGenerator {
+        RandomGenerator(seed: seed, path: task.utf8.map { UInt64($0) })
+    }
+}
+
+/// The crops of one training step: `globalCount` global crops of `globalSize`, then
+/// `localCount` local crops of `localSize`.
+public struct ViewPlan: Codable, Sendable, Equatable {
+    public var globalCount: Int
+    public var globalSize: Int
+    public var localCount: Int
+    public var localSize: Int
+
+    public init(globalCount: Int = 2, globalSize: Int, localCount: Int = 0, localSize: Int = 0) {
+        self.globalCount = globalCount
+        self.globalSize = globalSize
+        self.localCount = localCount
+        self.localSize = localSize
+    }
+
+    /// Global and local crops together.
+    public var count: Int { globalCount + localCount }
+    /// The side of each view, in order.
+    public var sizes: [Int] { Array(repeating: globalSize, count: globalCount) + Array(repeating: localSize, count: localCount) }
+}
+
+/// What a task needs from the run.
+public struct TaskRequirements: Sendable {
+    /// The fewest global crops the task works with.
+    public var minimumGlobalViews: Int = 1
+    /// The fewest local crops.
+    public var minimumLocalViews: Int = 0
+    /// Whether the task reads patch tokens (the backbone must produce a patch grid).
+    public var needsPatchTokens: Bool = false
+    /// Whether the task reads an image-level embedding (a class token or a provider).
+    public var needsImageEmbedding: Bool = false
+    /// Whether the task reads teacher features.
+    public var needsTeacher: Bool = false
+    /// Whether the task provides an image embedding itself (so the backbone may lack a class token).
+    public var providesImageEmbedding: Bool = false
+
+    public init(
+        minimumGlobalViews: Int = 1, minimumLocalViews: Int = 0, needsPatchTokens: Bool = false,
+        needsImageEmbedding: Bool = false, needsTeacher: Bool = false, providesImageEmbedding: Bool = false
+    ) {
+        self.minimumGlobalViews = minimumGlobalViews
+        self.minimumLocalViews = minimumLocalViews
+        self.needsPatchTokens = needsPatchTokens
+        self.needsImageEmbedding = needsImageEmbedding
+        self.needsTeacher = needsTeacher
+        self.providesImageEmbedding = providesImageEmbedding
+    }
+}
+
+/// Everything a task sees during one step.
+public struct TaskStep {
+    /// The shared backbone passes.
+    public var forward: SharedForward
+    public var epoch: Int
+    /// The global iteration (epoch · iterationsPerEpoch + step).
+    public var iteration: Int
+    public var collective: Collective
+
+    public init(forward: SharedForward, epoch: Int, iteration: Int, collective: Collective = SingleProcessCollective()) {
+        self.forward = forward
+        self.epoch = epoch
+        self.iteration = iteration
+        self.collective = collective
+    }
+}
+
+/// A task's loss for one step.
+public struct TaskLoss {
+    /// What the trainer weights and back-propagates.
+    public var total: Tensor
+    /// Named values to log (sub-terms, statistics).
+    public var terms: [String: Double]
+
+    public init(total: Tensor, terms: [String: Double] = [:]) {
+        self.total = total
+        self.terms = terms
+    }
+}

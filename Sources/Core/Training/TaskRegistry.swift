@@ -1,0 +1,129 @@
+import Foundation
+
+/// A failure in selecting or configuring tasks, phrased for the command line.
+public struct TaskConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The pretext tasks a run can choose from, by name.
+///
+/// ```swift
+/// var registry = TaskRegistry()
+/// registry.register(DINOTask.self)
+/// let task = try registry.makeTask(named: "dino", options: ["out-dim": "4096"], setup: setup)
+/// ```
+public struct TaskRegistry {
+    /// A registered task type's description and factory.
+    public struct Entry {
+        public var name: String
+        public var summary: String
+        /// The options with their defaults, as JSON values, in key order.
+        public var defaults: [(key: String, value: String, help: String)]
+        let make: (_ options: [String: String], _ setup: TaskSetup) throws -> any PretextTask
+    }
+
+    public private(set) var entries: [Entry] = []
+
+    public init() {}
+
+    /// Makes `Task` available under `Task.name`.
+    public mutating func register<Task: PretextTask>(_ task: Task.Type) {
+        precondition(!entries.contains { $0.name == Task.name }, "A task named '\(Task.name)' is already registered.")
+        let defaults = TaskOptionCoding.defaults(of: Task.Configuration.self)
+        entries.append(
+            Entry(
+                name: Task.name, summary: Task.summary,
+                defaults: defaults.map { ($0.key, $0.value, Task.Configuration.help[$0.key] ?? "") },
+                make: { options, setup in
+                    try Task(configuration: TaskOptionCoding.decode(Task.Configuration.self, task: Task.name, options: options),
+                             setup: setup)
+                }))
+    }
+
+    /// The registered names.
+    public var names: [String] { entries.map(\.name) }
+
+    /// Builds the task `name` with option overrides given as strings (`["out-dim": "4096"]`).
+    public func makeTask(named name: String, options: [String: String] = [:], setup: TaskSetup) throws -> any PretextTask {
+        guard let entry = entries.first(where: { $0.name == name }) else {
+            throw TaskConfigurationError(
+                "Unknown task '\(name)'. Available tasks: \(names.joined(separator: ", ")) (see `ssl-run tasks`).")
+        }
+        return try entry.make(options, setup)
+    }
+}
+
+/// Converts between task configurations and string options, using the coding keys as option
+/// names and the defaults' JSON types to parse values.
+public enum TaskOptionCoding {
+    /// Every option of `Configuration` with its default value rendered as JSON, sorted by key.
+    public static func defaults<Configuration: TaskConfiguration>(of type: Configuration.Type) -> [(key: String, value: String)] {
+        let object = defaultObject(type)
+        return object.keys.sorted().map { key in (key, render(object[key]!)) }
+    }
+
+    /// Decodes a configuration from its defaults overlaid with `options`.
+    public static func decode<Configuration: TaskConfiguration>(
+        _ type: Configuration.Type, task: String, options: [String: String]
+    ) throws -> Configuration {
+        var object = defaultObject(type)
+        for (key, text) in options {
+            guard let defaultValue = object[key] else {
+                throw TaskConfigurationError(
+                    "Task '\(task)' has no option '\(key)'. Its options: \(object.keys.sorted().joined(separator: ", ")).")
+            }
+            object[key] = try parse(text, like: defaultValue, option: "--\(task).\(key)")
+        }
+        let data = try JSONSerialization.data(withJSONObject: object)
+        do {
+            return try JSONDecoder().decode(Configuration.self, from: data)
+        } catch let DecodingError.dataCorrupted(context), let DecodingError.typeMismatch(_, context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw TaskConfigurationError("--\(task).\(key): \(context.debugDescription)")
+        }
+    }
+
+    /// Renders a decoded configuration as a JSON object (for logs and checkpoints).
+    public static func json<Configuration: TaskConfiguration>(_ configuration: Configuration) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? String(decoding: encoder.encode(configuration), as: UTF8.self)) ?? "{}"
+    }
+
+    private static func defaultObject<Configuration: TaskConfiguration>(_ type: Configuration.Type) -> [String: Any] {
+        guard let data = try? JSONEncoder().encode(Configuration()),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { preconditionFailure("\(Configuration.self) must encode to a JSON object.") }
+        return object
+    }
+
+    private static func parse(_ text: String, like defaultValue: Any, option: String) throws -> Any {
+        if defaultValue is String { return text }
+        let rendered = render(defaultValue)
+        if rendered == "true" || rendered == "false" {
+            switch text.lowercased() {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default: throw TaskConfigurationError("\(option) expects true or false, got '\(text)'.")
+            }
+        }
+        if Double(rendered) != nil {
+            guard let value = Double(text), value.isFinite else {
+                throw TaskConfigurationError("\(option) expects a number, got '\(text)'.")
+            }
+            return value
+        }
+        guard let data = text.data(using: .utf8), let value = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        else { throw TaskConfigurationError("\(option) expects a JSON value, got '\(text)'.") }
+        return value
+    }
+
+    private static func render(_ value: Any) -> String {
+        if let string = value as? String { return string }
+        if let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]) {
+            return String(decoding: data, as: UTF8.self)
+        }
+        return "\(value)"
+    }
+}

@@ -1,0 +1,258 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The optimisation hyper-parameters of a run (DINO's defaults; spec §2.4–2.5).
+public struct OptimizationConfiguration: Codable, Sendable, Equatable {
+    /// When the teacher takes its EMA step.
+    public enum TeacherUpdate: String, Codable, Sendable {
+        /// After the optimizer step, with the step's momentum (DINO, SelfPatch).
+        case afterStep
+        /// Before the teacher's forward pass, with the step's momentum (MoCo v3).
+        case beforeForward
+    }
+
+    /// The peak learning rate for a global batch of 256 images; scaled linearly with the batch.
+    public var learningRate = 5e-4
+    public var minimumLearningRate = 1e-6
+    public var warmupEpochs = 10
+    public var weightDecay = 0.04
+    public var finalWeightDecay = 0.4
+    public var teacherMomentum = 0.996
+    public var finalTeacherMomentum = 1.0
+    /// Per-parameter gradient-norm limit; 0 disables clipping.
+    public var clipGradient = 3.0
+    /// Decay every parameter (MoCo v3) instead of exempting biases and 1-D tensors (DINO).
+    public var decayAllParameters = false
+    public var teacherUpdate = TeacherUpdate.afterStep
+
+    public init() {}
+}
+
+/// A task with its loss weight.
+public struct WeightedTask {
+    public var task: any PretextTask
+    /// The weight per global iteration.
+    public var weight: any Schedule
+
+    public init(_ task: any PretextTask, weight: any Schedule = ConstantSchedule(1)) {
+        self.task = task
+        self.weight = weight
+    }
+
+    /// The task's registry name.
+    public var name: String { type(of: task).name }
+}
+
+/// A schedule that always returns the same value.
+public struct ConstantSchedule: Schedule {
+    public var constant: Double
+    public init(_ constant: Double) { self.constant = constant }
+    public func value(at iteration: Int) -> Double { constant }
+}
+
+/// Why training stopped.
+public enum TrainingError: Error, CustomStringConvertible {
+    case incompatibleTasks(String)
+    case nonFiniteLoss(iteration: Int, terms: [String: Double])
+
+    public var description: String {
+        switch self {
+        case .incompatibleTasks(let message):
+            return message
+        case .nonFiniteLoss(let iteration, let terms):
+            let listing = terms.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+            return "The loss is not finite at iteration \(iteration) (\(listing)). Training stopped; lower the "
+                + "learning rate, raise the warm-up, or check the data for NaN."
+        }
+    }
+}
+
+/// What one optimisation step did.
+public struct StepReport {
+    /// The weighted total loss.
+    public var loss: Double
+    /// Every task's named terms as `<task>.<term>`, with each task's total as `<task>.loss`.
+    public var terms: [String: Double]
+    public var learningRate: Double
+    public var weightDecay: Double
+    public var teacherMomentum: Double
+    /// Seconds spent in each phase: `backbone`, each task's name, `backward`, `optimizer`.
+    public var seconds: [String: Double]
+}
+
+/// Runs the optimisation step shared by every combination of tasks:
+/// schedules → (teacher EMA) → one shared forward → weighted task losses → one backward →
+/// per-parameter clipping → last-layer freeze → AdamW → teacher EMA (spec §2.5).
+public final class Trainer {
+    public let backbone: VisionTransformer
+    public let teacherBackbone: VisionTransformer?
+    public let tasks: [WeightedTask]
+    /// The trained network: `backbone.*` and every task's heads as `<task>.*`.
+    public let student: ModuleDictionary
+    /// The EMA network, with the same names, when any task needs a teacher.
+    public let teacher: ModuleDictionary?
+    public let optimizer: AdamW
+    public let optimization: OptimizationConfiguration
+    public let setup: TaskSetup
+    public let learningRateSchedule: CosineSchedule
+    public let weightDecaySchedule: CosineSchedule
+    public let momentumSchedule: CosineSchedule
+    /// The global batch (images per step over all processes).
+    public let globalBatchSize: Int
+
+    /// Builds the student (and teacher) from `backbone` and the tasks, checking that they fit.
+    ///
+    /// - Throws: ``TrainingError/incompatibleTasks(_:)`` naming what does not fit and how to fix it.
+    public init(
+        backbone: VisionTransformer, tasks: [WeightedTask], optimization: OptimizationConfiguration,
+        setup: TaskSetup, batchSize: Int
+    ) throws {
+        try Self.validate(tasks: tasks, backbone: backbone.configuration, views: setup.views)
+        self.backbone = backbone
+        self.tasks = tasks
+        self.optimization = optimization
+        self.setup = setup
+        globalBatchSize = batchSize * setup.collective.worldSize
+        student = ModuleDictionary([("backbone", backbone)] + tasks.map { ($0.name, $0.task.heads) })
+        if tasks.contains(where: { $0.task.requirements.needsTeacher }) {
+            var teacherConfiguration = backbone.configuration
+            teacherConfiguration.dropPathRate = 0
+            let teacherBackbone = VisionTransformer(teacherConfiguration)
+            teacherBackbone.copyState(from: backbone)
+            for (_, parameter) in teacherBackbone.namedParameters() { parameter.requiresGradient = false }
+            var members: [(name: String, module: Module)] = [("backbone", teacherBackbone)]
+            for entry in tasks {
+                guard let heads = entry.task.teacherHeads else { continue }
+                for (_, parameter) in heads.namedParameters() { parameter.requiresGradient = false }
+                members.append((entry.name, heads))
+            }
+            self.teacherBackbone = teacherBackbone
+            teacher = ModuleDictionary(members)
+        } else {
+            teacherBackbone = nil
+            teacher = nil
+        }
+        let parameters = student.namedParameters()
+        let groups = optimization.decayAllParameters
+            ? [ParameterGroup(parameters: parameters.filter { $0.tensor.requiresGradient })]
+            : ParameterGroup.dinoGroups(parameters)
+        let peak = optimization.learningRate * Double(globalBatchSize) / 256
+        learningRateSchedule = CosineSchedule(
+            base: peak, final: optimization.minimumLearningRate, epochs: setup.epochs,
+            iterationsPerEpoch: setup.iterationsPerEpoch, warmupEpochs: min(optimization.warmupEpochs, setup.epochs))
+        weightDecaySchedule = CosineSchedule(
+            base: optimization.weightDecay, final: optimization.finalWeightDecay, epochs: setup.epochs,
+            iterationsPerEpoch: setup.iterationsPerEpoch)
+        momentumSchedule = CosineSchedule(
+            base: optimization.teacherMomentum, final: optimization.finalTeacherMomentum, epochs: setup.epochs,
+            iterationsPerEpoch: setup.iterationsPerEpoch)
+        optimizer = AdamW(groups: groups, learningRate: peak, weightDecay: optimization.weightDecay)
+    }
+
+    /// Runs one optimisation step on `views` (`[batch, 3, size, size]` each, in the plan's order).
+    public func step(views: [Tensor], epoch: Int, iterationInEpoch: Int) throws -> StepReport {
+        let iteration = epoch * setup.iterationsPerEpoch + iterationInEpoch
+        var seconds: [String: Double] = [:]
+        let learningRate = learningRateSchedule.value(at: iteration)
+        let weightDecay = weightDecaySchedule.value(at: iteration)
+        let momentum = momentumSchedule.value(at: iteration)
+        optimizer.learningRate = learningRate
+        optimizer.weightDecay = weightDecay
+        if optimization.teacherUpdate == .beforeForward { updateTeacher(momentum: momentum) }
+
+        backbone.setTraining(true)
+        let forward = SharedForward(
+            views: views, globalViewCount: setup.views.globalCount, student: backbone, teacher: teacherBackbone)
+        for entry in tasks { entry.task.prepare(forward) }
+        seconds["backbone"] = Self.measure { precomputeBackbone(forward) }
+
+        var total: Tensor?
+        var terms: [String: Double] = [:]
+        let context = TaskStep(forward: forward, epoch: epoch, iteration: iteration, collective: setup.collective)
+        for entry in tasks {
+            var result: TaskLoss!
+            seconds[entry.name] = Self.measure { result = entry.task.loss(context) }
+            let weight = entry.weight.value(at: iteration)
+            terms["\(entry.name).loss"] = Double(result.total.scalar)
+            for (key, value) in result.terms { terms["\(entry.name).\(key)"] = value }
+            for (key, value) in entry.task.scheduleValues(epoch: epoch) { terms["\(entry.name).\(key)"] = value }
+            let weighted = weight == 1 ? result.total : result.total * Float(weight)
+            total = total.map { $0 + weighted } ?? weighted
+        }
+        guard let total else { throw TrainingError.incompatibleTasks("No task is active.") }
+        let loss = Double(total.scalar)
+        guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration, terms: terms) }
+
+        student.clearGradients()
+        seconds["backward"] = Self.measure { total.backward() }
+        seconds["optimizer"] = Self.measure {
+            let parameters = student.trainableParameters()
+            if optimization.clipGradient > 0 {
+                GradientClipping.clipPerParameter(parameters, maximumNorm: optimization.clipGradient)
+            }
+            freezeParameters(epoch: epoch)
+            optimizer.step()
+            if optimization.teacherUpdate == .afterStep { updateTeacher(momentum: momentum) }
+        }
+        return StepReport(
+            loss: loss, terms: terms, learningRate: learningRate, weightDecay: weightDecay,
+            teacherMomentum: momentum, seconds: seconds)
+    }
+
+    /// Applies the teacher EMA with `momentum`.
+    public func updateTeacher(momentum: Double) {
+        guard let teacher else { return }
+        ExponentialMovingAverage.update(teacher: teacher, student: student, momentum: momentum)
+    }
+
+    /// Drops the gradients of parameters a task holds fixed this epoch, so AdamW skips them.
+    private func freezeParameters(epoch: Int) {
+        for entry in tasks {
+            for (name, parameter) in entry.task.heads.namedParameters() where entry.task.isFrozen(name, epoch: epoch) {
+                parameter.gradient = nil
+            }
+        }
+    }
+
+    /// Runs the student over every view, and the teacher over the views any task reads, before
+    /// the tasks, so each task's time is its own.
+    private func precomputeBackbone(_ forward: SharedForward) {
+        for view in 0..<forward.views.count { _ = forward.student(view) }
+    }
+
+    private static func validate(tasks: [WeightedTask], backbone: VisionTransformerConfiguration, views: ViewPlan) throws {
+        guard !tasks.isEmpty else { throw TrainingError.incompatibleTasks("Choose at least one task (--tasks).") }
+        let providesEmbedding = tasks.contains { $0.task.requirements.providesImageEmbedding }
+        for entry in tasks {
+            let needs = entry.task.requirements
+            if needs.minimumGlobalViews > views.globalCount {
+                throw TrainingError.incompatibleTasks(
+                    "Task '\(entry.name)' needs at least \(needs.minimumGlobalViews) global crops; the run has "
+                        + "\(views.globalCount) (--global-crops).")
+            }
+            if needs.minimumLocalViews > views.localCount {
+                throw TrainingError.incompatibleTasks(
+                    "Task '\(entry.name)' needs at least \(needs.minimumLocalViews) local crops; the run has "
+                        + "\(views.localCount) (--local-crops).")
+            }
+            if needs.needsImageEmbedding && !backbone.classToken && !providesEmbedding {
+                throw TrainingError.incompatibleTasks(
+                    "Task '\(entry.name)' reads an image embedding, but the backbone has no class token and no "
+                        + "task provides one: enable the class token or add a task with an aggregation head.")
+            }
+        }
+        for size in Set(views.sizes) where size % backbone.patchSize != 0 {
+            throw TrainingError.incompatibleTasks(
+                "Crop size \(size) is not a multiple of the patch size \(backbone.patchSize).")
+        }
+    }
+
+    private static func measure(_ body: () -> Void) -> Double {
+        var start = timespec(), end = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        body()
+        clock_gettime(CLOCK_MONOTONIC, &end)
+        return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) * 1e-9
+    }
+}
