@@ -228,15 +228,14 @@ public struct NeighborTable: Sendable {
         }
     }
 
-    /// For each token of `patches` (`[batch, cells, dim]`), the flat row indices (into
-    /// `patches` viewed as `[batch·cells, dim]`) of its `count` neighbours with the highest
-    /// cosine similarity, most similar first.
-    public func mostSimilarNeighbors(_ patches: Tensor, count: Int) -> [Int] {
+    /// The cosine similarity of every token of `patches` (`[batch, cells, dim]`) to each of its
+    /// 8 neighbours: `[batch, cells, 8]`, in the table's neighbour order.
+    public func similarities(_ patches: Tensor) -> Tensor {
         let batch = patches.shape[0], cells = patches.shape[1], dimension = patches.shape[2]
         precondition(cells == height * width, "NeighborTable \(height)×\(width) applied to \(cells) patches.")
-        let normalized = patches.l2Normalized()
-        let similarities = Tensor(uninitializedShape: [batch, cells, 8])
-        let x = normalized.storage.base, s = similarities.storage.base
+        let normalized = GradientMode.withoutGradient { patches.l2Normalized() }
+        let result = Tensor(uninitializedShape: [batch, cells, 8])
+        let x = normalized.storage.base, s = result.storage.base
         for b in 0..<batch {
             for cell in 0..<cells {
                 let anchor = x + (b * cells + cell) * dimension
@@ -248,7 +247,15 @@ public struct NeighborTable: Sendable {
                 }
             }
         }
-        let slots = similarities.topK(count).indices
+        return result
+    }
+
+    /// For each token of `patches` (`[batch, cells, dim]`), the flat row indices (into
+    /// `patches` viewed as `[batch·cells, dim]`) of its `count` neighbours with the highest
+    /// cosine similarity, most similar first.
+    public func mostSimilarNeighbors(_ patches: Tensor, count: Int) -> [Int] {
+        let cells = patches.shape[1]
+        let slots = similarities(patches).topK(count).indices
         return slots.enumerated().map { position, slot in
             let row = position / count
             return (row / cells) * cells + neighbors[row % cells][slot]

@@ -7,7 +7,7 @@ enum FixtureLoading {
     /// The datasets under `group` whose names start with `prefix`, keyed without the prefix.
     static func state(_ file: HDF5File, group: String, prefix: String = "") throws -> [String: Tensor] {
         var result: [String: Tensor] = [:]
-        for key in try file.members(of: group) where key.hasPrefix(prefix) {
+        for key in try file.members(of: group) where key.hasPrefix(prefix) && file.isDataset("\(group)/\(key)") {
             result[String(key.dropFirst(prefix.count))] = try file.readTensor("\(group)/\(key)")
         }
         return result
@@ -23,13 +23,15 @@ enum FixtureLoading {
 
     /// Loads `student/` and `teacher/` groups (PyTorch keys `backbone.*` and `<head>.*`) into a
     /// trainer whose task is named `task`.
-    static func loadNetworks(_ file: HDF5File, into trainer: Trainer, task: String, studentGroup: String = "student",
-                             teacherGroup: String = "teacher") throws {
-        for (group, network) in [(studentGroup, trainer.student), (teacherGroup, trainer.teacher!)] {
+    static func loadNetworks(_ file: HDF5File, into trainer: Trainer, task: String) throws {
+        try loadNetworks(file, into: trainer) { key in key.hasPrefix("backbone.") ? key : "\(task).\(key)" }
+    }
+
+    /// Loads `student/` and `teacher/` groups into a trainer, naming each fixture key with `rename`.
+    static func loadNetworks(_ file: HDF5File, into trainer: Trainer, rename: (String) -> String) throws {
+        for (group, network) in [("student", trainer.student), ("teacher", trainer.teacher!)] {
             var state: [String: Tensor] = [:]
-            for (key, value) in try Self.state(file, group: group) {
-                state[key.hasPrefix("backbone.") ? key : "\(task).\(key)"] = value
-            }
+            for (key, value) in try Self.state(file, group: group) { state[rename(key)] = value }
             try network.load(state.filter { key, _ in network.stateDictionary().contains { $0.name == key } }, strict: false)
             let missing = network.stateDictionary().map(\.name).filter { state[$0] == nil }
             XCTAssertEqual(missing, [], "every parameter of the \(group) network comes from the fixture")

@@ -1,0 +1,124 @@
+import SSLCore
+@testable import SSLPlugins
+import SSLTestSupport
+import XCTest
+
+/// SelfPatch in its original form — backbone without class token and final norm, DINO's
+/// image-level loss on the aggregation head's class token with the centre over all crops,
+/// weights dino = 1 and selfpatch = 0.1 — against PyTorch (spec §3, §6.3 items 7–11).
+final class SelfPatchFixtureTests: XCTestCase {
+    private var file: HDF5File!
+    private var trainer: Trainer!
+    private var dino: DINOTask!
+    private var selfPatch: SelfPatchTask!
+    private var inputs: [Tensor] = []
+
+    /// Fixture keys `c_head.*` belong to the dino task; `ca_head.*`, `p_head.*` to selfpatch.
+    static func ourKey(_ key: String) -> String {
+        if key.hasPrefix("c_head.") { return "dino.head." + key.dropFirst("c_head.".count) }
+        if key.hasPrefix("ca_head.") || key.hasPrefix("p_head.") { return "selfpatch." + key }
+        return key
+    }
+
+    override func setUpWithError() throws {
+        file = try Fixtures.open("selfpatch_micro.h5")
+        let backbone = VisionTransformer(try FixtureLoading.backbone(file, classToken: false, finalNorm: false))
+        let views = ViewPlan(globalCount: 2, globalSize: 224, localCount: 2, localSize: 96)
+        let setup = TaskSetup(backbone: backbone.configuration, views: views, epochs: 1, iterationsPerEpoch: 1, seed: 0)
+        let head = ["hidden-dim": "64", "bottleneck-dim": "32"]
+        dino = try TaskRegistry.builtIn.makeTask(
+            named: "dino", options: head.merging(["out-dim": "128", "center-all-crops": "true"]) { $1 }, setup: setup) as? DINOTask
+        selfPatch = try TaskRegistry.builtIn.makeTask(
+            named: "selfpatch", options: head.merging(["out-dim": "64", "image-embedding": "true"]) { $1 }, setup: setup) as? SelfPatchTask
+        trainer = try Trainer(
+            backbone: backbone, tasks: [WeightedTask(dino), WeightedTask(selfPatch, weight: ConstantSchedule(0.1))],
+            optimization: OptimizationConfiguration(), setup: setup, batchSize: 2)
+        try FixtureLoading.loadNetworks(file, into: trainer, rename: Self.ourKey)
+        dino.targets.center.assign(try file.readTensor("centers_before/center"))
+        selfPatch.targets.center.assign(try file.readTensor("centers_before/patch_center"))
+        inputs = try (0..<4).map { try file.readTensor("inputs/crop\($0)") }
+    }
+
+    func testNeighbourTablesWrapAroundTheGrid() throws {
+        for grid in [14, 6] {
+            let table = NeighborTable(height: grid, width: grid)
+            XCTAssertEqual(table.neighbors.flatMap { $0 }, try file.readIntegers("neighbors_\(grid)"), "grid \(grid)")
+        }
+        XCTAssertEqual(NeighborTable(height: 14, width: 14).neighbors[0], [1, 13, 14, 15, 27, 182, 183, 195])
+        XCTAssertEqual(NeighborTable(height: 14, width: 14).neighbors[195], [0, 12, 13, 168, 180, 181, 182, 194])
+    }
+
+    func testTeacherMatchingAggregationAndHeads() throws {
+        let forward = SharedForward(views: inputs, globalViewCount: 2, student: trainer.backbone, teacher: trainer.teacherBackbone)
+        for task in trainer.tasks { task.task.prepare(forward) }
+        for view in 0..<4 {
+            let group = "teacher/crop\(view)"
+            let features = forward.teacher(view)
+            let tokens = features.lastBlockPatches
+            assertClose(tokens, try file.readTensor("\(group)/tokens"), absoluteTolerance: 1e-5, relativeTolerance: 1e-5, "\(group) tokens")
+            let table = NeighborTable(height: features.gridHeight, width: features.gridWidth)
+            assertClose(table.similarities(tokens), try file.readTensor("\(group)/similarity"), absoluteTolerance: 2e-6, "\(group) similarity")
+            let slots = table.similarities(tokens).topK(4).indices
+            XCTAssertEqual(slots, try file.readIntegers("\(group)/topk"), "\(group) top-k neighbours")
+            let chosen = table.mostSimilarNeighbors(tokens, count: 4)
+            let neighbors = tokens.reshaped([-1, 48]).gatherRows(chosen).reshaped([-1, 4, 48])
+            let aggregated = try file.readTensor("\(group)/aggregated")
+            let patchRows = aggregated.sliced(1..<aggregated.shape[1], axis: 1).reshaped([-1, 48])
+            assertClose(selfPatch.teacherAggregator.summary(of: neighbors), patchRows, absoluteTolerance: 1e-5, "\(group) aggregated patches")
+            let classRow = aggregated.sliced(0..<1, axis: 1).reshaped([2, 48])
+            assertClose(forward.imageEmbedding(view, role: .teacher), classRow, absoluteTolerance: 1e-5, "\(group) aggregated class token")
+            assertClose(dino.teacherHead(classRow), try file.readTensor("\(group)/cls_logits"), absoluteTolerance: 1e-5, "\(group) cls logits")
+            assertClose(selfPatch.teacherPatchHead(patchRows), try file.readTensor("\(group)/patch_logits").reshaped([-1, 64]),
+                        absoluteTolerance: 1e-5, "\(group) patch logits")
+
+            let student = "student/crop\(view)"
+            let caOut = try file.readTensor("\(student)/ca_out")
+            assertClose(forward.imageEmbedding(view, role: .student), caOut.sliced(0..<1, axis: 1).reshaped([2, 48]),
+                        absoluteTolerance: 1e-5, "\(student) class token")
+            let studentPatches = selfPatch.aggregator.norm(forward.student(view).lastBlockPatches)
+            assertClose(studentPatches, caOut.sliced(1..<caOut.shape[1], axis: 1), absoluteTolerance: 1e-5, "\(student) patch tokens")
+        }
+    }
+
+    func testLossesCentresAndGradientsOfTheOriginalRecipe() throws {
+        let forward = SharedForward(views: inputs, globalViewCount: 2, student: trainer.backbone, teacher: trainer.teacherBackbone)
+        for task in trainer.tasks { task.task.prepare(forward) }
+        let step = TaskStep(forward: forward, epoch: 0, iteration: 0)
+        let imageLoss = dino.loss(step).total, patchLoss = selfPatch.loss(step).total
+        for (name, value) in [("loss_cls", imageLoss), ("loss_patch", patchLoss)] {
+            let expected = try file.readDoubles(name)[0]
+            XCTAssertEqual(Double(value.scalar), expected, accuracy: 1e-5 * abs(expected), name)
+        }
+        let total = imageLoss + patchLoss * 0.1
+        XCTAssertEqual(Double(total.scalar), try file.readDoubles("loss")[0], accuracy: 1e-5 * abs(try file.readDoubles("loss")[0]))
+        assertClose(dino.targets.center, try file.readTensor("center_after"), absoluteTolerance: 1e-6, "image centre")
+        assertClose(selfPatch.targets.center, try file.readTensor("patch_center_after"), absoluteTolerance: 1e-6, "patch centre")
+
+        trainer.student.clearGradients()
+        total.backward()
+        let expected = try FixtureLoading.state(file, group: "grads")
+        var compared = 0
+        for (name, parameter) in trainer.student.trainableParameters() {
+            guard let key = expected.keys.first(where: { Self.ourKey($0) == name }) else {
+                XCTFail("no reference gradient for \(name)")
+                continue
+            }
+            if key.hasSuffix("attn.k.bias") {
+                // A key bias shifts every score of a softmax row equally: its exact gradient is
+                // 0, and both sides hold rounding noise, far below the key weight's gradient.
+                let weightGradient = try XCTUnwrap(expected[key.replacingOccurrences(of: ".bias", with: ".weight")])
+                let scale = Self.norm(weightGradient)
+                XCTAssertLessThan(Self.norm(parameter.gradient!), 1e-5 * scale, "\(key) is noise")
+                XCTAssertLessThan(Self.norm(expected[key]!), 1e-5 * scale, "reference \(key) is noise")
+            } else {
+                assertRelativeError(parameter.gradient!, expected[key]!, below: 1e-4, "gradient of \(key)")
+            }
+            compared += 1
+        }
+        XCTAssertEqual(compared, expected.count, "every reference gradient compared")
+    }
+
+    private static func norm(_ tensor: Tensor) -> Double {
+        tensor.elements.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+    }
+}
