@@ -62,3 +62,22 @@ public enum Fixtures {
         try HDF5File(path: "\(folder)/\(name)")
     }
 }
+
+/// Compares a computed gradient with the fixture's reference at `path`.
+///
+/// References marked `mathematically_zero` (an attention key bias, whose shift every softmax
+/// row ignores) hold only rounding noise; for those both sides must be negligible (‖g‖ < 1e-5)
+/// instead of agreeing in relative terms.
+public func assertGradient(
+    _ actual: Tensor, matches file: HDF5File, at path: String, relativeTolerance: Double = 1e-4,
+    file sourceFile: StaticString = #filePath, line: UInt = #line
+) throws {
+    let expected = try file.readTensor(path)
+    if (try? file.numericAttribute("mathematically_zero", of: path)) == 1 {
+        let norm = { (tensor: Tensor) in tensor.elements.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
+        XCTAssertLessThan(norm(actual), 1e-5, "\(path) should be rounding noise", file: sourceFile, line: line)
+        XCTAssertLessThan(norm(expected), 1e-5, "reference \(path) should be rounding noise", file: sourceFile, line: line)
+    } else {
+        assertRelativeError(actual, expected, below: relativeTolerance, "gradient \(path)", file: sourceFile, line: line)
+    }
+}
