@@ -152,6 +152,12 @@ public final class HDF5File {
     /// A numeric attribute of the object at `objectPath` ("" for the root).
     public func numericAttribute(_ name: String, of objectPath: String = "") throws -> Double {
         try withAttribute(name, of: objectPath) { attribute in
+            let space = H5Aget_space(attribute)
+            defer { H5Sclose(space) }
+            let count = H5Sget_simple_extent_npoints(space)
+            guard count == 1 else {
+                throw error(objectPath, "attribute '\(name)' holds \(count) values, not one number")
+            }
             var value = 0.0
             if H5Aread(attribute, ssl_h5t_native_double(), &value) < 0 {
                 throw error(objectPath, "attribute '\(name)' is not numeric")

@@ -1,0 +1,66 @@
+/// A task chosen for a run, with its loss weight and option overrides.
+public struct TaskSelection: Codable, Sendable, Equatable {
+    public var name: String
+    public var weight: Double
+    /// Option overrides by option name (`["out-dim": "4096"]`).
+    public var options: [String: String]
+
+    public init(name: String, weight: Double = 1, options: [String: String] = [:]) {
+        self.name = name
+        self.weight = weight
+        self.options = options
+    }
+}
+
+/// Everything that defines a training run apart from its data: architecture, crops, tasks
+/// and their weights, optimisation, length and seed. Serialised as the run's JSON
+/// configuration (and stored in checkpoints).
+public struct TrainingRecipe: Codable, Sendable, Equatable {
+    public var backbone: VisionTransformerConfiguration
+    public var views: ViewPlan
+    public var tasks: [TaskSelection]
+    public var optimization: OptimizationConfiguration
+    public var epochs: Int
+    /// Images per step on each process.
+    public var batchSize: Int
+    public var seed: UInt64
+
+    public init(
+        backbone: VisionTransformerConfiguration, views: ViewPlan, tasks: [TaskSelection],
+        optimization: OptimizationConfiguration = OptimizationConfiguration(), epochs: Int, batchSize: Int, seed: UInt64 = 0
+    ) {
+        self.backbone = backbone
+        self.views = views
+        self.tasks = tasks
+        self.optimization = optimization
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.seed = seed
+    }
+
+    /// Builds the backbone, the tasks and the trainer.
+    ///
+    /// - Throws: ``TaskConfigurationError`` or ``TrainingError`` describing what to change.
+    public func makeTrainer(
+        registry: TaskRegistry, iterationsPerEpoch: Int, collective: Collective = SingleProcessCollective()
+    ) throws -> Trainer {
+        guard batchSize > 0 else { throw TaskConfigurationError("--batch-size must be positive, got \(batchSize).") }
+        guard epochs > 0 else { throw TaskConfigurationError("--epochs must be positive, got \(epochs).") }
+        let names = tasks.map(\.name)
+        if Set(names).count != names.count {
+            throw TaskConfigurationError("A task is listed twice in --tasks: \(names.joined(separator: ",")).")
+        }
+        for selection in tasks where !selection.weight.isFinite || selection.weight < 0 {
+            throw TaskConfigurationError("The weight of '\(selection.name)' must be a finite number ≥ 0, got \(selection.weight).")
+        }
+        let setup = TaskSetup(
+            backbone: backbone, views: views, epochs: epochs, iterationsPerEpoch: iterationsPerEpoch, seed: seed,
+            collective: collective)
+        let weighted = try tasks.map { selection in
+            WeightedTask(try registry.makeTask(named: selection.name, options: selection.options, setup: setup),
+                         weight: ConstantSchedule(selection.weight))
+        }
+        let backboneModel = VisionTransformer(backbone, seed: seed)
+        return try Trainer(backbone: backboneModel, tasks: weighted, optimization: optimization, setup: setup, batchSize: batchSize)
+    }
+}

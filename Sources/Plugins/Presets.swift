@@ -1,0 +1,83 @@
+import SSLCore
+
+/// Named starting points for `ssl-run --preset`, each reproducing a reference recipe or sized
+/// for this machine.
+public enum Preset: String, CaseIterable, Sendable {
+    /// DINO's ViT-S/16 recipe: 2×224 + 8×96 crops, K = 65536 (spec §2.7).
+    case dino
+    /// The original SelfPatch recipe: ViT-S/16 without class token and final norm, 2×224 + 8×96
+    /// crops, K = 65536, K_p = 4096, image loss on the aggregation head, λ = 0.1 (spec §3.9).
+    case selfPatchOriginal = "selfpatch-original"
+    /// MoCo v3's ViT-S recipe: 12 heads, sine-cosine positions, frozen patch projection,
+    /// 2×224 crops, τ = 0.2, weight decay 0.1 on everything (spec §4.6).
+    case mocoV3 = "mocov3"
+    /// DINO + SelfPatch sized for 28×28 or 32×32 images on a laptop-class CPU: the main job.
+    case small
+
+    /// One line for help text.
+    public var summary: String {
+        switch self {
+        case .dino: "DINO ViT-S/16, 2x224 + 8x96 crops, K 65536"
+        case .selfPatchOriginal: "original SelfPatch: ViT-S/16 without class token, K 65536 / K_p 4096, dino=1, selfpatch=0.1"
+        case .mocoV3: "MoCo v3 ViT-S/16: 12 heads, sin-cos positions, frozen patch projection, 2x224"
+        case .small: "DINO + SelfPatch for 28x28/32x32 images: ViT 192x6, patch 4, 2x32 + 4x16 crops"
+        }
+    }
+
+    /// The preset's recipe.
+    public var recipe: TrainingRecipe {
+        switch self {
+        case .dino:
+            var backbone = VisionTransformerConfiguration.small()
+            backbone.dropPathRate = 0.1
+            return TrainingRecipe(
+                backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 224, localCount: 8, localSize: 96),
+                tasks: [TaskSelection(name: "dino")], epochs: 100, batchSize: 64)
+        case .selfPatchOriginal:
+            var backbone = VisionTransformerConfiguration.small()
+            backbone.classToken = false
+            backbone.finalNorm = false
+            backbone.dropPathRate = 0.1
+            return TrainingRecipe(
+                backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 224, localCount: 8, localSize: 96),
+                tasks: [
+                    TaskSelection(name: "dino", options: ["center-all-crops": "true"]),
+                    TaskSelection(name: "selfpatch", weight: 0.1, options: ["image-embedding": "true"]),
+                ],
+                epochs: 300, batchSize: 64)
+        case .mocoV3:
+            var backbone = VisionTransformerConfiguration.small()
+            backbone.heads = 12
+            backbone.positionEmbedding = .sineCosine
+            backbone.freezePatchProjection = true
+            var optimization = OptimizationConfiguration()
+            optimization.learningRate = 1.5e-4
+            optimization.minimumLearningRate = 0
+            optimization.warmupEpochs = 40
+            optimization.weightDecay = 0.1
+            optimization.finalWeightDecay = 0.1
+            optimization.teacherMomentum = 0.99
+            optimization.clipGradient = 0
+            optimization.decayAllParameters = true
+            optimization.teacherUpdate = .beforeForward
+            return TrainingRecipe(
+                backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 224), tasks: [TaskSelection(name: "moco")],
+                optimization: optimization, epochs: 300, batchSize: 256)
+        case .small:
+            var backbone = VisionTransformerConfiguration(embedDimension: 192, depth: 6, heads: 3, patchSize: 4, imageSize: 32)
+            backbone.dropPathRate = 0.1
+            var optimization = OptimizationConfiguration()
+            optimization.learningRate = 1e-3
+            optimization.warmupEpochs = 1
+            optimization.teacherMomentum = 0.99
+            let head = ["out-dim": "1024", "hidden-dim": "512", "bottleneck-dim": "128"]
+            return TrainingRecipe(
+                backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 32, localCount: 4, localSize: 16),
+                tasks: [
+                    TaskSelection(name: "dino", options: head.merging(["freeze-last-layer": "0"]) { $1 }),
+                    TaskSelection(name: "selfpatch", weight: 0.1, options: head.merging(["out-dim": "256", "freeze-last-layer": "0"]) { $1 }),
+                ],
+                optimization: optimization, epochs: 5, batchSize: 64)
+        }
+    }
+}
