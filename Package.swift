@@ -33,6 +33,7 @@ let package = Package(
             name: "SSLBenchmark",
             dependencies: [
                 "SSLCore",
+                "SSLPlugins",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Benchmark"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SSLCore
+import SSLPlugins
 
 #if canImport(Glibc)
 import Glibc
@@ -11,7 +12,7 @@ struct Benchmark: ParsableCommand {
         commandName: "ssl-bench",
         abstract: "Measures SwiftSSL's engine in a release build.",
         discussion: "Run without a subcommand for the full suite recorded in BENCHMARKS.md.",
-        subcommands: [Suite.self, ViTStep.self, GEMM.self],
+        subcommands: [Suite.self, ViTStep.self, TrainingStep.self, GEMM.self],
         defaultSubcommand: Suite.self)
 }
 
@@ -42,6 +43,49 @@ extension Benchmark {
                 ViTStep.measure(workload)
                 GEMM.roofline(for: workload)
             }
+            for preset in ["dino", "selfpatch-original"] {
+                try TrainingStep.parse(["--preset", preset]).run()
+            }
+        }
+    }
+
+    struct TrainingStep: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "step",
+            abstract: "A full training step of a preset at ViT-Tiny/16: teacher and student passes, losses, "
+                + "backward, clipping, AdamW, EMA.")
+        @Option(help: "The recipe: dino, selfpatch-original, mocov3, small.") var preset = "selfpatch-original"
+        @Option(help: "Images per step.") var batch = 4
+        @Option(help: "Timed steps (after one warm-up step).") var steps = 3
+        @Option(help: "Backbone width (192 = ViT-Tiny).") var dimension = 192
+        @Option(help: "Heads.") var heads = 3
+
+        func run() throws {
+            guard let chosen = Preset(rawValue: preset) else {
+                throw ValidationError("Unknown preset '\(preset)'; choose one of \(Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
+            }
+            var recipe = chosen.recipe
+            recipe.backbone.embedDimension = dimension
+            recipe.backbone.heads = heads
+            recipe.batchSize = batch
+            let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1000)
+            var generator = RandomGenerator(seed: 1)
+            let views = recipe.views.sizes.map { Tensor.randomNormal([batch, 3, $0, $0], generator: &generator) }
+            _ = try trainer.step(views: views, epoch: 1, iterationInEpoch: 0)
+            MemoryUsage.resetPeak()
+            var seconds: [String: Double] = [:]
+            let start = Clock.seconds
+            for step in 0..<steps {
+                let report = try trainer.step(views: views, epoch: 1, iterationInEpoch: step + 1)
+                for (phase, value) in report.seconds { seconds[phase, default: 0] += value / Double(steps) }
+            }
+            let elapsed = (Clock.seconds - start) / Double(steps)
+            let split = seconds.sorted { $0.value > $1.value }.map { "\($0.key) \(format($0.value * 1000)) ms" }
+            print(
+                "\(preset) step, ViT d\(dimension) p\(recipe.backbone.patchSize), \(recipe.views.globalCount)x\(recipe.views.globalSize)"
+                    + " + \(recipe.views.localCount)x\(recipe.views.localSize), batch \(batch): \(format(elapsed * 1000)) ms/step, "
+                    + "\(format(Double(batch) / elapsed)) images/s, peak RSS \(format(Double(MemoryUsage.peakResidentBytes) / 1e6)) MB")
+            print("  split: " + split.joined(separator: ", "))
         }
     }
 

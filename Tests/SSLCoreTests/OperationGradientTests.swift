@@ -78,6 +78,12 @@ final class OperationGradientTests: XCTestCase {
         checkGradients(of: [random([4, 3]), positive([4, 1])]) {
             Tensor.weightNormalized(direction: $0[0], magnitude: $0[1])
         }
+        checkGradients(of: [random([2, 3]), random([4, 3]), positive([4, 1])]) {
+            $0[0].weightNormalizedLinear(direction: $0[1], magnitude: $0[2])
+        }
+        checkGradients(of: [random([5, 2]), random([3, 2]), positive([3, 1])]) {
+            $0[0].weightNormalizedLinear(direction: $0[1], magnitude: $0[2])
+        }
         checkGradients(of: [random([6, 3]), positive([3]), random([3])]) {
             $0[0].batchNorm(weight: $0[1], bias: $0[2], runningMean: Tensor.zeros([3]), runningVariance: Tensor.ones([3]),
                             training: true, momentum: 0.1, epsilon: 1e-5)

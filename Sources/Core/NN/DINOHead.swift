@@ -73,6 +73,6 @@ public final class DINOHead: Module {
 
     /// Prototype logits for `x` of shape `[rows, inputDimension]`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        bottleneck(x).l2Normalized().linear(weight: lastLayerWeight)
+        bottleneck(x).l2Normalized().weightNormalizedLinear(direction: lastLayerDirection, magnitude: lastLayerMagnitude)
     }
 }

@@ -187,3 +187,97 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// `x · Wᵀ` for the weight-normalised matrix `W[k] = magnitude[k] · direction[k] / ‖direction[k]‖`
+    /// without forming `W`: one GEMM, then each output column scaled by `g_k / ‖v_k‖`.
+    ///
+    /// The backward pass uses `H = dyᵀ·x`: `dv_k = s_k H_k − s_k (H_k·v_k) v_k / ‖v_k‖²` and
+    /// `dg_k = H_k·v_k / ‖v_k‖`, with `s_k = g_k / ‖v_k‖`.
+    ///
+    /// - Parameters:
+    ///   - direction: `v`, shape `[out, in]`.
+    ///   - magnitude: `g`, shape `[out, 1]`.
+    public func weightNormalizedLinear(direction: Tensor, magnitude: Tensor) -> Tensor {
+        precondition(
+            direction.rank == 2 && magnitude.shape == [direction.shape[0], 1] && rank >= 1
+                && shape[rank - 1] == direction.shape[1],
+            "weightNormalizedLinear: input \(describe), direction \(direction.describe), magnitude \(magnitude.describe) "
+                + "must be [..., in], [out, in] and [out, 1].")
+        let outputs = direction.shape[0], inputs = direction.shape[1], rows = rowCount
+        let norms = Tensor(uninitializedShape: [outputs]), scales = Tensor(uninitializedShape: [outputs])
+        do {
+            let v = direction.storage.base, g = magnitude.storage.base
+            let n = norms.storage.base, s = scales.storage.base
+            for k in 0..<outputs {
+                var squares: Float = 0
+                for d in 0..<inputs { squares += v[k * inputs + d] * v[k * inputs + d] }
+                n[k] = squares.squareRoot()
+                s[k] = g[k] / n[k]
+            }
+        }
+        let result = Tensor(uninitializedShape: Array(shape.dropLast()) + [outputs])
+        BLAS.gemm(
+            transposeB: true, m: rows, n: outputs, k: inputs, a: storage.base, lda: inputs,
+            b: direction.storage.base, ldb: inputs, c: result.storage.base, ldc: outputs)
+        result.scaleColumns(by: scales)
+        return result.recording("weightNormalizedLinear", inputs: [self, direction, magnitude]) { gradient in
+            let v = direction.storage.base, n = norms.storage.base, s = scales.storage.base
+            var gradients: [Tensor?] = [nil, nil, nil]
+            if self.requiresGradient {
+                // dx = (dy ⊙ s) · v, scaling whichever of dy and v is smaller.
+                if rows <= inputs {
+                    let scaled = gradient.copy()
+                    scaled.scaleColumns(by: scales)
+                    gradients[0] = Tensor.gemmResult(m: rows, n: inputs, k: outputs, scaled, direction).reshaped(self.shape)
+                } else {
+                    let weight = direction.copy()
+                    weight.scaleRows(by: scales)
+                    gradients[0] = Tensor.gemmResult(m: rows, n: inputs, k: outputs, gradient, weight).reshaped(self.shape)
+                }
+            }
+            if direction.requiresGradient || magnitude.requiresGradient {
+                let h = Tensor.gemmResult(m: outputs, n: inputs, k: rows, transposeA: true, gradient, self)
+                let dv = Tensor(uninitializedShape: direction.shape), dg = Tensor(uninitializedShape: magnitude.shape)
+                let pointers = UncheckedSendable((h.storage.base, dv.storage.base, dg.storage.base, v, n, s))
+                Parallel.forEachChunk(of: outputs, minimumChunk: 256) { _, range in
+                    let (h, dv, dg, v, n, s) = pointers.value
+                    for k in range {
+                        let row = k * inputs
+                        var dot: Float = 0
+                        for d in 0..<inputs { dot += h[row + d] * v[row + d] }
+                        dg[k] = dot / n[k]
+                        let correction = s[k] * dot / (n[k] * n[k])
+                        for d in 0..<inputs { dv[row + d] = s[k] * h[row + d] - correction * v[row + d] }
+                    }
+                }
+                gradients[1] = direction.requiresGradient ? dv : nil
+                gradients[2] = magnitude.requiresGradient ? dg : nil
+            }
+            return gradients
+        }
+    }
+
+    /// Multiplies each column of this matrix view by `factors[column]`, in place.
+    func scaleColumns(by factors: Tensor) {
+        let columns = factors.count, rows = count / columns
+        let pointers = UncheckedSendable((storage.base, factors.storage.base))
+        Parallel.forEachChunk(of: rows, minimumChunk: max(1, 65_536 / columns)) { _, range in
+            let (x, f) = pointers.value
+            for row in range {
+                let line = x + row * columns
+                for column in 0..<columns { line[column] *= f[column] }
+            }
+        }
+    }
+
+    /// Multiplies each row of this matrix view by `factors[row]`, in place.
+    func scaleRows(by factors: Tensor) {
+        let rows = factors.count, columns = count / rows
+        let x = storage.base, f = factors.storage.base
+        for row in 0..<rows {
+            let line = x + row * columns, factor = f[row]
+            for column in 0..<columns { line[column] *= factor }
+        }
+    }
+}
