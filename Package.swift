@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "SSLCore", targets: ["SSLCore"]),
         .library(name: "SSLPlugins", targets: ["SSLPlugins"]),
+        .executable(name: "ssl-run", targets: ["SSLRunner"]),
         .executable(name: "ssl-bench", targets: ["SSLBenchmark"]),
     ],
     dependencies: [
@@ -29,6 +30,15 @@ let package = Package(
 
         // MARK: - Executables
 
+        .executableTarget(
+            name: "SSLRunner",
+            dependencies: [
+                "SSLCore",
+                "SSLPlugins",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Runner"
+        ),
         .executableTarget(
             name: "SSLBenchmark",
             dependencies: [

@@ -68,6 +68,8 @@ public final class SelfPatchTask: PretextTask {
 
     public static let name = "selfpatch"
     public static let summary = "SelfPatch: neighbouring patches as positives for patch-level distillation (Yun et al., 2022)."
+    /// λ of the paper.
+    public static let defaultWeight = 0.1
 
     public let configuration: Configuration
     public let aggregator: PatchAggregationHead

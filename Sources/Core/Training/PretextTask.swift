@@ -21,6 +21,8 @@ public protocol PretextTask: AnyObject {
     static var name: String { get }
     /// One line for `ssl-run tasks`.
     static var summary: String { get }
+    /// The loss weight used when the run does not set one (1 unless the method says otherwise).
+    static var defaultWeight: Double { get }
 
     /// Builds the task for a backbone and view plan.
     init(configuration: Configuration, setup: TaskSetup) throws
@@ -45,6 +47,7 @@ public protocol PretextTask: AnyObject {
 }
 
 extension PretextTask {
+    public static var defaultWeight: Double { 1 }
     public var teacherHeads: Module? { nil }
     public var state: [(name: String, tensor: Tensor)] { [] }
     public func prepare(_ forward: SharedForward) {}

@@ -18,6 +18,7 @@ public struct TaskRegistry {
     public struct Entry {
         public var name: String
         public var summary: String
+        public var defaultWeight: Double
         /// The options with their defaults, as JSON values, in key order.
         public var defaults: [(key: String, value: String, help: String)]
         let make: (_ options: [String: String], _ setup: TaskSetup) throws -> any PretextTask
@@ -33,7 +34,7 @@ public struct TaskRegistry {
         let defaults = TaskOptionCoding.defaults(of: Task.Configuration.self)
         entries.append(
             Entry(
-                name: Task.name, summary: Task.summary,
+                name: Task.name, summary: Task.summary, defaultWeight: Task.defaultWeight,
                 defaults: defaults.map { ($0.key, $0.value, Task.Configuration.help[$0.key] ?? "") },
                 make: { options, setup in
                     try Task(configuration: TaskOptionCoding.decode(Task.Configuration.self, task: Task.name, options: options),
@@ -41,16 +42,21 @@ public struct TaskRegistry {
                 }))
     }
 
+    /// The entry registered as `name`.
+    public func entry(named name: String) throws -> Entry {
+        guard let entry = entries.first(where: { $0.name == name }) else {
+            throw TaskConfigurationError(
+                "Unknown task '\(name)'. Available tasks: \(names.joined(separator: ", ")) (see `ssl-run tasks`).")
+        }
+        return entry
+    }
+
     /// The registered names.
     public var names: [String] { entries.map(\.name) }
 
     /// Builds the task `name` with option overrides given as strings (`["out-dim": "4096"]`).
     public func makeTask(named name: String, options: [String: String] = [:], setup: TaskSetup) throws -> any PretextTask {
-        guard let entry = entries.first(where: { $0.name == name }) else {
-            throw TaskConfigurationError(
-                "Unknown task '\(name)'. Available tasks: \(names.joined(separator: ", ")) (see `ssl-run tasks`).")
-        }
-        return try entry.make(options, setup)
+        try entry(named: name).make(options, setup)
     }
 }
 

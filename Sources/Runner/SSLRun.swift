@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import SSLCore
+import SSLPlugins
+
+@main
+struct SSLRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ssl-run",
+        abstract: "Self-supervised pre-training of Vision Transformers with composable pretext tasks.",
+        discussion: """
+            Mix objectives by weight over one backbone:
+              ssl-run --tasks dino,selfpatch --weights dino=1,selfpatch=0.1
+            Task options are namespaced: --dino.out-dim 4096, --selfpatch.k-num 2 (see `ssl-run tasks`).
+            """,
+        subcommands: [Train.self, Tasks.self],
+        defaultSubcommand: Train.self)
+
+    /// The tasks this binary knows. A package that adds a task registers it here (or in its own
+    /// runner built on `TaskRegistry`).
+    static var registry: TaskRegistry { .builtIn }
+}
+
+extension SSLRun {
+    struct Tasks: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the pretext tasks with their options and defaults.")
+
+        func run() {
+            for entry in SSLRun.registry.entries {
+                print("\(entry.name) — \(entry.summary) (default weight \(entry.defaultWeight))")
+                let width = entry.defaults.map { $0.key.count }.max() ?? 0
+                for option in entry.defaults {
+                    let padding = String(repeating: " ", count: width - option.key.count)
+                    print("  --\(entry.name).\(option.key)\(padding)  \(option.value.padding(toLength: 8, withPad: " ", startingAt: 0))  \(option.help)")
+                }
+                print("")
+            }
+            print("Presets (--preset):")
+            for preset in Preset.allCases { print("  \(preset.rawValue): \(preset.summary)") }
+        }
+    }
+}
+
+/// The options that shape a training recipe, applied over a preset or a JSON configuration.
+struct RecipeOptions: ParsableArguments {
+    @Option(help: "Start from a preset: \(Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var preset: String = Preset.small.rawValue
+    @Option(help: "Start from a JSON configuration file instead of a preset (see --print-config).")
+    var config: String?
+    @Option(help: "Comma-separated pretext tasks, e.g. dino,selfpatch.")
+    var tasks: String?
+    @Option(help: "Loss weights, e.g. dino=1,selfpatch=0.1 (tasks not listed keep their default weight).")
+    var weights: String?
+    @Option(help: "Backbone: tiny, small, base, or WIDTHxDEPTH (e.g. 192x6).")
+    var arch: String?
+    @Option(help: "Attention heads (default: the architecture's).")
+    var heads: Int?
+    @Option(help: "Patch size in pixels.")
+    var patchSize: Int?
+    @Option(help: "Number of global crops.") var globalCrops: Int?
+    @Option(help: "Side of the global crops in pixels.") var globalSize: Int?
+    @Option(help: "Number of local crops.") var localCrops: Int?
+    @Option(help: "Side of the local crops in pixels.") var localSize: Int?
+    @Option(help: "Training epochs.") var epochs: Int?
+    @Option(help: "Images per step.") var batchSize: Int?
+    @Option(help: "Peak learning rate per 256 images (scaled by the batch size).") var lr: Double?
+    @Option(help: "Warm-up epochs of the learning rate.") var warmupEpochs: Int?
+    @Option(help: "Starting teacher EMA momentum.") var teacherMomentum: Double?
+    @Option(help: "Random seed.") var seed: UInt64?
+    @Argument(parsing: .allUnrecognized, help: "Task options: --<task>.<option> <value>.")
+    var taskOptions: [String] = []
+
+    /// The recipe these options describe.
+    func recipe(registry: TaskRegistry) throws -> TrainingRecipe {
+        var recipe: TrainingRecipe
+        if let config {
+            let data = try Data(contentsOf: URL(fileURLWithPath: config))
+            do {
+                recipe = try JSONDecoder().decode(TrainingRecipe.self, from: data)
+            } catch {
+                throw ValidationError("--config \(config) is not a valid run configuration: \(error)")
+            }
+        } else {
+            guard let chosen = Preset(rawValue: preset) else {
+                throw ValidationError("Unknown --preset '\(preset)'; choose one of \(Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
+            }
+            recipe = chosen.recipe
+        }
+        if let arch { recipe.backbone = try Self.backbone(arch, keeping: recipe.backbone) }
+        if let heads { recipe.backbone.heads = heads }
+        if let patchSize { recipe.backbone.patchSize = patchSize }
+        if let globalCrops { recipe.views.globalCount = globalCrops }
+        if let globalSize {
+            recipe.views.globalSize = globalSize
+            recipe.backbone.imageSize = globalSize
+        }
+        if let localCrops { recipe.views.localCount = localCrops }
+        if let localSize { recipe.views.localSize = localSize }
+        if let epochs { recipe.epochs = epochs }
+        if let batchSize { recipe.batchSize = batchSize }
+        if let lr { recipe.optimization.learningRate = lr }
+        if let warmupEpochs { recipe.optimization.warmupEpochs = warmupEpochs }
+        if let teacherMomentum { recipe.optimization.teacherMomentum = teacherMomentum }
+        if let seed { recipe.seed = seed }
+        if let tasks {
+            let names = tasks.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            recipe.tasks = try names.map { name in
+                let entry = try registry.entry(named: name)
+                return recipe.tasks.first { $0.name == name } ?? TaskSelection(name: name, weight: entry.defaultWeight)
+            }
+        }
+        if let weights {
+            for (name, weight) in try TaskOptionArguments.weights(weights) {
+                guard let index = recipe.tasks.firstIndex(where: { $0.name == name }) else {
+                    throw TaskConfigurationError("--weights names '\(name)', which is not among the tasks (\(recipe.tasks.map(\.name).joined(separator: ","))).")
+                }
+                recipe.tasks[index].weight = weight
+            }
+        }
+        for (name, options) in try TaskOptionArguments.parse(taskOptions) {
+            guard let index = recipe.tasks.firstIndex(where: { $0.name == name }) else {
+                throw TaskConfigurationError(
+                    "Options for '\(name)' were given, but '\(name)' is not among the tasks (\(recipe.tasks.map(\.name).joined(separator: ","))); add it to --tasks.")
+            }
+            recipe.tasks[index].options.merge(options) { $1 }
+        }
+        return recipe
+    }
+
+    private static func backbone(_ text: String, keeping current: VisionTransformerConfiguration) throws -> VisionTransformerConfiguration {
+        var result: VisionTransformerConfiguration
+        switch text {
+        case "tiny": result = .tiny(patchSize: current.patchSize, imageSize: current.imageSize)
+        case "small": result = .small(patchSize: current.patchSize, imageSize: current.imageSize)
+        case "base": result = .base(patchSize: current.patchSize, imageSize: current.imageSize)
+        default:
+            let parts = text.split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2, parts[0] > 0, parts[1] > 0 else {
+                throw ValidationError("--arch expects tiny, small, base or WIDTHxDEPTH (e.g. 192x6), got '\(text)'.")
+            }
+            result = current
+            result.embedDimension = parts[0]
+            result.depth = parts[1]
+            result.heads = max(1, parts[0] / 64)
+            guard parts[0] % result.heads == 0 else {
+                throw ValidationError("--arch \(text): width \(parts[0]) does not split into \(result.heads) heads of 64; pass --heads.")
+            }
+        }
+        result.classToken = current.classToken
+        result.finalNorm = current.finalNorm
+        result.positionEmbedding = current.positionEmbedding
+        result.freezePatchProjection = current.freezePatchProjection
+        result.dropPathRate = current.dropPathRate
+        return result
+    }
+}

@@ -1,0 +1,48 @@
+import SSLCore
+
+/// Splits the task-namespaced options the argument parser leaves unrecognised
+/// (`--dino.out-dim 4096`, `--selfpatch.k-num=2`) into per-task option dictionaries.
+enum TaskOptionArguments {
+    static func parse(_ arguments: [String]) throws -> [String: [String: String]] {
+        var result: [String: [String: String]] = [:]
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            guard argument.hasPrefix("--"), let dot = argument.firstIndex(of: ".") else {
+                throw TaskConfigurationError(
+                    "Unexpected argument '\(argument)'. Task options look like --<task>.<option> <value>; see `ssl-run tasks`.")
+            }
+            let task = String(argument[argument.index(argument.startIndex, offsetBy: 2)..<dot])
+            var key = String(argument[argument.index(after: dot)...])
+            let value: String
+            if let equals = key.firstIndex(of: "=") {
+                value = String(key[key.index(after: equals)...])
+                key = String(key[..<equals])
+            } else {
+                guard index + 1 < arguments.count else {
+                    throw TaskConfigurationError("\(argument) needs a value.")
+                }
+                index += 1
+                value = arguments[index]
+            }
+            result[task, default: [:]][key] = value
+            index += 1
+        }
+        return result
+    }
+
+    /// Parses `dino=1,selfpatch=0.1`.
+    static func weights(_ text: String) throws -> [String: Double] {
+        var result: [String: Double] = [:]
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let weight = Double(parts[1]), weight.isFinite, weight >= 0 else {
+                throw TaskConfigurationError(
+                    "--weights expects task=weight pairs with finite weights ≥ 0 separated by commas "
+                        + "(e.g. dino=1,selfpatch=0.1), got '\(item)'.")
+            }
+            result[parts[0]] = weight
+        }
+        return result
+    }
+}
