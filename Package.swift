@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "SSLCore", targets: ["SSLCore"]),
         .library(name: "SSLPlugins", targets: ["SSLPlugins"]),
+        .library(name: "SSLCommandLine", targets: ["SSLCommandLine"]),
         .executable(name: "ssl-run", targets: ["SSLRunner"]),
         .executable(name: "ssl-bench", targets: ["SSLBenchmark"]),
     ],
@@ -30,14 +31,19 @@ let package = Package(
 
         // MARK: - Executables
 
-        .executableTarget(
-            name: "SSLRunner",
+        .target(
+            name: "SSLCommandLine",
             dependencies: [
                 "SSLCore",
                 "SSLPlugins",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Sources/Runner"
+            path: "Sources/Runner/CommandLine"
+        ),
+        .executableTarget(
+            name: "SSLRunner",
+            dependencies: ["SSLCommandLine"],
+            path: "Sources/Runner/Executable"
         ),
         .executableTarget(
             name: "SSLBenchmark",

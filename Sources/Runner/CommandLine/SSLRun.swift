@@ -3,9 +3,16 @@ import Foundation
 import SSLCore
 import SSLPlugins
 
-@main
-struct SSLRun: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The `ssl-run` command. A package that adds pretext tasks runs the same command with its
+/// tasks registered:
+///
+/// ```swift
+/// var registry = TaskRegistry.builtIn
+/// registry.register(RotationTask.self)
+/// SSLRun.main(registry: registry)
+/// ```
+public struct SSLRun: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "ssl-run",
         abstract: "Self-supervised pre-training of Vision Transformers with composable pretext tasks.",
         discussion: """
@@ -16,9 +23,16 @@ struct SSLRun: ParsableCommand {
         subcommands: [Train.self, Tasks.self],
         defaultSubcommand: Train.self)
 
-    /// The tasks this binary knows. A package that adds a task registers it here (or in its own
-    /// runner built on `TaskRegistry`).
-    static var registry: TaskRegistry { .builtIn }
+    public init() {}
+
+    /// The tasks the command knows; set once, by ``main(registry:)``, before parsing.
+    nonisolated(unsafe) static var registry = TaskRegistry.builtIn
+
+    /// Runs the command with `registry`'s tasks.
+    public static func main(registry: TaskRegistry) {
+        self.registry = registry
+        main()
+    }
 }
 
 extension SSLRun {

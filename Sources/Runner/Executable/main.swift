@@ -1,0 +1,3 @@
+import SSLCommandLine
+
+SSLRun.main()
