@@ -31,6 +31,7 @@ public final class HDF5File {
     /// The file's path, for messages.
     public let path: String
     private let handle: hid_t
+    private var isOpen = true
 
     /// Opens or creates the file at `path`.
     public init(path: String, mode: Mode = .read) throws {
@@ -50,7 +51,14 @@ public final class HDF5File {
         }
     }
 
-    deinit { H5Fclose(handle) }
+    deinit { close() }
+
+    /// Closes the file; later calls do nothing. Files also close when released.
+    public func close() {
+        guard isOpen else { return }
+        isOpen = false
+        H5Fclose(handle)
+    }
 
     /// Writes buffered data to disk.
     public func flush() throws {

@@ -1,0 +1,206 @@
+import Foundation
+
+/// Where a run stands: the next step to take and the data cursor.
+public struct TrainingProgress: Codable, Sendable, Equatable {
+    /// The epoch of the next step.
+    public var epoch: Int
+    /// The index of the next step within its epoch.
+    public var stepInEpoch: Int
+    /// The last logged metrics, as JSON.
+    public var metrics: String
+
+    public init(epoch: Int = 0, stepInEpoch: Int = 0, metrics: String = "{}") {
+        self.epoch = epoch
+        self.stepInEpoch = stepInEpoch
+        self.metrics = metrics
+    }
+}
+
+/// A training checkpoint: one self-describing HDF5 file with everything needed to continue a
+/// run exactly, laid out so that other languages read it by PyTorch state-dict key.
+///
+/// ```text
+/// /                       attributes: format_version, library_version, configuration (JSON),
+///                         epoch, step_in_epoch, metrics (JSON)
+/// /student/backbone/<key> the trained backbone (e.g. blocks.0.attn.qkv.weight)
+/// /student/<task>/<key>   each task's heads (e.g. /student/dino/head.mlp.0.weight)
+/// /teacher/…              the EMA network, same layout
+/// /optimizer/exp_avg/<network key>, /optimizer/exp_avg_sq/<network key>  (attribute `step`)
+/// /tasks/<task>/<name>    task state (centres, queues)
+/// /random/<name>          random-generator states (uint64 words stored as int64)
+/// ```
+///
+/// Every dataset carries a Fletcher-32 checksum; files are written to a temporary file in the
+/// same folder, flushed, synced and renamed over the previous one, so a crash at any moment
+/// leaves the last complete checkpoint in place.
+public enum Checkpoint {
+    /// The layout version written and accepted.
+    public static let formatVersion = 1
+    /// This library's version, recorded in every file.
+    public static let libraryVersion = "0.1.0"
+
+    /// Writes the full state of `trainer` and `progress` to `path`, atomically.
+    ///
+    /// - Parameter random: extra generator states to store (e.g. a data loader's), by name.
+    public static func save(
+        _ trainer: Trainer, recipe: TrainingRecipe, progress: TrainingProgress, random: [String: [UInt64]] = [:],
+        to path: String
+    ) throws {
+        try AtomicFile.write(to: path) { temporaryPath in
+            let file = try HDF5File(path: temporaryPath, mode: .create)
+            try file.setAttribute("format_version", Double(formatVersion))
+            try file.setAttribute("library_version", libraryVersion)
+            try file.setAttribute("configuration", try recipe.jsonString())
+            try file.setAttribute("epoch", Double(progress.epoch))
+            try file.setAttribute("step_in_epoch", Double(progress.stepInEpoch))
+            try file.setAttribute("metrics", progress.metrics)
+            try writeNetwork(trainer.student, group: "student", file: file)
+            if let teacher = trainer.teacher { try writeNetwork(teacher, group: "teacher", file: file) }
+            for (name, state) in trainer.optimizer.state {
+                let path = datasetPath(name)
+                try file.write(state.firstMoment, at: "optimizer/exp_avg/\(path)")
+                try file.write(state.secondMoment, at: "optimizer/exp_avg_sq/\(path)")
+                try file.setAttribute("step", Double(state.step), of: "optimizer/exp_avg/\(path)")
+            }
+            for entry in trainer.tasks {
+                for (name, tensor) in entry.task.state { try file.write(tensor, at: "tasks/\(entry.name)/\(name)") }
+            }
+            var generators = random
+            generators["backbone.drop_path"] = trainer.backbone.generator.stateWords
+            for (name, words) in generators {
+                try file.write(integers: words.map { Int(Int64(bitPattern: $0)) }, at: "random/\(name)")
+            }
+            try file.flush()
+            file.close()
+        }
+    }
+
+    /// Restores `trainer` from the checkpoint at `path`, which must come from the same
+    /// configuration, and returns where the run stands and the stored generator states.
+    ///
+    /// - Throws: ``CheckpointError`` naming the file and what does not fit; `trainer` is left
+    ///   unchanged unless every check passed.
+    public static func restore(
+        _ trainer: Trainer, from path: String
+    ) throws -> (progress: TrainingProgress, random: [String: [UInt64]]) {
+        let file = try open(path)
+        var states: [(Module, [String: Tensor])] = [(trainer.student, try readNetwork(file, group: "student", path: path))]
+        if let teacher = trainer.teacher { states.append((teacher, try readNetwork(file, group: "teacher", path: path))) }
+        var moments: [String: AdamW.State] = [:]
+        if file.contains("optimizer/exp_avg") {
+            for (name, _) in trainer.student.trainableParameters() where file.contains("optimizer/exp_avg/\(datasetPath(name))") {
+                let key = datasetPath(name)
+                moments[name] = AdamW.State(
+                    step: Int(try file.numericAttribute("step", of: "optimizer/exp_avg/\(key)")),
+                    firstMoment: try read(file, "optimizer/exp_avg/\(key)", path),
+                    secondMoment: try read(file, "optimizer/exp_avg_sq/\(key)", path))
+            }
+        }
+        var taskStates: [(Tensor, Tensor)] = []
+        for entry in trainer.tasks {
+            for (name, tensor) in entry.task.state {
+                let value = try read(file, "tasks/\(entry.name)/\(name)", path)
+                guard value.shape == tensor.shape else {
+                    throw CheckpointError(path: path, problem: "task state '\(entry.name)/\(name)' is \(value.shape), the run expects \(tensor.shape)")
+                }
+                taskStates.append((tensor, value))
+            }
+        }
+        var random: [String: [UInt64]] = [:]
+        if file.contains("random") {
+            for name in try file.members(of: "random") {
+                random[name] = try file.readIntegers("random/\(name)").map { UInt64(bitPattern: Int64($0)) }
+            }
+        }
+        // Every check passed: apply.
+        for (module, state) in states {
+            do { try module.load(state) } catch { throw CheckpointError(path: path, problem: "\(error)") }
+        }
+        for (name, state) in moments { trainer.optimizer.setState(state, for: name) }
+        for (tensor, value) in taskStates { tensor.assign(value) }
+        if let words = random["backbone.drop_path"], words.count == 4 {
+            trainer.backbone.generator = RandomGenerator(stateWords: words)
+        }
+        let progress = TrainingProgress(
+            epoch: Int(try file.numericAttribute("epoch")), stepInEpoch: Int(try file.numericAttribute("step_in_epoch")),
+            metrics: (try? file.stringAttribute("metrics")) ?? "{}")
+        return (progress, random)
+    }
+
+    /// The recipe stored in the checkpoint at `path`.
+    public static func recipe(at path: String) throws -> TrainingRecipe {
+        let file = try open(path)
+        let json = try file.stringAttribute("configuration")
+        do {
+            return try JSONDecoder().decode(TrainingRecipe.self, from: Data(json.utf8))
+        } catch {
+            throw CheckpointError(path: path, problem: "its configuration attribute is not a valid run configuration (\(error))")
+        }
+    }
+
+    /// The parameters and buffers of one network stored in the checkpoint (`student` or
+    /// `teacher`), by network key (`backbone.blocks.0…`, `dino.head…`).
+    public static func networkState(at path: String, network: String = "teacher") throws -> [String: Tensor] {
+        try readNetwork(try open(path), group: network, path: path)
+    }
+
+    // MARK: Helpers
+
+    /// The checkpoint's dataset path for a network key: the first component becomes a group.
+    static func datasetPath(_ key: String) -> String {
+        guard let dot = key.firstIndex(of: ".") else { return key }
+        return key[..<dot] + "/" + key[key.index(after: dot)...]
+    }
+
+    private static func open(_ path: String) throws -> HDF5File {
+        let file: HDF5File
+        do { file = try HDF5File(path: path) } catch {
+            throw CheckpointError(path: path, problem: "is not a readable HDF5 file (missing, truncated or corrupt)")
+        }
+        guard let version = try? file.numericAttribute("format_version") else {
+            throw CheckpointError(path: path, problem: "is not a SwiftSSL checkpoint (no format_version attribute)")
+        }
+        guard Int(version) == formatVersion else {
+            throw CheckpointError(path: path, problem: "has format version \(Int(version)); this build reads version \(formatVersion)")
+        }
+        return file
+    }
+
+    private static func writeNetwork(_ network: Module, group: String, file: HDF5File) throws {
+        for (name, tensor) in network.stateDictionary() { try file.write(tensor, at: "\(group)/\(datasetPath(name))") }
+    }
+
+    private static func readNetwork(_ file: HDF5File, group: String, path: String) throws -> [String: Tensor] {
+        guard file.contains(group) else { throw CheckpointError(path: path, problem: "has no '\(group)' group") }
+        var state: [String: Tensor] = [:]
+        for module in try file.members(of: group) {
+            for key in try file.members(of: "\(group)/\(module)") {
+                state["\(module).\(key)"] = try read(file, "\(group)/\(module)/\(key)", path)
+            }
+        }
+        return state
+    }
+
+    private static func read(_ file: HDF5File, _ dataset: String, _ path: String) throws -> Tensor {
+        do { return try file.readTensor(dataset) } catch {
+            throw CheckpointError(path: path, problem: "dataset '\(dataset)' cannot be read: it is missing or its checksum does not match (the file is damaged)")
+        }
+    }
+}
+
+/// A checkpoint that cannot be used, naming the file and the reason.
+public struct CheckpointError: Error, CustomStringConvertible {
+    public var path: String
+    public var problem: String
+
+    public var description: String { "Checkpoint \(path) \(problem)." }
+}
+
+extension TrainingRecipe {
+    /// The recipe as sorted, compact JSON.
+    public func jsonString() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}

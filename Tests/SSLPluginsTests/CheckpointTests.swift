@@ -1,0 +1,120 @@
+import Foundation
+import SSLCore
+import SSLPlugins
+import SSLTestSupport
+import XCTest
+
+/// Checkpoints: exact resume of the full training state, atomic replacement, and clear errors
+/// for damaged or mismatched files.
+final class CheckpointTests: XCTestCase {
+    private var folder: String!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("checkpoint-tests-\(getpid())-\(name.hashValue)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    private var recipe: TrainingRecipe {
+        var backbone = VisionTransformerConfiguration(embedDimension: 24, depth: 2, heads: 2, patchSize: 8, imageSize: 32)
+        backbone.dropPathRate = 0.2
+        let head = ["out-dim": "32", "hidden-dim": "16", "bottleneck-dim": "8", "freeze-last-layer": "1"]
+        return TrainingRecipe(
+            backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 32, localCount: 2, localSize: 24),
+            tasks: [TaskSelection(name: "dino", options: head), TaskSelection(name: "selfpatch", weight: 0.1, options: head)],
+            epochs: 2, batchSize: 2, seed: 3)
+    }
+
+    private func views(step: Int) -> [Tensor] {
+        var generator = RandomGenerator(seed: 9, path: [UInt64(step)])
+        return recipe.views.sizes.map { Tensor.randomNormal([2, 3, $0, $0], generator: &generator) }
+    }
+
+    private func run(_ trainer: Trainer, steps: Range<Int>, iterations: Int) throws -> [Double] {
+        try steps.map { step in try trainer.step(views: views(step: step), epoch: step / iterations, iterationInEpoch: step % iterations).loss }
+    }
+
+    func testResumeContinuesBitForBit() throws {
+        let iterations = 2
+        let straight = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: iterations)
+        let straightLosses = try run(straight, steps: 0..<4, iterations: iterations)
+
+        let first = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: iterations)
+        _ = try run(first, steps: 0..<2, iterations: iterations)
+        let path = "\(folder!)/checkpoint.h5"
+        try Checkpoint.save(first, recipe: recipe, progress: TrainingProgress(epoch: 1, stepInEpoch: 0), to: path)
+
+        let resumed = try Checkpoint.recipe(at: path).makeTrainer(registry: .builtIn, iterationsPerEpoch: iterations)
+        let (progress, _) = try Checkpoint.restore(resumed, from: path)
+        XCTAssertEqual(progress, TrainingProgress(epoch: 1, stepInEpoch: 0))
+        let resumedLosses = try run(resumed, steps: 2..<4, iterations: iterations)
+        XCTAssertEqual(resumedLosses, Array(straightLosses[2...]), "identical losses after resuming")
+        for ((name, a), (_, b)) in zip(straight.student.stateDictionary(), resumed.student.stateDictionary()) {
+            XCTAssertEqual(a.elements, b.elements, "student \(name)")
+        }
+        for ((name, a), (_, b)) in zip(straight.teacher!.stateDictionary(), resumed.teacher!.stateDictionary()) {
+            XCTAssertEqual(a.elements, b.elements, "teacher \(name)")
+        }
+    }
+
+    func testLayoutIsReadableByKey() throws {
+        let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
+        _ = try run(trainer, steps: 0..<1, iterations: 2)
+        let path = "\(folder!)/checkpoint.h5"
+        try Checkpoint.save(trainer, recipe: recipe, progress: TrainingProgress(epoch: 0, stepInEpoch: 1), to: path)
+        let file = try HDF5File(path: path)
+        XCTAssertEqual(try file.shape(of: "teacher/backbone/blocks.0.attn.qkv.weight"), [72, 24])
+        XCTAssertTrue(file.contains("student/dino/head.last_layer.weight_v"))
+        XCTAssertTrue(file.contains("teacher/selfpatch/ca_head.cls_token"))
+        XCTAssertTrue(file.contains("tasks/dino/center"))
+        XCTAssertTrue(file.contains("tasks/selfpatch/patch_center"))
+        XCTAssertTrue(file.contains("optimizer/exp_avg/backbone/pos_embed"))
+        XCTAssertEqual(try file.numericAttribute("step", of: "optimizer/exp_avg/backbone/pos_embed"), 1)
+        XCTAssertEqual(try Checkpoint.recipe(at: path), recipe)
+        let hidden = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix(".") }
+        XCTAssertEqual(hidden, [], "no temporary file left behind")
+    }
+
+    func testDamagedFilesAreReportedAndNothingIsApplied() throws {
+        let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
+        let path = "\(folder!)/checkpoint.h5"
+        try Checkpoint.save(trainer, recipe: recipe, progress: TrainingProgress(), to: path)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+
+        let truncated = "\(folder!)/truncated.h5"
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: truncated))
+        XCTAssertThrowsError(try Checkpoint.restore(trainer, from: truncated)) { error in
+            XCTAssertTrue("\(error)".contains(truncated), "\(error)")
+        }
+
+        // Flip bytes inside the largest dataset's data: its Fletcher-32 checksum must catch it.
+        let file = try HDF5File(path: path)
+        let target = try file.readTensor("student/dino/head.last_layer.weight_v")
+        file.close()
+        let needle = target.withElements { Data(buffer: UnsafeBufferPointer(start: $0.baseAddress! + 10, count: 8)) }
+        let range = try XCTUnwrap(bytes.range(of: needle))
+        bytes[range.lowerBound] ^= 0xFF
+        let corrupt = "\(folder!)/corrupt.h5"
+        try bytes.write(to: URL(fileURLWithPath: corrupt))
+        let before = trainer.backbone.blocks[0].attn.qkv.weight.copy()
+        XCTAssertThrowsError(try Checkpoint.restore(trainer, from: corrupt)) { error in
+            XCTAssertTrue("\(error)".contains("head.last_layer.weight_v"), "names the dataset: \(error)")
+            XCTAssertTrue("\(error)".contains("checksum"), "\(error)")
+        }
+        XCTAssertEqual(trainer.backbone.blocks[0].attn.qkv.weight.elements, before.elements, "nothing applied")
+    }
+
+    func testArchitectureMismatchListsTheKeys() throws {
+        let path = "\(folder!)/checkpoint.h5"
+        try Checkpoint.save(try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2), recipe: recipe, progress: TrainingProgress(), to: path)
+        var wider = recipe
+        wider.backbone.embedDimension = 32
+        let other = try wider.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
+        XCTAssertThrowsError(try Checkpoint.restore(other, from: path)) { error in
+            XCTAssertTrue("\(error)".contains("Size mismatch for backbone.pos_embed"), "\(error)")
+        }
+    }
+}
