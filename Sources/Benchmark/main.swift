@@ -68,11 +68,14 @@ extension Benchmark {
             recipe.backbone.embedDimension = dimension
             recipe.backbone.heads = heads
             recipe.batchSize = batch
+            let startupBytes = MemoryUsage.currentResidentBytes
             let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1000)
+            let modelBytes = MemoryUsage.currentResidentBytes - startupBytes
             var generator = RandomGenerator(seed: 1)
             let views = recipe.views.sizes.map { Tensor.randomNormal([batch, 3, $0, $0], generator: &generator) }
             _ = try trainer.step(views: views, epoch: 1, iterationInEpoch: 0)
             MemoryUsage.resetPeak()
+            StoragePool.shared.resetPeak()
             var seconds: [String: Double] = [:]
             let start = Clock.seconds
             for step in 0..<steps {
@@ -84,7 +87,9 @@ extension Benchmark {
             print(
                 "\(preset) step, ViT d\(dimension) p\(recipe.backbone.patchSize), \(recipe.views.globalCount)x\(recipe.views.globalSize)"
                     + " + \(recipe.views.localCount)x\(recipe.views.localSize), batch \(batch): \(format(elapsed * 1000)) ms/step, "
-                    + "\(format(Double(batch) / elapsed)) images/s, peak RSS \(format(Double(MemoryUsage.peakResidentBytes) / 1e6)) MB")
+                    + "\(format(Double(batch) / elapsed)) images/s, peak RSS \(format(Double(MemoryUsage.peakResidentBytes) / 1e6)) MB "
+                    + "(process start \(format(Double(startupBytes) / 1e6)) MB, model \(format(Double(modelBytes) / 1e6)) MB, "
+                    + "tensors at most \(format(Double(StoragePool.shared.peakLiveBytes) / 1e6)) MB)")
             print("  split: " + split.joined(separator: ", "))
         }
     }

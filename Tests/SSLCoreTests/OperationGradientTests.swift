@@ -67,6 +67,9 @@ final class OperationGradientTests: XCTestCase {
         checkGradients(of: [random([2, 3, 4]), random([4, 5])]) { $0[0].matmul($0[1]) }
         checkGradients(of: [random([2, 3, 4]), random([5, 4]), random([5])]) { $0[0].linear(weight: $0[1], bias: $0[2]) }
         checkGradients(of: [random([3, 4]), random([2, 4])]) { $0[0].linear(weight: $0[1]) }
+        checkGradients(of: [random([2, 3, 4], scale: 2), random([5, 4]), random([5])]) {
+            $0[0].geluLinear(weight: $0[1], bias: $0[2])
+        }
     }
 
     func testNormalizations() {

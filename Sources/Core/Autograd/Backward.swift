@@ -24,51 +24,58 @@ extension Tensor {
                 "backward() without a seed needs a one-element tensor, \(describe) has \(count) elements.")
             initial = Tensor(shape: shape, repeating: 1)
         }
+        guard let root = gradientFunction else {
+            accumulateLeafGradient(initial)
+            return
+        }
         // Backward bodies use differentiable operations; they must not record history.
-        GradientMode.withoutGradient { propagate(initial) }
+        GradientMode.withoutGradient { Self.propagate(initial, from: root) }
+        gradientFunction = nil
     }
 
-    private func propagate(_ initial: Tensor) {
+    private static func propagate(_ initial: Tensor, from root: GradientFunction) {
         var pending = GradientAccumulator()
-        pending.add(initial, to: self)
-        for tensor in topologicalOrder() {
-            guard let gradient = pending.take(tensor) else { continue }
-            guard let function = tensor.gradientFunction else {
-                tensor.accumulateLeafGradient(gradient)
-                continue
-            }
+        pending.add(initial, to: root)
+        for function in topologicalOrder(from: root) {
+            guard let gradient = pending.take(function) else { continue }
             let inputGradients = function.backward(gradient)
-            for (input, inputGradient) in zip(function.inputs, inputGradients) {
-                guard input.requiresGradient, let inputGradient else { continue }
-                precondition(
-                    inputGradient.shape == input.shape,
-                    "Backward of '\(function.operation)' produced a gradient \(inputGradient.shape) "
-                        + "for input \(input.describe).")
-                pending.add(inputGradient, to: input)
+            for (edge, inputGradient) in zip(function.edges, inputGradients) {
+                guard let inputGradient else { continue }
+                switch edge {
+                case .none:
+                    continue
+                case .leaf(let leaf):
+                    precondition(
+                        inputGradient.shape == leaf.shape,
+                        "Backward of '\(function.operation)' produced a gradient \(inputGradient.shape) for \(leaf.describe).")
+                    leaf.accumulateLeafGradient(inputGradient)
+                case .node(let producer, let shape):
+                    precondition(
+                        inputGradient.shape == shape,
+                        "Backward of '\(function.operation)' produced a gradient \(inputGradient.shape) for an input of shape \(shape).")
+                    pending.add(inputGradient, to: producer)
+                }
             }
             function.release()
-            tensor.gradientFunction = nil
         }
     }
 
-    /// The tensors this one depends on through recorded operations, each after every tensor
-    /// that uses it.
-    private func topologicalOrder() -> [Tensor] {
-        var visited = Set<ObjectIdentifier>()
-        var postOrder: [Tensor] = []
-        // Iterative depth-first search: (tensor, next input index to visit).
-        var stack: [(Tensor, Int)] = [(self, 0)]
-        visited.insert(ObjectIdentifier(self))
-        while let (tensor, index) = stack.popLast() {
-            let inputs = tensor.gradientFunction?.inputs ?? []
-            if index < inputs.count {
-                stack.append((tensor, index + 1))
-                let input = inputs[index]
-                if input.requiresGradient, visited.insert(ObjectIdentifier(input)).inserted {
-                    stack.append((input, 0))
+    /// The operations `root` depends on, each after every operation that uses its result.
+    private static func topologicalOrder(from root: GradientFunction) -> [GradientFunction] {
+        var visited: Set<ObjectIdentifier> = [ObjectIdentifier(root)]
+        var postOrder: [GradientFunction] = []
+        // Iterative depth-first search: (operation, next edge to visit).
+        var stack: [(GradientFunction, Int)] = [(root, 0)]
+        while let (function, index) = stack.popLast() {
+            if index < function.edges.count {
+                stack.append((function, index + 1))
+                if case .node(let producer, _) = function.edges[index],
+                    visited.insert(ObjectIdentifier(producer)).inserted
+                {
+                    stack.append((producer, 0))
                 }
             } else {
-                postOrder.append(tensor)
+                postOrder.append(function)
             }
         }
         return postOrder.reversed()
@@ -83,15 +90,15 @@ extension Tensor {
     }
 }
 
-/// Sums the gradient contributions that reach each tensor during a backward pass.
+/// Sums the gradient contributions that reach each operation's output during a backward pass.
 private struct GradientAccumulator {
     private var sums: [ObjectIdentifier: Tensor] = [:]
     /// Sums that this accumulator allocated, so it may add into them in place; other tensors
     /// may be shared with backward closures and must not be written.
     private var owned: Set<ObjectIdentifier> = []
 
-    mutating func add(_ contribution: Tensor, to tensor: Tensor) {
-        let key = ObjectIdentifier(tensor)
+    mutating func add(_ contribution: Tensor, to function: GradientFunction) {
+        let key = ObjectIdentifier(function)
         guard let existing = sums[key] else {
             sums[key] = contribution
             return
@@ -99,14 +106,14 @@ private struct GradientAccumulator {
         if owned.contains(ObjectIdentifier(existing)) {
             existing.addInPlace(contribution)
         } else {
-            let sum = existing.detached().adding(contribution)
+            let sum = existing.adding(contribution)
             owned.insert(ObjectIdentifier(sum))
             sums[key] = sum
         }
     }
 
-    mutating func take(_ tensor: Tensor) -> Tensor? {
-        guard let sum = sums.removeValue(forKey: ObjectIdentifier(tensor)) else { return nil }
+    mutating func take(_ function: GradientFunction) -> Tensor? {
+        guard let sum = sums.removeValue(forKey: ObjectIdentifier(function)) else { return nil }
         owned.remove(ObjectIdentifier(sum))
         return sum
     }

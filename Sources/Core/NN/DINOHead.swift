@@ -55,13 +55,11 @@ public final class DINOHead: Module {
 
     /// The bottleneck features before normalisation, `[rows, bottleneck]`.
     public func bottleneck(_ x: Tensor) -> Tensor {
-        var hidden = x
-        for (position, layer) in layers.enumerated() {
-            hidden = layer.linear(hidden)
-            if position < layers.count - 1 {
-                if let norm = layer.batchNorm { hidden = norm(hidden) }
-                hidden = hidden.gelu()
-            }
+        // Every layer but the first reads GELU of the previous output, fused into its GEMM.
+        var hidden = layers[0].linear(x)
+        for index in layers.indices.dropFirst() {
+            if let norm = layers[index - 1].batchNorm { hidden = norm(hidden) }
+            hidden = hidden.geluLinear(weight: layers[index].linear.weight, bias: layers[index].linear.bias)
         }
         return hidden
     }

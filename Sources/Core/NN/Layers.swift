@@ -103,9 +103,8 @@ public final class MLP: Module {
     public func callAsFunction(_ x: Tensor, recorder: ActivationRecorder? = nil) -> Tensor {
         let hidden = fc1(x)
         recorder?.record("fc1", hidden)
-        let activated = hidden.gelu()
-        recorder?.record("gelu", activated)
-        let output = fc2(activated)
+        if let recorder { recorder.record("gelu", GradientMode.withoutGradient { hidden.gelu() }) }
+        let output = hidden.geluLinear(weight: fc2.weight, bias: fc2.bias)
         recorder?.record("fc2", output)
         return output
     }

@@ -131,31 +131,39 @@ extension Tensor {
     // MARK: Differentiable arithmetic
 
     public static func + (lhs: Tensor, rhs: Tensor) -> Tensor {
-        lhs.broadcasting(.add, rhs).recording("add", inputs: [lhs, rhs]) { g in
-            [g.sumBroadcast(to: lhs.shape), g.sumBroadcast(to: rhs.shape)]
+        let leftShape = lhs.shape, rightShape = rhs.shape
+        return lhs.broadcasting(.add, rhs).recording("add", inputs: [lhs, rhs]) { g in
+            [g.sumBroadcast(to: leftShape), g.sumBroadcast(to: rightShape)]
         }
     }
 
     public static func - (lhs: Tensor, rhs: Tensor) -> Tensor {
-        lhs.broadcasting(.subtract, rhs).recording("subtract", inputs: [lhs, rhs]) { g in
-            [g.sumBroadcast(to: lhs.shape), rhs.requiresGradient ? (-g).sumBroadcast(to: rhs.shape) : nil]
+        let leftShape = lhs.shape, rightShape = rhs.shape, rightNeedsGradient = rhs.requiresGradient
+        return lhs.broadcasting(.subtract, rhs).recording("subtract", inputs: [lhs, rhs]) { g in
+            [g.sumBroadcast(to: leftShape), rightNeedsGradient ? (-g).sumBroadcast(to: rightShape) : nil]
         }
     }
 
     public static func * (lhs: Tensor, rhs: Tensor) -> Tensor {
-        lhs.broadcasting(.multiply, rhs).recording("multiply", inputs: [lhs, rhs]) { g in
+        // Keep each operand only if the other one's gradient needs it, so that e.g. a constant
+        // mask does not hold on to the activation it scales.
+        let savedLeft = rhs.requiresGradient ? lhs : nil, savedRight = lhs.requiresGradient ? rhs : nil
+        let leftShape = lhs.shape, rightShape = rhs.shape
+        return lhs.broadcasting(.multiply, rhs).recording("multiply", inputs: [lhs, rhs]) { g in
             [
-                lhs.requiresGradient ? (g * rhs).sumBroadcast(to: lhs.shape) : nil,
-                rhs.requiresGradient ? (g * lhs).sumBroadcast(to: rhs.shape) : nil,
+                savedRight.map { (g * $0).sumBroadcast(to: leftShape) },
+                savedLeft.map { (g * $0).sumBroadcast(to: rightShape) },
             ]
         }
     }
 
     public static func / (lhs: Tensor, rhs: Tensor) -> Tensor {
-        lhs.broadcasting(.divide, rhs).recording("divide", inputs: [lhs, rhs]) { g in
+        let savedLeft = rhs.requiresGradient ? lhs : nil, leftNeedsGradient = lhs.requiresGradient
+        let leftShape = lhs.shape, rightShape = rhs.shape
+        return lhs.broadcasting(.divide, rhs).recording("divide", inputs: [lhs, rhs]) { g in
             [
-                lhs.requiresGradient ? (g / rhs).sumBroadcast(to: lhs.shape) : nil,
-                rhs.requiresGradient ? (-(g * lhs) / (rhs * rhs)).sumBroadcast(to: rhs.shape) : nil,
+                leftNeedsGradient ? (g / rhs).sumBroadcast(to: leftShape) : nil,
+                savedLeft.map { (-(g * $0) / (rhs * rhs)).sumBroadcast(to: rightShape) },
             ]
         }
     }

@@ -30,8 +30,9 @@ extension Tensor {
             }
         }
         walk { image, target in (out + target).update(from: images + image, count: patch) }
+        let imageShape = shape
         return result.recording("patches", inputs: [self]) { g in
-            let dx = Tensor(uninitializedShape: self.shape)
+            let dx = Tensor(uninitializedShape: imageShape)
             let source = g.storage.base, target = dx.storage.base
             walk { image, patchStart in (target + image).update(from: source + patchStart, count: patch) }
             return [dx]

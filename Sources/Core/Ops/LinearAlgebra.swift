@@ -1,3 +1,5 @@
+import CKernels
+
 extension Tensor {
     /// Rows of a matrix view: every axis but the last folded into one.
     var rowCount: Int { rank == 0 ? 1 : count / max(shape[rank - 1], 1) }
@@ -107,6 +109,37 @@ extension Tensor {
                     b: pb.value + index * k * n, ldb: transposeB ? k : n,
                     c: pc.value + index * m * n, ldc: n, parallel: false)
             }
+        }
+    }
+}
+
+extension Tensor {
+    /// `linear(gelu(self), weight, bias)` in one step that keeps only `self` for the backward
+    /// pass (the activation is recomputed there): the transformer MLP's middle, at half the
+    /// activation memory.
+    public func geluLinear(weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        let activated = GradientMode.withoutGradient { gelu() }
+        let result = GradientMode.withoutGradient { activated.linear(weight: weight, bias: bias) }
+        let m = rowCount, k = weight.shape[1], n = weight.shape[0]
+        let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+        return result.recording("geluLinear", inputs: inputs) { g in
+            let activated = GradientMode.withoutGradient { self.gelu() }
+            var gradients: [Tensor?] = [nil, nil]
+            if self.requiresGradient {
+                let activationGradient = Tensor.gemmResult(m: m, n: k, k: n, g, weight)
+                let dx = Tensor(uninitializedShape: self.shape)
+                let pointers = UncheckedSendable((self.storage.base, activationGradient.storage.base, dx.storage.base))
+                Parallel.forEachChunk(of: self.count, minimumChunk: 1 << 16) { _, range in
+                    let (x, dy, out) = pointers.value
+                    ssl_gelu_backward(x + range.lowerBound, dy + range.lowerBound, out + range.lowerBound, Int64(range.count))
+                }
+                gradients[0] = dx
+            }
+            if weight.requiresGradient {
+                gradients[1] = Tensor.gemmResult(m: n, n: k, k: m, transposeA: true, g, activated)
+            }
+            if let bias { gradients.append(bias.requiresGradient ? g.sumBroadcast(to: [n]) : nil) }
+            return gradients
         }
     }
 }

@@ -3,8 +3,9 @@ extension Tensor {
     public func sum() -> Tensor {
         var total: Double = 0
         for value in storage.buffer { total += Double(value) }
+        let sourceShape = shape
         return Tensor(scalar: Float(total)).recording("sum", inputs: [self]) { g in
-            [Tensor(shape: self.shape, repeating: g.scalar)]
+            [Tensor(shape: sourceShape, repeating: g.scalar)]
         }
     }
 
@@ -21,8 +22,9 @@ extension Tensor {
         let summed = GradientMode.withoutGradient { sumBroadcast(to: kept) }
         let finalShape = keepingDimensions ? kept : shape.indices.filter { !resolved.contains($0) }.map { shape[$0] }
         let result = Tensor(shape: finalShape, storage: summed.storage)
+        let sourceShape = shape
         return result.recording("sum(axes:)", inputs: [self]) { g in
-            [g.reshaped(kept).broadcasting(.add, Tensor.zeros(self.shape))]
+            [g.reshaped(kept).broadcasting(.add, Tensor.zeros(sourceShape))]
         }
     }
 

@@ -13,8 +13,9 @@ extension Tensor {
             resolved.reduce(1, *) == count,
             "Cannot reshape \(describe) (\(count) elements) to \(newShape).")
         if resolved == shape { return self }
+        let sourceShape = shape
         return Tensor(shape: resolved, storage: storage).recording("reshape", inputs: [self]) { g in
-            [g.reshaped(self.shape)]
+            [g.reshaped(sourceShape)]
         }
     }
 
@@ -66,11 +67,12 @@ extension Tensor {
             (out + o * rowLength).update(
                 from: input + (o * shape[axis] + range.lowerBound) * inner, count: rowLength)
         }
+        let sourceShape = shape
         return result.recording("slice", inputs: [self]) { g in
-            let full = Tensor.zeros(self.shape)
+            let full = Tensor.zeros(sourceShape)
             let source = g.storage.base, target = full.storage.base
             for o in 0..<outer {
-                (target + (o * self.shape[axis] + range.lowerBound) * inner).update(
+                (target + (o * sourceShape[axis] + range.lowerBound) * inner).update(
                     from: source + o * rowLength, count: rowLength)
             }
             return [full]
@@ -144,8 +146,9 @@ extension Tensor {
             precondition(index >= 0 && index < rows, "gatherRows: index \(index) out of 0..<\(rows) for \(describe).")
             (out + position * rowLength).update(from: input + index * rowLength, count: rowLength)
         }
+        let sourceShape = shape
         return result.recording("gatherRows", inputs: [self]) { g in
-            let full = Tensor.zeros(self.shape)
+            let full = Tensor.zeros(sourceShape)
             let source = g.storage.base, target = full.storage.base
             for (position, index) in indices.enumerated() {
                 let row = target + index * rowLength, from = source + position * rowLength

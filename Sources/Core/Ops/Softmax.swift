@@ -19,10 +19,10 @@ extension Tensor {
         let columns = shape[rank - 1]
         let result = Tensor(uninitializedShape: shape)
         rowKernel(into: result) { ssl_softmax_rows($0, $1, $2, $3, scale) }
-        return result.recording("softmax", inputs: [self]) { g in
-            let dx = Tensor(uninitializedShape: self.shape)
-            ssl_softmax_backward_rows(
-                result.storage.base, g.storage.base, dx.storage.base, Int64(self.rowCount), Int64(columns), scale)
+        let rows = rowCount
+        return result.recording("softmax", inputs: [self]) { [shape] g in
+            let dx = Tensor(uninitializedShape: shape)
+            ssl_softmax_backward_rows(result.storage.base, g.storage.base, dx.storage.base, Int64(rows), Int64(columns), scale)
             return [dx]
         }
     }
@@ -32,10 +32,11 @@ extension Tensor {
         let columns = shape[rank - 1]
         let result = Tensor(uninitializedShape: shape)
         rowKernel(into: result) { ssl_log_softmax_rows($0, $1, $2, $3, scale) }
-        return result.recording("logSoftmax", inputs: [self]) { g in
-            let dx = Tensor(uninitializedShape: self.shape)
+        let rows = rowCount
+        return result.recording("logSoftmax", inputs: [self]) { [shape] g in
+            let dx = Tensor(uninitializedShape: shape)
             ssl_log_softmax_backward_rows(
-                result.storage.base, g.storage.base, dx.storage.base, Int64(self.rowCount), Int64(columns), scale)
+                result.storage.base, g.storage.base, dx.storage.base, Int64(rows), Int64(columns), scale)
             return [dx]
         }
     }
@@ -43,36 +44,40 @@ extension Tensor {
     /// The cross-entropy `−Σₖ targets[k] · log softmax(self / temperature)[k]` of each row,
     /// shape `shape.dropLast()`: the loss between a teacher's probabilities and a student's
     /// logits in DINO-style objectives. `targets` are constants (no gradient flows into them).
+    ///
+    /// The derivative of each row's loss, `(softmax · Σⱼ targetsⱼ − targets) / temperature`, is
+    /// formed during the forward pass and is all that is kept, so neither the logits nor the
+    /// targets stay alive until the backward pass.
     public func softCrossEntropy(targets: Tensor, temperature: Float) -> Tensor {
         precondition(
             targets.shape == shape,
             "softCrossEntropy: targets \(targets.describe) must match logits \(describe).")
         let columns = shape[rank - 1], rows = rowCount
-        let logProbabilities = Tensor(uninitializedShape: shape)
-        rowKernel(into: logProbabilities) { ssl_log_softmax_rows($0, $1, $2, $3, 1 / temperature) }
+        let rowGradients = Tensor(uninitializedShape: shape)
+        rowKernel(into: rowGradients) { ssl_log_softmax_rows($0, $1, $2, $3, 1 / temperature) }
         let losses = Tensor(uninitializedShape: Array(shape.dropLast()))
-        let l = logProbabilities.storage.base, p = targets.storage.base, out = losses.storage.base
-        for row in 0..<rows {
-            var total: Float = 0
-            for c in 0..<columns { total -= p[row * columns + c] * l[row * columns + c] }
-            out[row] = total
-        }
-        return losses.recording("softCrossEntropy", inputs: [self]) { g in
-            // ∂/∂x_k = (softmax_k · Σⱼ pⱼ − p_k) / temperature, scaled by the row's upstream gradient.
-            let dx = Tensor(uninitializedShape: self.shape)
-            let upstream = g.storage.base, out = dx.storage.base
-            let l = logProbabilities.storage.base, p = targets.storage.base
-            let probabilities = Tensor(uninitializedShape: self.shape)
-            ssl_exp(l, probabilities.storage.base, Int64(self.count))
-            let q = probabilities.storage.base
-            for row in 0..<rows {
-                var mass: Float = 0
-                for c in 0..<columns { mass += p[row * columns + c] }
-                let factor = upstream[row] / temperature
+        let pointers = UncheckedSendable((rowGradients.storage.base, targets.storage.base, losses.storage.base))
+        Parallel.forEachChunk(of: rows, minimumChunk: max(1, 32_768 / max(columns, 1))) { _, range in
+            let (buffer, p, out) = pointers.value
+            for row in range {
+                let line = buffer + row * columns, target = p + row * columns
+                var total: Float = 0, mass: Float = 0
                 for c in 0..<columns {
-                    let i = row * columns + c
-                    out[i] = factor * (q[i] * mass - p[i])
+                    total -= target[c] * line[c]
+                    mass += target[c]
                 }
+                out[row] = total
+                // Replace the log-probabilities by this row's derivative.
+                ssl_exp(line, line, Int64(columns))
+                for c in 0..<columns { line[c] = (line[c] * mass - target[c]) / temperature }
+            }
+        }
+        return losses.recording("softCrossEntropy", inputs: [self]) { [shape] g in
+            let dx = Tensor(uninitializedShape: shape)
+            let upstream = g.storage.base, source = rowGradients.storage.base, out = dx.storage.base
+            for row in 0..<rows {
+                let factor = upstream[row]
+                for c in 0..<columns { out[row * columns + c] = factor * source[row * columns + c] }
             }
             return [dx]
         }

@@ -41,7 +41,7 @@ public final class TensorStorage: @unchecked Sendable {
 /// ``capacityBytes`` in all; the rest go back to the system allocator.
 public final class StoragePool: Sendable {
     /// The pool every tensor uses.
-    public static let shared = StoragePool(capacityBytes: 512 << 20)
+    public static let shared = StoragePool(capacityBytes: 4 << 30)
 
     /// Smaller buffers are cheap to allocate and are not pooled.
     public static let minimumPooledCount = 4096
@@ -54,6 +54,8 @@ public final class StoragePool: Sendable {
         /// Addresses of free buffers by element count (addresses, since pointers are not Sendable).
         var free: [Int: [UInt]] = [:]
         var cachedBytes = 0
+        var liveBytes = 0
+        var peakLiveBytes = 0
     }
 
     public init(capacityBytes: Int) {
@@ -63,11 +65,21 @@ public final class StoragePool: Sendable {
     /// The bytes currently held for reuse.
     public var cachedBytes: Int { state.withLock { $0.cachedBytes } }
 
+    /// The bytes held by live pooled-size tensors at the most, since the last ``resetPeak()``.
+    public var peakLiveBytes: Int { state.withLock { $0.peakLiveBytes } }
+
+    public var liveBytesForDebug: Int { state.withLock { $0.liveBytes } }
+    /// Restarts the peak of live bytes at the current value.
+    public func resetPeak() { state.withLock { $0.peakLiveBytes = $0.liveBytes } }
+
     func allocate(count: Int) -> UnsafeMutablePointer<Float> {
         if count >= Self.minimumPooledCount {
             let reused = state.withLock { state -> UInt? in
+                let bytes = count * MemoryLayout<Float>.stride
+                state.liveBytes += bytes
+                state.peakLiveBytes = max(state.peakLiveBytes, state.liveBytes)
                 guard let address = state.free[count]?.popLast() else { return nil }
-                state.cachedBytes -= count * MemoryLayout<Float>.stride
+                state.cachedBytes -= bytes
                 return address
             }
             if let reused, let pointer = UnsafeMutablePointer<Float>(bitPattern: reused) { return pointer }
@@ -81,6 +93,7 @@ public final class StoragePool: Sendable {
         if count >= Self.minimumPooledCount {
             let address = UInt(bitPattern: pointer)
             let kept = state.withLock { state -> Bool in
+                state.liveBytes -= bytes
                 guard state.cachedBytes + bytes <= capacityBytes else { return false }
                 state.free[count, default: []].append(address)
                 state.cachedBytes += bytes
