@@ -19,13 +19,14 @@ public struct SVGLineChart {
     public var title: String
     public var xLabel: String
     public var series: [Series]
+    /// The width of the plot with its axes; the legend is added to its right.
     public var width: Int
     public var height: Int
 
     /// Distinguishable colours (Tableau 10), cycled over the series.
     static let palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 
-    public init(title: String, xLabel: String = "step", series: [Series], width: Int = 640, height: Int = 300) {
+    public init(title: String, xLabel: String = "step", series: [Series], width: Int = 520, height: Int = 300) {
         self.title = title
         self.xLabel = xLabel
         self.series = series
@@ -59,14 +60,16 @@ public struct SVGLineChart {
             let pad = max(abs(yRange.0) * 0.1, 1e-3)
             yRange = (yRange.0 - pad, yRange.0 + pad)
         }
-        let legendWidth = 170.0
-        let left = 64.0, right = Double(width) - legendWidth, top = 30.0, bottom = Double(height) - 40
+        // The legend sits right of the plot, wide enough for the longest name (~6.5 px a character).
+        let legendWidth = 40 + 6.5 * Double(series.map(\.name.count).max() ?? 0)
+        let totalWidth = width + Int(legendWidth.rounded(.up))
+        let left = 64.0, right = Double(width) - 10, top = 30.0, bottom = Double(height) - 40
         func px(_ x: Double) -> Double { left + (x - xRange.0) / (xRange.1 - xRange.0) * (right - left) }
         func py(_ y: Double) -> Double { bottom - (y - yRange.0) / (yRange.1 - yRange.0) * (bottom - top) }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
 
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"\(width)\" height=\"\(height)\" "
-            + "viewBox=\"0 0 \(width) \(height)\" font-family=\"sans-serif\" font-size=\"11\">\n"
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"\(totalWidth)\" height=\"\(height)\" "
+            + "viewBox=\"0 0 \(totalWidth) \(height)\" font-family=\"sans-serif\" font-size=\"11\">\n"
         svg += "<text x=\"\(f(left))\" y=\"18\" font-size=\"13\" font-weight=\"bold\">\(HTML.escaped(title))</text>\n"
         svg += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(right - left))\" height=\"\(f(bottom - top))\" fill=\"none\" stroke=\"#999\"/>\n"
         for tick in Self.ticks(lower: yRange.0, upper: yRange.1) {
