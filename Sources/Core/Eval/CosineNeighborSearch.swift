@@ -96,6 +96,9 @@ public struct CosineNeighborSearch {
                 parent = worst
             }
         }
+        // Candidates arrive in ascending index order, so one equal to the worst kept value
+        // ranks below it: only strictly larger values can enter a full heap (NaN never does).
+        var threshold = -Float.infinity
         for candidate in 0..<count {
             if heap.count < keep {
                 heap.append(candidate)
@@ -106,9 +109,11 @@ public struct CosineNeighborSearch {
                     heap.swapAt(child, parent)
                     child = parent
                 }
-            } else if worse(heap[0], candidate) {
+                if heap.count == keep { threshold = line[heap[0]] }
+            } else if line[candidate] > threshold {
                 heap[0] = candidate
                 siftDown(0)
+                threshold = line[heap[0]]
             }
         }
         heap.sort { worse($1, $0) }
