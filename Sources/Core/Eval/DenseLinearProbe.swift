@@ -53,6 +53,7 @@ public struct DenseProbeResult {
     /// One learning rate of the sweep and the validation mIoU it reached.
     public struct Trial: Sendable, Equatable {
         public var learningRate: Double
+        /// The validation mIoU, a fraction in [0, 1].
         public var meanIntersectionOverUnion: Double
     }
 

@@ -1,5 +1,6 @@
 /// An 8-bit RGB picture, row-major with interleaved channels, ready for a PNG encoder.
 public struct RGBImage: Sendable, Equatable {
+    /// The size in pixels.
     public var width: Int
     public var height: Int
     /// `width · height · 3` bytes: R, G, B of each pixel, row by row.

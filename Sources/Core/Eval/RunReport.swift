@@ -13,6 +13,7 @@ import Foundation
 /// print(SummaryTable.comparing([try RunReport.loadRun(folder: "runs/dino").summary]).render())
 /// ```
 public final class RunReport {
+    /// The file names inside a run folder.
     public static let metricsFileName = "metrics.jsonl"
     public static let summaryFileName = "summary.json"
     public static let reportFileName = "report.html"
@@ -70,6 +71,7 @@ public final class RunReport {
 
     /// A run read back from its folder.
     public struct LoadedRun {
+        /// The run folder.
         public var folder: String
         /// The summary, or one named after the folder when `summary.json` is missing (a run
         /// that stopped early).

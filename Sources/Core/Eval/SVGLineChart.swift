@@ -6,6 +6,7 @@ import Foundation
 public struct SVGLineChart {
     /// One line of the chart.
     public struct Series {
+        /// The legend entry.
         public var name: String
         /// (x, y) pairs in drawing order.
         public var points: [(x: Double, y: Double)]
@@ -16,11 +17,15 @@ public struct SVGLineChart {
         }
     }
 
+    /// The heading above the plot.
     public var title: String
+    /// The caption under the horizontal axis.
     public var xLabel: String
+    /// The lines, coloured in order.
     public var series: [Series]
     /// The width of the plot with its axes; the legend is added to its right.
     public var width: Int
+    /// The height of the whole chart.
     public var height: Int
 
     /// Distinguishable colours (Tableau 10), cycled over the series.
