@@ -77,6 +77,9 @@ final class OperationGradientTests: XCTestCase {
             $0[0].layerNorm(weight: $0[1], bias: $0[2], epsilon: 1e-6)
         }
         checkGradients(of: [random([3, 6])]) { $0[0].layerNorm(weight: nil, bias: nil, epsilon: 1e-5) }
+        checkGradients(of: [random([2, 3, 6]), positive([6]), random([6]), random([4, 6]), random([4])]) {
+            $0[0].layerNormLinear(normWeight: $0[1], normBias: $0[2], epsilon: 1e-6, weight: $0[3], bias: $0[4])
+        }
         checkGradients(of: [random([3, 5])]) { $0[0].l2Normalized() }
         checkGradients(of: [random([4, 3]), positive([4, 1])]) {
             Tensor.weightNormalized(direction: $0[0], magnitude: $0[1])

@@ -101,7 +101,11 @@ public final class MLP: Module {
     public override var submodules: [(name: String, module: Module)] { [("fc1", fc1), ("fc2", fc2)] }
 
     public func callAsFunction(_ x: Tensor, recorder: ActivationRecorder? = nil) -> Tensor {
-        let hidden = fc1(x)
+        activateAndProject(fc1(x), recorder: recorder)
+    }
+
+    /// `fc2(GELU(hidden))` for the output of `fc1`.
+    func activateAndProject(_ hidden: Tensor, recorder: ActivationRecorder?) -> Tensor {
         recorder?.record("fc1", hidden)
         if let recorder { recorder.record("gelu", GradientMode.withoutGradient { hidden.gelu() }) }
         let output = hidden.geluLinear(weight: fc2.weight, bias: fc2.bias)

@@ -15,7 +15,11 @@ public final class Attention: Module {
 
     /// Attends over `x` of shape `[batch, length, features]`.
     public func callAsFunction(_ x: Tensor, recorder: ActivationRecorder? = nil) -> Tensor {
-        let packed = qkv(x)
+        attend(packed: qkv(x), recorder: recorder)
+    }
+
+    /// Attends given the `qkv` projection's output.
+    func attend(packed: Tensor, recorder: ActivationRecorder?) -> Tensor {
         recorder?.record("qkv", packed)
         let (attended, probabilities) = Tensor.selfAttention(qkv: packed, heads: heads)
         recorder?.record("attn_probs", probabilities)
@@ -51,15 +55,18 @@ public final class Block: Module {
         _ x: Tensor, generator: inout RandomGenerator, recorder: ActivationRecorder? = nil
     ) -> Tensor {
         let rate = isTraining ? dropPathRate : 0
-        let normalized1 = norm1(x)
-        recorder?.record("norm1", normalized1)
-        let attended = attn(normalized1, recorder: recorder)
+        if let recorder { recorder.record("norm1", GradientMode.withoutGradient { norm1(x) }) }
+        // LayerNorm and the projection that reads it run as one operation (see layerNormLinear).
+        let packed = x.layerNormLinear(
+            normWeight: norm1.weight, normBias: norm1.bias, epsilon: norm1.epsilon, weight: attn.qkv.weight, bias: attn.qkv.bias)
+        let attended = attn.attend(packed: packed, recorder: recorder)
         recorder?.record("attn_out", attended)
         let residual = x + attended.dropPath(rate: rate, generator: &generator)
         recorder?.record("residual1", residual)
-        let normalized2 = norm2(residual)
-        recorder?.record("norm2", normalized2)
-        let output = residual + mlp(normalized2, recorder: recorder).dropPath(rate: rate, generator: &generator)
+        if let recorder { recorder.record("norm2", GradientMode.withoutGradient { norm2(residual) }) }
+        let hidden = residual.layerNormLinear(
+            normWeight: norm2.weight, normBias: norm2.bias, epsilon: norm2.epsilon, weight: mlp.fc1.weight, bias: mlp.fc1.bias)
+        let output = residual + mlp.activateAndProject(hidden, recorder: recorder).dropPath(rate: rate, generator: &generator)
         recorder?.record("output", output)
         return output
     }

@@ -4,6 +4,41 @@ extension Tensor {
     /// Layer normalisation over the last axis, with optional affine `weight` and `bias` of the
     /// last axis's extent.
     public func layerNorm(weight: Tensor?, bias: Tensor?, epsilon: Float) -> Tensor {
+        let (result, statistics) = layerNormForward(weight: weight, bias: bias, epsilon: epsilon)
+        let inputs = [self] + [weight, bias].compactMap { $0 }
+        return result.recording("layerNorm", inputs: inputs) { g in
+            self.layerNormBackward(g, weight: weight, hasBias: bias != nil, statistics: statistics)
+        }
+    }
+
+    /// `linear(layerNorm(self))` in one step that keeps only `self` and the row statistics for
+    /// the backward pass (the normalised rows are recomputed there): a transformer block's
+    /// `norm1 → qkv` and `norm2 → fc1`, at a fraction of the activation memory.
+    public func layerNormLinear(
+        normWeight: Tensor, normBias: Tensor, epsilon: Float, weight: Tensor, bias: Tensor?
+    ) -> Tensor {
+        let (normalized, statistics) = layerNormForward(weight: normWeight, bias: normBias, epsilon: epsilon)
+        let result = GradientMode.withoutGradient { normalized.linear(weight: weight, bias: bias) }
+        let m = rowCount, k = weight.shape[1], n = weight.shape[0]
+        let inputs = [self, normWeight, normBias, weight] + (bias.map { [$0] } ?? [])
+        return result.recording("layerNormLinear", inputs: inputs) { g in
+            let (normalized, _) = self.layerNormForward(weight: normWeight, bias: normBias, epsilon: epsilon)
+            let normalizedGradient = Tensor.gemmResult(m: m, n: k, k: n, g, weight).reshaped(self.shape)
+            var gradients = self.layerNormBackward(normalizedGradient, weight: normWeight, hasBias: true, statistics: statistics)
+            gradients.append(weight.requiresGradient ? Tensor.gemmResult(m: n, n: k, k: m, transposeA: true, g, normalized) : nil)
+            if let bias { gradients.append(bias.requiresGradient ? g.sumBroadcast(to: [n]) : nil) }
+            return gradients
+        }
+    }
+
+    /// The per-row mean and reciprocal standard deviation of a layer normalisation.
+    struct LayerNormStatistics {
+        var mean: Tensor
+        var reciprocalStd: Tensor
+    }
+
+    /// Normalises the rows without recording history.
+    func layerNormForward(weight: Tensor?, bias: Tensor?, epsilon: Float) -> (Tensor, LayerNormStatistics) {
         let columns = shape[rank - 1], rows = rowCount
         for parameter in [weight, bias].compactMap({ $0 }) {
             precondition(
@@ -11,10 +46,10 @@ extension Tensor {
                 "layerNorm: parameter \(parameter.describe) must have shape [\(columns)] for input \(describe).")
         }
         let result = Tensor(uninitializedShape: shape)
-        let mean = Tensor(uninitializedShape: [rows]), reciprocalStd = Tensor(uninitializedShape: [rows])
-        let x = storage.base, y = result.storage.base, mu = mean.storage.base, rstd = reciprocalStd.storage.base
-        let w = weight?.storage.base, b = bias?.storage.base
-        let p = UncheckedSendable((x, y, mu, rstd, w, b))
+        let statistics = LayerNormStatistics(mean: Tensor(uninitializedShape: [rows]), reciprocalStd: Tensor(uninitializedShape: [rows]))
+        let p = UncheckedSendable((
+            storage.base, result.storage.base, statistics.mean.storage.base, statistics.reciprocalStd.storage.base,
+            weight?.storage.base, bias?.storage.base))
         Parallel.forEachChunk(of: rows, minimumChunk: max(1, 65_536 / max(columns, 1))) { _, range in
             let (x, y, mu, rstd, w, b) = p.value
             let start = range.lowerBound
@@ -22,32 +57,36 @@ extension Tensor {
                 x + start * columns, w, b, y + start * columns, mu + start, rstd + start,
                 Int64(range.count), Int64(columns), epsilon)
         }
-        let inputs = [self] + [weight, bias].compactMap { $0 }
-        return result.recording("layerNorm", inputs: inputs) { g in
-            let needsInput = self.requiresGradient
-            let dx = needsInput ? Tensor(uninitializedShape: self.shape) : nil
-            let chunks = Parallel.chunkCount(for: rows, minimumChunk: max(1, 65_536 / max(columns, 1)))
-            // One partial sum of the affine gradients per chunk, added up afterwards.
-            let partials = Tensor.zeros([chunks, 2, columns])
-            let q = UncheckedSendable((
-                self.storage.base, weight?.storage.base, mean.storage.base, reciprocalStd.storage.base,
-                g.storage.base, dx?.storage.base, partials.storage.base))
-            Parallel.forEachChunk(of: rows, minimumChunk: max(1, 65_536 / max(columns, 1))) { chunk, range in
-                let (x, w, mu, rstd, dy, dx, partial) = q.value
-                let start = range.lowerBound
-                ssl_layer_norm_backward(
-                    x + start * columns, w, mu + start, rstd + start, dy + start * columns,
-                    dx.map { $0 + start * columns }, partial + chunk * 2 * columns,
-                    partial + (chunk * 2 + 1) * columns, Int64(range.count), Int64(columns))
-            }
-            var gradients: [Tensor?] = [dx]
-            if weight != nil || bias != nil {
-                let totals = partials.sumBroadcast(to: [1, 2, columns])
-                if weight != nil { gradients.append(totals.sliced(0..<1, axis: 1).reshaped([columns])) }
-                if bias != nil { gradients.append(totals.sliced(1..<2, axis: 1).reshaped([columns])) }
-            }
-            return gradients
+        return (result, statistics)
+    }
+
+    /// The gradients of a layer normalisation of `self` for the output gradient `g`: the input,
+    /// then the weight and bias when present.
+    func layerNormBackward(_ g: Tensor, weight: Tensor?, hasBias: Bool, statistics: LayerNormStatistics) -> [Tensor?] {
+        let columns = shape[rank - 1], rows = rowCount
+        let dx = requiresGradient ? Tensor(uninitializedShape: shape) : nil
+        let minimumChunk = max(1, 65_536 / max(columns, 1))
+        let chunks = Parallel.chunkCount(for: rows, minimumChunk: minimumChunk)
+        // One partial sum of the affine gradients per chunk, added up afterwards.
+        let partials = Tensor.zeros([chunks, 2, columns])
+        let q = UncheckedSendable((
+            storage.base, weight?.storage.base, statistics.mean.storage.base, statistics.reciprocalStd.storage.base,
+            g.storage.base, dx?.storage.base, partials.storage.base))
+        Parallel.forEachChunk(of: rows, minimumChunk: minimumChunk) { chunk, range in
+            let (x, w, mu, rstd, dy, dx, partial) = q.value
+            let start = range.lowerBound
+            ssl_layer_norm_backward(
+                x + start * columns, w, mu + start, rstd + start, dy + start * columns,
+                dx.map { $0 + start * columns }, partial + chunk * 2 * columns,
+                partial + (chunk * 2 + 1) * columns, Int64(range.count), Int64(columns))
         }
+        var gradients: [Tensor?] = [dx]
+        if weight != nil || hasBias {
+            let totals = partials.sumBroadcast(to: [1, 2, columns])
+            if weight != nil { gradients.append(totals.sliced(0..<1, axis: 1).reshaped([columns])) }
+            if hasBias { gradients.append(totals.sliced(1..<2, axis: 1).reshaped([columns])) }
+        }
+        return gradients
     }
 
     /// Each row (last axis) divided by its Euclidean norm, clamped below at `epsilon`.

@@ -1,5 +1,9 @@
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A fixed-size, 64-byte-aligned buffer of `Float` that one or more tensors read.
 ///
 /// Storage is a reference type so that reshaping a tensor is free: the new tensor shares the
@@ -37,11 +41,13 @@ public final class TensorStorage: @unchecked Sendable {
 
 /// Keeps freed tensor buffers for reuse by later tensors of exactly the same size.
 ///
-/// Only buffers of at least ``minimumPooledCount`` elements are kept, and at most
-/// ``capacityBytes`` in all; the rest go back to the system allocator.
+/// Buffers of at least ``minimumPooledCount`` elements are mapped from the system one by one,
+/// so that a buffer given back returns its memory at once instead of leaving a hole in the
+/// heap; up to ``capacityBytes`` of freed buffers are kept for reuse (a training step asks for
+/// the same sizes every time), the rest are unmapped.
 public final class StoragePool: Sendable {
     /// The pool every tensor uses.
-    public static let shared = StoragePool(capacityBytes: 4 << 30)
+    public static let shared = StoragePool(capacityBytes: 256 << 20)
 
     /// Smaller buffers are cheap to allocate and are not pooled.
     public static let minimumPooledCount = 4096
@@ -68,7 +74,6 @@ public final class StoragePool: Sendable {
     /// The bytes held by live pooled-size tensors at the most, since the last ``resetPeak()``.
     public var peakLiveBytes: Int { state.withLock { $0.peakLiveBytes } }
 
-    public var liveBytesForDebug: Int { state.withLock { $0.liveBytes } }
     /// Restarts the peak of live bytes at the current value.
     public func resetPeak() { state.withLock { $0.peakLiveBytes = $0.liveBytes } }
 
@@ -83,6 +88,13 @@ public final class StoragePool: Sendable {
                 return address
             }
             if let reused, let pointer = UnsafeMutablePointer<Float>(bitPattern: reused) { return pointer }
+            let bytes = count * MemoryLayout<Float>.stride
+            guard let mapped = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                mapped != MAP_FAILED
+            else {
+                preconditionFailure("Out of memory: cannot map \(bytes) bytes for a tensor of \(count) elements.")
+            }
+            return mapped.bindMemory(to: Float.self, capacity: count)
         }
         return UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
             .bindMemory(to: Float.self, capacity: count)
@@ -99,17 +111,23 @@ public final class StoragePool: Sendable {
                 state.cachedBytes += bytes
                 return true
             }
-            if kept { return }
+            if !kept { munmap(pointer, bytes) }
+            return
         }
         UnsafeMutableRawPointer(pointer).deallocate()
     }
 
     /// Returns every kept buffer to the system.
     public func drain() {
-        let addresses = state.withLock { state -> [UInt] in
-            defer { state = State() }
-            return state.free.values.flatMap { $0 }
+        let buffers = state.withLock { state -> [(count: Int, address: UInt)] in
+            defer {
+                state.free = [:]
+                state.cachedBytes = 0
+            }
+            return state.free.flatMap { count, addresses in addresses.map { (count, $0) } }
         }
-        for address in addresses { UnsafeMutableRawPointer(bitPattern: address)?.deallocate() }
+        for (count, address) in buffers {
+            munmap(UnsafeMutableRawPointer(bitPattern: address), count * MemoryLayout<Float>.stride)
+        }
     }
 }
