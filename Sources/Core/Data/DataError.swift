@@ -13,3 +13,17 @@ public struct DataError: Error, CustomStringConvertible, Equatable {
 
     public var description: String { "\(path): \(problem)" }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reports data problems that do not stop training (skipped files) on standard error.
+enum DataWarning {
+    /// Writes `warning: <message>` and a newline to standard error in one call, so lines from
+    /// several threads do not interleave.
+    static func report(_ message: String) {
+        let line = Array("warning: \(message)\n".utf8)
+        _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    }
+}
