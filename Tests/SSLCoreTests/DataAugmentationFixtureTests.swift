@@ -101,3 +101,57 @@ final class DataAugmentationFixtureTests: XCTestCase {
         assertClose(ImageNormalization.imageNet.tensor(image), expected, absoluteTolerance: 0, "normalize")
     }
 }
+
+/// The table-driven hue rotation against a line-by-line transcription of PIL's `rgb2hsv_row` and
+/// `hsv2rgb` (`Convert.c`) on a grid of colours, beyond the fixture image's.
+final class DataHueRotationTests: XCTestCase {
+    private static func pilHSV(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> (UInt8, UInt8, UInt8) {
+        let maxc = max(r, g, b), minc = min(r, g, b)
+        if maxc == minc { return (0, 0, maxc) }
+        let cr = Float(maxc - minc), s = cr / Float(maxc)
+        let rc = Float(maxc - r) / cr, gc = Float(maxc - g) / cr, bc = Float(maxc - b) / cr
+        var h: Float
+        if r == maxc { h = bc - gc } else if g == maxc { h = Float(2.0 + Double(rc) - Double(bc)) } else { h = Float(4.0 + Double(gc) - Double(rc)) }
+        h = Float(fmod(Double(h) / 6.0 + 1.0, 1.0))
+        return (UInt8(min(max(Int(Double(h) * 255.0), 0), 255)), UInt8(min(max(Int(Double(s) * 255.0), 0), 255)), maxc)
+    }
+
+    private static func pilRGB(_ h: UInt8, _ s: UInt8, _ v: UInt8) -> [UInt8] {
+        if s == 0 { return [v, v, v] }
+        let i = Int(floor(Double(Float(h)) * 6.0 / 255.0))
+        let f = Float(Double(Float(h)) * 6.0 / 255.0 - Double(Float(i)))
+        let fs = Float(Double(Float(s)) / 255.0)
+        func clip(_ x: Double) -> UInt8 { UInt8(min(max(Int(round(x)), 0), 255)) }
+        let p = clip(Double(Float(v)) * (1.0 - Double(fs)))
+        let q = clip(Double(Float(v)) * (1.0 - Double(fs * f)))
+        let t = clip(Double(Float(v)) * (1.0 - Double(fs) * (1.0 - Double(f))))
+        switch i % 6 {
+        case 0: return [v, t, p]
+        case 1: return [q, v, p]
+        case 2: return [p, v, t]
+        case 3: return [p, q, v]
+        case 4: return [t, p, v]
+        default: return [v, p, q]
+        }
+    }
+
+    func testHueRotationMatchesPILTranscriptionOnAColourGrid() {
+        let levels = Array(stride(from: 0, through: 255, by: 5)) + [254]
+        var pixels: [UInt8] = []
+        for r in levels { for g in levels { for b in levels { pixels += [UInt8(r), UInt8(g), UInt8(b)] } } }
+        let image = Image(width: pixels.count / 3, height: 1, pixels: pixels)
+        for factor in [-0.5, -0.13, 0.02, 0.37] {
+            var rotated = image
+            rotated.adjustHue(factor)
+            let shift = UInt8(truncatingIfNeeded: Int32(factor * 255))
+            for pixel in 0..<image.width {
+                let (h, s, v) = Self.pilHSV(pixels[3 * pixel], pixels[3 * pixel + 1], pixels[3 * pixel + 2])
+                let expected = Self.pilRGB(h &+ shift, s, v)
+                if Array(rotated.pixels[3 * pixel..<3 * pixel + 3]) != expected {
+                    XCTFail("factor \(factor), colour \(pixels[3 * pixel..<3 * pixel + 3]): \(rotated.pixels[3 * pixel..<3 * pixel + 3]) ≠ \(expected)")
+                    return
+                }
+            }
+        }
+    }
+}

@@ -13,36 +13,47 @@ extension Image {
         return integer + fraction
     }
 
-    /// Blurs the image as PIL's `image.filter(ImageFilter.GaussianBlur(radius))`.
+    /// Blurs the image as PIL's `image.filter(ImageFilter.GaussianBlur(radius))`: three box
+    /// passes along rows, then three along columns. Rows are blurred as the columns of the
+    /// transposed image (as PIL does), so both directions run over whole rows at a time.
     public mutating func gaussianBlur(radius: Float) {
         guard radius > 0 else { return }
         let passes = 3
         let box = BoxFilter(radius: Self.boxRadius(forGaussianRadius: radius, passes: passes))
-        var scratch = [UInt8](repeating: 0, count: pixels.count)
-        var line = [UInt32](repeating: 0, count: (width + 2 * box.integerRadius + 4) * 3)
-        var sums = [UInt32](repeating: 0, count: width * 3)
+        var first = [UInt8](repeating: 0, count: pixels.count)
+        var second = [UInt8](repeating: 0, count: pixels.count)
+        var sums = [UInt32](repeating: 0, count: max(width, height) * 3)
         let width = width, height = height
         pixels.withUnsafeMutableBufferPointer { pixels in
-            scratch.withUnsafeMutableBufferPointer { scratch in
-                for _ in 0..<passes {
-                    line.withUnsafeMutableBufferPointer { line in
-                        for row in 0..<height {
-                            let offset = row * width * 3
-                            box.blurRow(pixels.baseAddress! + offset, count: width, line: line)
-                        }
-                    }
-                }
-                var source = pixels, target = scratch
-                for _ in 0..<passes {
+            first.withUnsafeMutableBufferPointer { first in
+                second.withUnsafeMutableBufferPointer { second in
                     sums.withUnsafeMutableBufferPointer { sums in
-                        box.blurColumns(source, into: target, width: width, height: height, sums: sums)
+                        // Along rows: columns of the transposed image (height × width → width × height).
+                        Self.transpose(pixels, into: first, width: width, height: height)
+                        box.blurColumns(first, into: second, width: height, height: width, sums: sums)
+                        box.blurColumns(second, into: first, width: height, height: width, sums: sums)
+                        box.blurColumns(first, into: second, width: height, height: width, sums: sums)
+                        Self.transpose(second, into: pixels, width: height, height: width)
+                        // Along columns.
+                        box.blurColumns(pixels, into: first, width: width, height: height, sums: sums)
+                        box.blurColumns(first, into: second, width: width, height: height, sums: sums)
+                        box.blurColumns(second, into: pixels, width: width, height: height, sums: sums)
                     }
-                    swap(&source, &target)
                 }
-                // An odd number of passes leaves the result in `scratch`.
-                if source.baseAddress != pixels.baseAddress {
-                    pixels.baseAddress!.update(from: source.baseAddress!, count: pixels.count)
-                }
+            }
+        }
+    }
+
+    /// Writes the `height × width` RGB image `source` as the `width × height` image `target`.
+    private static func transpose(
+        _ source: UnsafeMutableBufferPointer<UInt8>, into target: UnsafeMutableBufferPointer<UInt8>, width: Int, height: Int
+    ) {
+        for row in 0..<height {
+            for column in 0..<width {
+                let from = (row * width + column) * 3, to = (column * height + row) * 3
+                target[to] = source[from]
+                target[to + 1] = source[from + 1]
+                target[to + 2] = source[from + 2]
             }
         }
     }
@@ -66,30 +77,6 @@ private struct BoxFilter {
     @inline(__always)
     func byte(sum: UInt32, left: UInt32, right: UInt32) -> UInt8 {
         UInt8(truncatingIfNeeded: (sum &* innerWeight &+ (left &+ right) &* outerWeight &+ (1 << 23)) >> 24)
-    }
-
-    /// Blurs one RGB row of `count` pixels in place; `line` holds the row padded with repeated
-    /// edge pixels.
-    func blurRow(_ row: UnsafeMutablePointer<UInt8>, count: Int, line: UnsafeMutableBufferPointer<UInt32>) {
-        let padding = integerRadius + 2
-        for index in 0..<(count + 2 * padding) {
-            let source = min(max(index - padding, 0), count - 1)
-            line[3 * index] = UInt32(row[3 * source])
-            line[3 * index + 1] = UInt32(row[3 * source + 1])
-            line[3 * index + 2] = UInt32(row[3 * source + 2])
-        }
-        let r = integerRadius
-        for channel in 0..<3 {
-            // The window sum for pixel −1: samples −r−1 … r−1.
-            var sum: UInt32 = 0
-            for index in (padding - r - 1)...(padding + r - 1) { sum &+= line[3 * index + channel] }
-            for x in 0..<count {
-                let center = padding + x
-                sum &+= line[3 * (center + r) + channel] &- line[3 * (center - r - 1) + channel]
-                row[3 * x + channel] = byte(
-                    sum: sum, left: line[3 * (center - r - 1) + channel], right: line[3 * (center + r + 1) + channel])
-            }
-        }
     }
 
     /// Blurs every column of an RGB image from `source` into `target`, a whole row at a time.
