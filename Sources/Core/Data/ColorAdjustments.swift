@@ -1,10 +1,6 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// PIL's colour operations on RGB images, byte for byte: torchvision's `adjust_brightness`,
-/// `adjust_contrast`, `adjust_saturation`, `adjust_hue` and `rgb_to_grayscale` on PIL images,
-/// and `ImageOps.solarize`. Every operation rounds to bytes, as PIL does between operations.
+/// `adjust_contrast`, `adjust_saturation` and `rgb_to_grayscale` on PIL images, and
+/// `ImageOps.solarize` (`adjust_hue` is in `HueRotation.swift`). Every operation rounds to bytes, as PIL does between operations.
 extension Image {
     /// ITU-R 601-2 luma as PIL's `convert("L")` computes it (16-bit fixed point, rounded).
     @inline(__always)
