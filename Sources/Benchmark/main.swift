@@ -42,6 +42,7 @@ extension Benchmark {
                 ViTStep.measure(workload)
                 GEMM.roofline(for: workload)
             }
+            try Loader.parse([]).run()
         }
     }
 
@@ -125,19 +126,22 @@ extension Benchmark {
         @Option(help: "Timed images per thread count (after one warm-up batch).") var images = 192
         @Option(help: "Images per batch.") var batch = 16
         @Option(help: "Loader thread counts to measure, comma-separated.") var threads = "1,2"
+        @Flag(help: "Measure the small SelfPatch recipe (2x32 + 4x16) on Fashion-MNIST instead.")
+        var fashionMNIST = false
 
         func run() throws {
-            let dataset = try RepeatedFileDataset(path: image, count: images + batch)
+            let dataset: any ImageDataset =
+                fashionMNIST
+                ? try FashionMNISTDataset(split: .train) : try RepeatedFileDataset(path: image, count: images + batch)
+            let recipe: MultiCropRecipe = fashionMNIST ? .smallSelfPatch() : .selfPatch()
+            let label = fashionMNIST ? "SelfPatch 2x32 + 4x16 from Fashion-MNIST" : "SelfPatch 2x224 + 8x96 from \(image)"
             for threadCount in threads.split(separator: ",").compactMap({ Int($0) }) {
-                let loader = try DataLoader(
-                    dataset: dataset, recipe: .selfPatch(), batchSize: batch, seed: 0, threadCount: threadCount)
+                let loader = try DataLoader(dataset: dataset, recipe: recipe, batchSize: batch, seed: 0, threadCount: threadCount)
                 _ = loader.next()
                 let start = Clock.seconds
                 for _ in 0..<images / batch { _ = loader.next() }
                 let elapsed = Clock.seconds - start
-                print(
-                    "SwiftSSL loader, SelfPatch 2x224 + 8x96 from \(image), \(threadCount) thread(s): "
-                        + "\(format(Double(images / batch * batch) / elapsed)) images/s")
+                print("SwiftSSL loader, \(label), \(threadCount) thread(s): \(format(Double(images / batch * batch) / elapsed)) images/s")
             }
         }
     }
