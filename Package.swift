@@ -19,7 +19,7 @@ let package = Package(
 
         .target(
             name: "SSLCore",
-            dependencies: ["COpenBLAS", "CHDF5", "CKernels"],
+            dependencies: ["COpenBLAS", "CHDF5", "CKernels", "CTurboJPEG", "CPNG", "CZlib"],
             path: "Sources/Core"
         ),
 
@@ -66,6 +66,21 @@ let package = Package(
             name: "CHDF5",
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
+        ),
+        .systemLibrary(
+            name: "CTurboJPEG",
+            pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]
+        ),
+        .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
         ),
         .target(name: "CKernels", path: "Sources/CKernels"),
 

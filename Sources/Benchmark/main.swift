@@ -12,7 +12,7 @@ struct Benchmark: ParsableCommand {
         commandName: "ssl-bench",
         abstract: "Measures SwiftSSL's engine in a release build.",
         discussion: "Run without a subcommand for the full suite recorded in BENCHMARKS.md.",
-        subcommands: [Suite.self, ViTStep.self, TrainingStep.self, GEMM.self],
+        subcommands: [Suite.self, ViTStep.self, TrainingStep.self, GEMM.self, Loader.self],
         defaultSubcommand: Suite.self)
 }
 
@@ -46,6 +46,7 @@ extension Benchmark {
             for preset in ["dino", "selfpatch-original"] {
                 try TrainingStep.parse(["--preset", preset]).run()
             }
+            try Loader.parse([]).run()
         }
     }
 
@@ -162,6 +163,54 @@ extension Benchmark {
             print("  sgemm GFLOP/s: " + results.joined(separator: ", "))
         }
     }
+}
+
+extension Benchmark {
+    struct Loader: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "loader",
+            abstract: "SelfPatch multi-crop (2x224 + 8x96) from a JPEG, decode included, as tools/benchmark/pytorch_loader.py.")
+        @Option(help: "The JPEG every sample decodes (written by tools/benchmark/pytorch_loader.py).")
+        var image = "tools/benchmark/loader-500x375.jpg"
+        @Option(help: "Timed images per thread count (after one warm-up batch).") var images = 192
+        @Option(help: "Images per batch.") var batch = 16
+        @Option(help: "Loader thread counts to measure, comma-separated.") var threads = "1,2"
+        @Flag(help: "Measure the small SelfPatch recipe (2x32 + 4x16) on Fashion-MNIST instead.")
+        var fashionMNIST = false
+
+        func run() throws {
+            let dataset: any ImageDataset =
+                fashionMNIST
+                ? try FashionMNISTDataset(split: .train) : try RepeatedFileDataset(path: image, count: images + batch)
+            let recipe: MultiCropRecipe = fashionMNIST ? .smallSelfPatch() : .selfPatch()
+            let label = fashionMNIST ? "SelfPatch 2x32 + 4x16 from Fashion-MNIST" : "SelfPatch 2x224 + 8x96 from \(image)"
+            for threadCount in threads.split(separator: ",").compactMap({ Int($0) }) {
+                let loader = try DataLoader(dataset: dataset, recipe: recipe, batchSize: batch, seed: 0, threadCount: threadCount)
+                _ = loader.next()
+                let start = Clock.seconds
+                for _ in 0..<images / batch { _ = loader.next() }
+                let elapsed = Clock.seconds - start
+                print("SwiftSSL loader, \(label), \(threadCount) thread(s): \(format(Double(images / batch * batch) / elapsed)) images/s")
+            }
+        }
+    }
+}
+
+/// `count` samples that all decode the same image file.
+struct RepeatedFileDataset: ImageDataset {
+    let path: String
+    let count: Int
+
+    init(path: String, count: Int) throws {
+        _ = try ImageDecoder.decode(contentsOf: path)
+        self.path = path
+        self.count = count
+    }
+
+    func image(at index: Int) throws -> Image { try ImageDecoder.decode(contentsOf: path) }
+    func label(at index: Int) -> Int? { nil }
+    var classNames: [String] { [] }
+    var description: String { "\(count) x \(path)" }
 }
 
 private func format(_ value: Double) -> String {

@@ -303,7 +303,7 @@ public final class HDF5File {
         return dimensions.map { Int($0) }
     }
 
-    private func read<Element>(_ datasetPath: String, type: hid_t, repeating zero: Element) throws -> [Element] {
+    func read<Element>(_ datasetPath: String, type: hid_t, repeating zero: Element) throws -> [Element] {
         try withDataset(datasetPath) { dataset in
             let count = try shape(ofDataset: dataset, datasetPath).reduce(1, *)
             var values = [Element](repeating: zero, count: count)
