@@ -23,7 +23,7 @@ final class EvalPictureTests: XCTestCase {
         var values = [Float](repeating: 0, count: 2 * 5 * 5)
         values.replaceSubrange(0..<5, with: [0.2, 0.1, 0.2, 0.3, 0.2])
         values.replaceSubrange(25..<30, with: [0.6, 0.4, 0, 0, 0])
-        let maps = RGBImage.classTokenAttention(
+        let maps = Image.classTokenAttention(
             probabilities: Tensor(shape: [1, 2, 5, 5], elements: values), sample: 0, gridHeight: 2, gridWidth: 2, scale: 3)
         XCTAssertEqual(maps.count, 2)
         XCTAssertEqual(maps[0].width, 6)
@@ -43,7 +43,7 @@ final class EvalPictureTests: XCTestCase {
             0, 1, -0.5,
             0, 3, 0.5,
         ])
-        let pictures = RGBImage.principalComponents(patches: patches, gridHeight: 2, gridWidth: 2, scale: 1)
+        let pictures = Image.principalComponents(patches: patches, gridHeight: 2, gridWidth: 2, scale: 1)
         XCTAssertEqual(pictures.count, 1)
         XCTAssertEqual((0..<4).map { pictures[0][$0 % 2, $0 / 2].red }, [0, 85, 170, 255])
         XCTAssertEqual((0..<4).map { pictures[0][$0 % 2, $0 / 2].green }, [255, 0, 0, 255])
@@ -51,16 +51,16 @@ final class EvalPictureTests: XCTestCase {
 
     func testSimilarityMapOutlinesTheQuery() {
         let patches = Tensor(shape: [4, 2], elements: [1, 0, 0.9, 0.1, 0, 1, -1, 0])
-        let map = RGBImage.similarityMap(patches: patches, query: 0, gridHeight: 2, gridWidth: 2, scale: 3)
+        let map = Image.similarityMap(patches: patches, query: 0, gridHeight: 2, gridWidth: 2, scale: 3)
         assertColour(map[0, 0], (255, 0, 0))
         assertColour(map[1, 1], high, "the query is most similar to itself")
         assertColour(map[4, 4], low, "patch 3 points the other way")
     }
 
     func testTilingAndImageConversion() {
-        let grey = RGBImage.fromImage(Tensor(shape: [1, 1, 2], elements: [-1, 1]))
+        let grey = Image.fromImage(Tensor(shape: [1, 1, 2], elements: [-1, 1]))
         XCTAssertEqual(grey.pixels, [0, 0, 0, 255, 255, 255])
-        let tiled = RGBImage.tiled([grey, grey, grey], columns: 2, spacing: 1)
+        let tiled = Image.tiled([grey, grey, grey], columns: 2, spacing: 1)
         XCTAssertEqual(tiled.width, 5)
         XCTAssertEqual(tiled.height, 3)
         assertColour(tiled[2, 0], (255, 255, 255))

@@ -1,4 +1,4 @@
-extension RGBImage {
+extension Image {
     /// DINO's attention maps: how much the class token attends to each patch, one picture per
     /// head, from the attention probabilities of a block (`[batch, heads, 1 + patches,
     /// 1 + patches]`, e.g. an ``ActivationRecorder``'s `blocks.{last}/attn_probs` recorded
@@ -8,7 +8,7 @@ extension RGBImage {
     /// `scale × scale` block (the patch size gives the input's resolution).
     public static func classTokenAttention(
         probabilities: Tensor, sample: Int, gridHeight: Int, gridWidth: Int, scale: Int
-    ) -> [RGBImage] {
+    ) -> [Image] {
         let patches = gridHeight * gridWidth
         precondition(
             probabilities.rank == 4 && probabilities.shape[2] == patches + 1 && probabilities.shape[3] == patches + 1,

@@ -1,4 +1,4 @@
-extension RGBImage {
+extension Image {
     /// The three principal components of patch features mapped to red, green and blue, as in
     /// DINO's feature visualisations: one picture per image, each patch a `scale × scale` block.
     ///
@@ -9,7 +9,7 @@ extension RGBImage {
     /// to 0…255 over all images, so colours compare across the pictures of one call.
     public static func principalComponents(
         patches: Tensor, gridHeight: Int, gridWidth: Int, scale: Int, iterations: Int = 100, seed: UInt64 = 0
-    ) -> [RGBImage] {
+    ) -> [Image] {
         precondition(
             patches.rank == 3 && patches.shape[1] == gridHeight * gridWidth,
             "principalComponents: patches \(patches.describe) must be [images, \(gridHeight * gridWidth), dim].")

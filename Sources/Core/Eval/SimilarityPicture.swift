@@ -1,10 +1,10 @@
-extension RGBImage {
+extension Image {
     /// The cosine similarity of one patch to every patch of the same image (`patches`:
     /// `[gridHeight · gridWidth, dim]`), min-max scaled to the viridis colour map, each patch a
     /// `scale × scale` block; the query patch is outlined in red.
     public static func similarityMap(
         patches: Tensor, query: Int, gridHeight: Int, gridWidth: Int, scale: Int
-    ) -> RGBImage {
+    ) -> Image {
         precondition(
             patches.rank == 2 && patches.shape[0] == gridHeight * gridWidth,
             "similarityMap: patches \(patches.describe) must be [\(gridHeight * gridWidth), dim].")

@@ -1,18 +1,5 @@
-/// An 8-bit RGB picture, row-major with interleaved channels, ready for a PNG encoder.
-public struct RGBImage: Sendable, Equatable {
-    /// The size in pixels.
-    public var width: Int
-    public var height: Int
-    /// `width · height · 3` bytes: R, G, B of each pixel, row by row.
-    public var pixels: [UInt8]
-
-    public init(width: Int, height: Int, pixels: [UInt8]) {
-        precondition(pixels.count == width * height * 3, "RGBImage: \(pixels.count) bytes for \(width)×\(height) RGB.")
-        self.width = width
-        self.height = height
-        self.pixels = pixels
-    }
-
+/// Building pictures (attention maps, PCA colourings, similarity maps) as RGB images.
+extension Image {
     /// A picture filled with one colour.
     public init(width: Int, height: Int, red: UInt8, green: UInt8, blue: UInt8) {
         self.init(width: width, height: height, pixels: Array([[UInt8]](repeating: [red, green, blue], count: width * height).joined()))
@@ -34,7 +21,7 @@ public struct RGBImage: Sendable, Equatable {
 
     /// A heat map of `values` (row-major, `gridWidth` per row) min-max scaled to the viridis
     /// colour map, each value drawn as a `scale × scale` block.
-    public static func heatMap(_ values: [Float], gridHeight: Int, gridWidth: Int, scale: Int) -> RGBImage {
+    public static func heatMap(_ values: [Float], gridHeight: Int, gridWidth: Int, scale: Int) -> Image {
         precondition(values.count == gridHeight * gridWidth, "heatMap: \(values.count) values for \(gridHeight)×\(gridWidth).")
         let finite = values.filter(\.isFinite)
         let lower = finite.min() ?? 0, upper = finite.max() ?? 1
@@ -48,9 +35,9 @@ public struct RGBImage: Sendable, Equatable {
     /// (row-major) coloured `colour(cell)`: nearest upsampling of a patch grid to the image.
     static func blocks(
         gridHeight: Int, gridWidth: Int, scale: Int, colour: (Int) -> (red: UInt8, green: UInt8, blue: UInt8)
-    ) -> RGBImage {
-        precondition(scale >= 1, "RGBImage: the scale must be positive.")
-        var image = RGBImage(width: gridWidth * scale, height: gridHeight * scale, red: 0, green: 0, blue: 0)
+    ) -> Image {
+        precondition(scale >= 1, "Image: the scale must be positive.")
+        var image = Image(width: gridWidth * scale, height: gridHeight * scale, red: 0, green: 0, blue: 0)
         for row in 0..<gridHeight {
             for column in 0..<gridWidth {
                 let value = colour(row * gridWidth + column)
@@ -64,10 +51,10 @@ public struct RGBImage: Sendable, Equatable {
 
     /// An image tensor `[channels, height, width]` (1 or 3 channels, any range) min-max scaled
     /// to 0…255; one channel becomes grey.
-    public static func fromImage(_ image: Tensor) -> RGBImage {
+    public static func fromImage(_ image: Tensor) -> Image {
         precondition(
             image.rank == 3 && (image.shape[0] == 1 || image.shape[0] == 3),
-            "RGBImage.fromImage: expected [1 or 3, height, width], got \(image.describe).")
+            "Image.fromImage: expected [1 or 3, height, width], got \(image.describe).")
         let channels = image.shape[0], height = image.shape[1], width = image.shape[2]
         let values = image.elements
         let lower = values.min() ?? 0, upper = values.max() ?? 1
@@ -81,15 +68,15 @@ public struct RGBImage: Sendable, Equatable {
                 }
             }
         }
-        return RGBImage(width: width, height: height, pixels: pixels)
+        return Image(width: width, height: height, pixels: pixels)
     }
 
     /// The images laid out left to right in rows of `columns`, `spacing` white pixels apart.
-    public static func tiled(_ images: [RGBImage], columns: Int, spacing: Int = 2) -> RGBImage {
-        precondition(!images.isEmpty && columns >= 1, "RGBImage.tiled needs images and a positive column count.")
+    public static func tiled(_ images: [Image], columns: Int, spacing: Int = 2) -> Image {
+        precondition(!images.isEmpty && columns >= 1, "Image.tiled needs images and a positive column count.")
         let cellWidth = images.map(\.width).max()!, cellHeight = images.map(\.height).max()!
         let columnCount = min(columns, images.count), rowCount = (images.count + columns - 1) / columns
-        var result = RGBImage(
+        var result = Image(
             width: columnCount * cellWidth + (columnCount - 1) * spacing,
             height: rowCount * cellHeight + (rowCount - 1) * spacing, red: 255, green: 255, blue: 255)
         for (index, image) in images.enumerated() {
