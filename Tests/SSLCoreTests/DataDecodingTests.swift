@@ -56,3 +56,16 @@ final class DataDecodingTests: XCTestCase {
         return bytes
     }
 }
+
+final class ImageEncoderTests: XCTestCase {
+    func testPNGRoundTrip() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("encoder-\(getpid()).png").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let image = Image(width: 3, height: 2, pixels: (0..<18).map { UInt8($0 * 13) })
+        try ImageEncoder.writePNG(image, to: path)
+        XCTAssertEqual(try ImageDecoder.decode(contentsOf: path), image)
+        XCTAssertThrowsError(try ImageEncoder.writePNG(image, to: "/nonexistent/folder/x.png")) { error in
+            XCTAssertTrue("\(error)".contains("/nonexistent/folder/x.png"), "\(error)")
+        }
+    }
+}
