@@ -11,7 +11,7 @@ public enum Preset: String, CaseIterable, Sendable {
     /// MoCo v3's ViT-S recipe: 12 heads, sine-cosine positions, frozen patch projection,
     /// 2×224 crops, τ = 0.2, weight decay 0.1 on everything (spec §4.6).
     case mocoV3 = "mocov3"
-    /// DINO + SelfPatch sized for 28×28 or 32×32 images on a laptop-class CPU: the main job.
+    /// DINO + SelfPatch sized for 28×28 images (Fashion-MNIST) on a 2-core CPU: the main job.
     case small
 
     /// One line for help text.
@@ -20,7 +20,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .dino: "DINO ViT-S/16, 2x224 + 8x96 crops, K 65536"
         case .selfPatchOriginal: "original SelfPatch: ViT-S/16 without class token, K 65536 / K_p 4096, dino=1, selfpatch=0.1"
         case .mocoV3: "MoCo v3 ViT-S/16: 12 heads, sin-cos positions, frozen patch projection, 2x224"
-        case .small: "DINO + SelfPatch for 28x28/32x32 images: ViT 192x6, patch 4, 2x32 + 4x16 crops"
+        case .small: "DINO + SelfPatch for 28x28 images: ViT 192x6, patch 4, 2x28 + 4x12 crops"
         }
     }
 
@@ -64,7 +64,7 @@ public enum Preset: String, CaseIterable, Sendable {
                 backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 224), tasks: [TaskSelection(name: "moco")],
                 optimization: optimization, epochs: 300, batchSize: 256)
         case .small:
-            var backbone = VisionTransformerConfiguration(embedDimension: 192, depth: 6, heads: 3, patchSize: 4, imageSize: 32)
+            var backbone = VisionTransformerConfiguration(embedDimension: 192, depth: 6, heads: 3, patchSize: 4, imageSize: 28)
             backbone.dropPathRate = 0.1
             var optimization = OptimizationConfiguration()
             optimization.learningRate = 1e-3
@@ -72,7 +72,7 @@ public enum Preset: String, CaseIterable, Sendable {
             optimization.teacherMomentum = 0.99
             let head = ["out-dim": "1024", "hidden-dim": "512", "bottleneck-dim": "128"]
             return TrainingRecipe(
-                backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 32, localCount: 4, localSize: 16),
+                backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 28, localCount: 4, localSize: 12),
                 tasks: [
                     TaskSelection(name: "dino", options: head.merging(["freeze-last-layer": "0"]) { $1 }),
                     TaskSelection(name: "selfpatch", weight: 0.1, options: head.merging(["out-dim": "256", "freeze-last-layer": "0"]) { $1 }),

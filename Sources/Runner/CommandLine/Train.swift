@@ -9,20 +9,84 @@ extension SSLRun {
             abstract: "Pre-train a backbone (the default command).")
 
         @OptionGroup var recipeOptions: RecipeOptions
+        @OptionGroup var dataOptions: DataOptions
+        @Option(help: "The run folder (checkpoints, metrics, report). A folder holding a checkpoint of the same configuration resumes.")
+        var output: String = "runs/latest"
+        @Option(help: "Continue the run in this folder with its stored configuration.")
+        var resume: String?
+        @Option(help: "Keep a checkpoint copy every N epochs (0: only the latest).")
+        var saveEvery = 0
+        @Option(help: "Stop after N steps (with a checkpoint), e.g. for a smoke test.")
+        var maxSteps: Int?
+        @Option(help: "Evaluate k-NN and dense k-NN on held-out Fashion-MNIST every N epochs (0: never).")
+        var evalEvery = 1
+        @Option(help: "Log metrics every N steps.")
+        var logEvery = 10
+        @Option(help: "Data-loading threads.")
+        var loaderThreads = Parallel.threadCount
         @Flag(help: "Print the resolved run configuration as JSON and exit.")
         var printConfig = false
 
         func run() throws {
-            let recipe = try recipeOptions.recipe(registry: SSLRun.registry)
+            var recipe = try recipeOptions.recipe(registry: SSLRun.registry)
+            var folder = output
+            if let resume {
+                folder = resume
+                recipe = try Checkpoint.recipe(at: "\(resume)/checkpoint.h5")
+            }
             if printConfig {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(recipe), as: UTF8.self))
+                print(try recipe.prettyJSON())
                 return
             }
-            // Validate the whole combination before any data is read.
-            _ = try recipe.makeTrainer(registry: SSLRun.registry, iterationsPerEpoch: 1)
-            throw ValidationError("Training needs the data pipeline, which is not merged yet.")
+            let dataset = try dataOptions.trainingDataset(seed: recipe.seed)
+            let style = AugmentationStyle(task: recipe.tasks.first?.name ?? "dino")
+            var options = SessionOptions(outputFolder: folder)
+            options.saveEveryEpochs = saveEvery
+            options.maximumSteps = maxSteps
+            options.logEverySteps = logEvery
+            options.loaderThreads = loaderThreads
+            let session = try TrainingSession(
+                recipe: recipe, registry: SSLRun.registry, dataset: dataset, augmentation: style.recipe(for: recipe.views),
+                options: options)
+            FileHandle.standardError.write(Data(("Training \(recipe.tasks.map { "\($0.name)×\($0.weight)" }.joined(separator: " + ")) on \(dataset), "
+                  + "\(recipe.epochs) epochs × \(session.loader.batchesPerEpoch) steps of \(recipe.batchSize) images; run folder \(folder)\n").utf8))
+            if evalEvery > 0, dataOptions.data == nil {
+                let suite = try OnlineEvaluation.fashionMNIST(imageSize: recipe.views.globalSize, patchSize: recipe.backbone.patchSize, seed: recipe.seed)
+                session.evaluateEpoch = { trainer, epoch in
+                    guard (epoch + 1) % evalEvery == 0 || epoch + 1 == recipe.epochs else { return [:] }
+                    let metrics = suite.evaluate(trainer.teacherBackbone ?? trainer.backbone, prefix: "online")
+                    FileHandle.standardError.write(Data(("epoch \(epoch + 1): " + metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ") + "\n").utf8))
+                    return metrics
+                }
+            }
+            let outcome = try session.run()
+            switch outcome {
+            case .completed:
+                print("Finished: \(session.checkpointPath)")
+            case .stepLimitReached:
+                print("Stopped after \(maxSteps ?? 0) steps; continue with `ssl-run --resume \(folder)`.")
+            case .interrupted(let signal):
+                print("Interrupted by signal \(signal); checkpoint written. Continue with `ssl-run --resume \(folder)`.")
+                throw ExitCode(128 + signal)
+            }
         }
+    }
+}
+
+/// The small held-out sets the run evaluates on while training.
+enum OnlineEvaluation {
+    /// k-NN on 2,000 Fashion-MNIST training / 1,000 test images at the run's global crop size,
+    /// and the patch k-NN on 200 / 100 mosaics of about 56 pixels (a multiple of the patch size).
+    static func fashionMNIST(
+        imageSize: Int, patchSize: Int, seed: UInt64, trainCount: Int = 2000, testCount: Int = 1000
+    ) throws -> EvaluationSuite {
+        let canvas = max(2, (56 + patchSize - 1) / patchSize) * patchSize
+        let train = try FashionMNISTDataset(split: .train), test = try FashionMNISTDataset(split: .test)
+        var suite = EvaluationSuite()
+        suite.classificationTrain = try EvaluationImages.classification(train, count: trainCount, size: imageSize, seed: seed)
+        suite.classificationTest = try EvaluationImages.classification(test, count: testCount, size: imageSize, seed: seed)
+        suite.segmentationTrain = SegmentationImages.mosaics(MosaicSegmentationDataset(source: train, canvasSize: canvas, seed: seed), count: 200)
+        suite.segmentationTest = SegmentationImages.mosaics(MosaicSegmentationDataset(source: test, canvasSize: canvas, seed: seed + 1), count: 100)
+        return suite
     }
 }

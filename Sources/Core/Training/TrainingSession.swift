@@ -1,0 +1,184 @@
+import Foundation
+
+/// How a session runs, beyond the recipe.
+public struct SessionOptions: Sendable {
+    /// The run folder: checkpoints, configuration, metrics and report.
+    public var outputFolder: String
+    /// Keep a copy of the checkpoint every this many epochs (0: only the latest).
+    public var saveEveryEpochs = 0
+    /// Log metrics every this many steps.
+    public var logEverySteps = 10
+    /// Stop (with a checkpoint) after this many steps in this process, e.g. for smoke tests.
+    public var maximumSteps: Int?
+    /// Background threads that decode and augment.
+    public var loaderThreads = Parallel.threadCount
+
+    public init(outputFolder: String) {
+        self.outputFolder = outputFolder
+    }
+}
+
+/// How a session ended.
+public enum SessionOutcome: Equatable, Sendable {
+    /// Every epoch ran.
+    case completed
+    /// ``SessionOptions/maximumSteps`` steps ran; the checkpoint lets the run continue.
+    case stepLimitReached
+    /// A signal asked the run to stop; the checkpoint lets it continue. Exit with 128 + signal.
+    case interrupted(signal: Int32)
+}
+
+/// A training run on a dataset: data loading, optimisation steps, logging, progress, online
+/// evaluation and checkpoints, resumable from its folder at any step.
+public final class TrainingSession {
+    public let recipe: TrainingRecipe
+    public let options: SessionOptions
+    public let trainer: Trainer
+    public let loader: DataLoader
+    public let report: RunReport
+    /// Called after every epoch with the trainer and the finished epoch; returns metrics to log.
+    public var evaluateEpoch: ((Trainer, Int) throws -> [String: Double])?
+    /// The latest metrics logged.
+    public private(set) var latestMetrics: [String: Double] = [:]
+    private var progress: TrainingProgress
+    private let collective: Collective
+
+    /// The latest checkpoint's path in the run folder.
+    public var checkpointPath: String { "\(options.outputFolder)/checkpoint.h5" }
+
+    /// Prepares a run in `options.outputFolder`, continuing it when the folder holds a
+    /// checkpoint of the same recipe.
+    ///
+    /// - Throws: when the folder holds a checkpoint of a different recipe (choose another
+    ///   folder), or when the data or the recipe are unusable.
+    public init(
+        recipe: TrainingRecipe, registry: TaskRegistry, dataset: any ImageDataset, augmentation: MultiCropRecipe,
+        options: SessionOptions, collective: Collective = SingleProcessCollective()
+    ) throws {
+        let viewSizes = augmentation.views.map(\.cropSize)
+        guard viewSizes == recipe.views.sizes else {
+            throw TaskConfigurationError(
+                "The augmentation makes crops of \(viewSizes) pixels but the recipe expects \(recipe.views.sizes).")
+        }
+        self.recipe = recipe
+        self.options = options
+        self.collective = collective
+        try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
+        let checkpoint = "\(options.outputFolder)/checkpoint.h5"
+        var start = TrainingProgress()
+        var resuming = false
+        if FileManager.default.fileExists(atPath: checkpoint) {
+            let stored = try Checkpoint.recipe(at: checkpoint)
+            guard stored == recipe else {
+                throw TaskConfigurationError(
+                    "\(options.outputFolder) holds a checkpoint of a different configuration; choose another --output "
+                        + "(or resume it with `ssl-run --resume \(options.outputFolder)`).")
+            }
+            resuming = true
+        }
+        let iterations = dataset.count / (recipe.batchSize * collective.worldSize)
+        guard iterations > 0 else {
+            throw DataError(
+                path: dataset.description,
+                problem: "has \(dataset.count) images, fewer than one global batch of \(recipe.batchSize * collective.worldSize)")
+        }
+        trainer = try recipe.makeTrainer(registry: registry, iterationsPerEpoch: iterations, collective: collective)
+        if resuming {
+            start = try Checkpoint.restore(trainer, from: checkpoint).progress
+            FileHandle.standardError.write(Data("Resuming \(options.outputFolder) at epoch \(start.epoch), step \(start.stepInEpoch).\n".utf8))
+        }
+        progress = start
+        loader = try DataLoader(
+            dataset: dataset, recipe: augmentation, batchSize: recipe.batchSize, seed: recipe.seed,
+            threadCount: options.loaderThreads, rank: collective.rank, worldSize: collective.worldSize,
+            start: DataLoader.Cursor(epoch: min(start.epoch, recipe.epochs), position: start.stepInEpoch))
+        report = try RunReport(folder: options.outputFolder)
+        if collective.rank == 0 {
+            try Data(recipe.prettyJSON().utf8).write(to: URL(fileURLWithPath: "\(options.outputFolder)/config.json"))
+        }
+    }
+
+    /// Whether every epoch already ran.
+    public var isComplete: Bool { progress.epoch >= recipe.epochs }
+
+    /// Trains until the recipe's epochs are done, the step limit is reached or a signal
+    /// arrives; writes a checkpoint at every epoch end and when stopping.
+    public func run() throws -> SessionOutcome {
+        SignalMonitor.install()
+        let iterations = loader.batchesPerEpoch
+        let remainingSteps = (recipe.epochs - progress.epoch) * iterations - progress.stepInEpoch
+        guard remainingSteps > 0 else { return .completed }
+        let progressBar = ProgressReporter(
+            title: "train", totalSteps: recipe.epochs * iterations, totalEpochs: recipe.epochs)
+        var stepsThisProcess = 0, imagesThisProcess = 0
+        while progress.epoch < recipe.epochs {
+            let batch = loader.next()
+            precondition(
+                batch.cursor == DataLoader.Cursor(epoch: progress.epoch, position: progress.stepInEpoch),
+                "The loader delivered \(batch.cursor) while the run is at epoch \(progress.epoch), step \(progress.stepInEpoch).")
+            let step = try trainer.step(views: batch.views, epoch: progress.epoch, iterationInEpoch: progress.stepInEpoch)
+            let globalStep = progress.epoch * iterations + progress.stepInEpoch
+            stepsThisProcess += 1
+            imagesThisProcess += recipe.batchSize * collective.worldSize
+            progressBar.update(step: globalStep + 1, images: imagesThisProcess, epoch: progress.epoch, loss: step.loss)
+            if globalStep % options.logEverySteps == 0 || batch.endsEpoch {
+                try log(step, globalStep: globalStep)
+            }
+            progress.stepInEpoch += 1
+            if batch.endsEpoch {
+                let finished = progress.epoch
+                progress.epoch += 1
+                progress.stepInEpoch = 0
+                var values: [String: Double] = ["data/skipped_files": Double(loader.skippedFileCount(epoch: finished))]
+                if let evaluateEpoch { values.merge(try evaluateEpoch(trainer, finished)) { $1 } }
+                latestMetrics.merge(values) { $1 }
+                if collective.rank == 0 { try report.log(step: globalStep + 1, epoch: finished, values) }
+                try saveCheckpoint(copyForEpoch: options.saveEveryEpochs > 0 && (finished + 1) % options.saveEveryEpochs == 0 ? finished : nil)
+            }
+            if let signal = SignalMonitor.stopSignal {
+                progressBar.finish()
+                if !batch.endsEpoch { try saveCheckpoint(copyForEpoch: nil) }
+                return .interrupted(signal: signal)
+            }
+            if let maximum = options.maximumSteps, stepsThisProcess >= maximum, progress.epoch < recipe.epochs {
+                progressBar.finish()
+                if !batch.endsEpoch { try saveCheckpoint(copyForEpoch: nil) }
+                return .stepLimitReached
+            }
+        }
+        progressBar.finish()
+        return .completed
+    }
+
+    private func log(_ step: StepReport, globalStep: Int) throws {
+        var values = step.terms
+        values["loss"] = step.loss
+        values["lr"] = step.learningRate
+        values["weight_decay"] = step.weightDecay
+        values["teacher_momentum"] = step.teacherMomentum
+        for (phase, seconds) in step.seconds { values["time/\(phase)"] = seconds }
+        latestMetrics.merge(values) { $1 }
+        if collective.rank == 0 { try report.log(step: globalStep, epoch: progress.epoch, values) }
+    }
+
+    private func saveCheckpoint(copyForEpoch epoch: Int?) throws {
+        guard collective.rank == 0 else { return }
+        let metrics = String(decoding: try JSONSerialization.data(withJSONObject: latestMetrics.filter { $0.value.isFinite }), as: UTF8.self)
+        let state = TrainingProgress(epoch: progress.epoch, stepInEpoch: progress.stepInEpoch, metrics: metrics)
+        try Checkpoint.save(trainer, recipe: recipe, progress: state, to: checkpointPath)
+        if let epoch {
+            let copy = "\(options.outputFolder)/checkpoint-epoch\(String(format: "%04d", epoch + 1)).h5"
+            try? FileManager.default.removeItem(atPath: copy)
+            try FileManager.default.copyItem(atPath: checkpointPath, toPath: copy)
+        }
+    }
+}
+
+extension TrainingRecipe {
+    /// The recipe as indented, sorted JSON (the run folder's `config.json`, `--config` input).
+    public func prettyJSON() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}

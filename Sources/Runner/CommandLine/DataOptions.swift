@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import SSLCore
+
+/// Where the training images come from.
+struct DataOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Training images: a folder of JPEG/PNG files (subfolders as classes), a CIFAR-10/100 binary folder, "
+            + "or an HDF5 file of uint8 images. Default: Fashion-MNIST from the dataset-fashion-mnist package.",
+        valueName: "path"))
+    var data: String?
+    @Option(help: "Train on this many images of the dataset (a seeded subset), e.g. for quick runs.")
+    var subset: Int?
+
+    /// The training dataset, checked before training starts.
+    func trainingDataset(seed: UInt64) throws -> any ImageDataset {
+        let dataset = try Self.open(data)
+        guard let subset else { return dataset }
+        guard subset > 0 else { throw ValidationError("--subset must be positive, got \(subset).") }
+        return DatasetSubset(dataset, count: subset, seed: seed)
+    }
+
+    /// Opens `path` as the kind of dataset it is.
+    static func open(_ path: String?, split: FashionMNISTDataset.Split = .train) throws -> any ImageDataset {
+        guard let path else { return try FashionMNISTDataset(split: split) }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+            throw DataError(path: path, problem: "does not exist")
+        }
+        if !isFolder.boolValue {
+            guard path.hasSuffix(".h5") || path.hasSuffix(".hdf5") else {
+                throw DataError(path: path, problem: "is a file; --data takes a folder of images, a CIFAR folder or an .h5 file")
+            }
+            return try HDF5ImageDataset(path: path)
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        if names.contains("data_batch_1.bin") || names.contains("test_batch.bin") {
+            return try CIFARDataset(folder: path, variant: .cifar10, split: split == .train ? .train : .test)
+        }
+        if names.contains("train.bin") && names.contains("test.bin") {
+            return try CIFARDataset(folder: path, variant: .cifar100, split: split == .train ? .train : .test)
+        }
+        return try ImageFolderDataset(path: path)
+    }
+}
+
+/// A seeded subset of a dataset.
+struct DatasetSubset: ImageDataset {
+    let base: any ImageDataset
+    let indices: [Int]
+
+    init(_ base: any ImageDataset, count: Int, seed: UInt64) {
+        var generator = RandomGenerator(seed: seed, path: [0x5B5E7])
+        self.base = base
+        indices = Array(Array(0..<base.count).shuffled(using: &generator).prefix(count))
+    }
+
+    var count: Int { indices.count }
+    var classNames: [String] { base.classNames }
+    var description: String { "\(indices.count) images of \(base.description)" }
+    func image(at index: Int) throws -> Image { try base.image(at: indices[index]) }
+    func label(at index: Int) -> Int? { base.label(at: indices[index]) }
+}
