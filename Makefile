@@ -5,7 +5,9 @@ DEBIAN_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools libturbojpe
 	zlib1g-dev dataset-fashion-mnist
 SWIFT_RELEASE := swift build -c release
 
-.PHONY: dependencies test bench clean
+.PHONY: dependencies run test bench clean
+
+RUN_FOLDER ?= runs/main
 
 ## Install the Debian packages that are not installed yet.
 dependencies:
@@ -19,6 +21,13 @@ dependencies:
 		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+
+## The main job: a small DINO + SelfPatch pre-training on Fashion-MNIST, then k-NN and dense
+## probes of the trained and a randomly initialised backbone, the report and a summary.
+run: dependencies
+	$(SWIFT_RELEASE) --product ssl-run
+	.build/release/ssl-run --preset small --subset 6400 --epochs 2 --output $(RUN_FOLDER)
+	.build/release/ssl-run eval --checkpoint $(RUN_FOLDER)/checkpoint.h5
 
 ## Run the test suite.
 test: dependencies

@@ -97,6 +97,11 @@ let package = Package(
             path: "Tests/SSLCoreTests"
         ),
         .testTarget(
+            name: "SSLRunnerTests",
+            dependencies: ["SSLCore", "SSLPlugins", "SSLTestSupport"],
+            path: "Tests/SSLRunnerTests"
+        ),
+        .testTarget(
             name: "SSLPluginsTests",
             dependencies: ["SSLCore", "SSLPlugins", "SSLTestSupport"],
             path: "Tests/SSLPluginsTests"

@@ -77,14 +77,14 @@ public struct EvaluationSuite {
     public init() {}
 
     /// Every configured probe on `backbone`, keyed `<prefix>/knn/top1@20`, `<prefix>/dense_knn/mIoU`, ….
-    public func evaluate(_ backbone: VisionTransformer, prefix: String, progress: ProgressReporter? = nil) -> [String: Double] {
+    public func evaluate(_ backbone: VisionTransformer, prefix: String) -> [String: Double] {
         var metrics: [String: Double] = [:]
         func add(_ values: [String: Double]) {
             for (key, value) in values { metrics["\(prefix)/\(key)"] = value }
         }
         if let train = classificationTrain, let test = classificationTest {
-            let trainFeatures = backbone.extractFeatures(train.images, progress: progress).images
-            let testFeatures = backbone.extractFeatures(test.images, progress: progress).images
+            let trainFeatures = backbone.extractFeatures(train.images).images
+            let testFeatures = backbone.extractFeatures(test.images).images
             let knn = KNearestNeighborClassifier(classCount: classCount, neighborCounts: neighborCounts).evaluate(
                 trainFeatures: trainFeatures, trainLabels: train.labels, testFeatures: testFeatures, testLabels: test.labels)
             add(knn.metrics(prefix: "knn"))
@@ -96,8 +96,8 @@ public struct EvaluationSuite {
             }
         }
         if let train = segmentationTrain, let test = segmentationTest {
-            guard let trainPatches = backbone.extractFeatures(train.images, includePatches: true, progress: progress).patches,
-                let testPatches = backbone.extractFeatures(test.images, includePatches: true, progress: progress).patches
+            guard let trainPatches = backbone.extractFeatures(train.images, includePatches: true).patches,
+                let testPatches = backbone.extractFeatures(test.images, includePatches: true).patches
             else { return metrics }
             let neighbors = PatchNeighborProbe(classCount: segmentationClassCount).evaluate(
                 train: trainPatches, trainLabels: train.labels, test: testPatches, testLabels: test.labels)

@@ -12,9 +12,22 @@ public struct TaskSelection: Codable, Sendable, Equatable {
     }
 }
 
-/// Everything that defines a training run apart from its data: architecture, crops, tasks
-/// and their weights, optimisation, length and seed. Serialised as the run's JSON
-/// configuration (and stored in checkpoints).
+/// Which images a run trains on.
+public struct DataSource: Codable, Sendable, Equatable {
+    /// A folder, CIFAR folder or HDF5 file; `nil` for the built-in Fashion-MNIST.
+    public var path: String?
+    /// Train on a seeded subset of this many images.
+    public var subset: Int?
+
+    public init(path: String? = nil, subset: Int? = nil) {
+        self.path = path
+        self.subset = subset
+    }
+}
+
+/// Everything that defines a training run: architecture, crops, tasks and their weights,
+/// optimisation, data, length and seed. Serialised as the run's JSON configuration (and
+/// stored in checkpoints), so a run resumes from its folder alone.
 public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var backbone: VisionTransformerConfiguration
     public var views: ViewPlan
@@ -24,6 +37,8 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// Images per step on each process.
     public var batchSize: Int
     public var seed: UInt64
+    /// The training images.
+    public var data = DataSource()
 
     public init(
         backbone: VisionTransformerConfiguration, views: ViewPlan, tasks: [TaskSelection],

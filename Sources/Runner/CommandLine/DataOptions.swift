@@ -12,11 +12,19 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Train on this many images of the dataset (a seeded subset), e.g. for quick runs.")
     var subset: Int?
 
-    /// The training dataset, checked before training starts.
-    func trainingDataset(seed: UInt64) throws -> any ImageDataset {
-        let dataset = try Self.open(data)
-        guard let subset else { return dataset }
-        guard subset > 0 else { throw ValidationError("--subset must be positive, got \(subset).") }
+    /// Sets the recipe's data source from these options (those given).
+    func apply(to recipe: inout TrainingRecipe) throws {
+        if let data { recipe.data.path = data }
+        if let subset {
+            guard subset > 0 else { throw ValidationError("--subset must be positive, got \(subset).") }
+            recipe.data.subset = subset
+        }
+    }
+
+    /// The training dataset of `source`, checked before training starts.
+    static func trainingDataset(_ source: DataSource, seed: UInt64) throws -> any ImageDataset {
+        let dataset = try open(source.path)
+        guard let subset = source.subset else { return dataset }
         return DatasetSubset(dataset, count: subset, seed: seed)
     }
 

@@ -29,6 +29,7 @@ extension SSLRun {
 
         func run() throws {
             var recipe = try recipeOptions.recipe(registry: SSLRun.registry)
+            try dataOptions.apply(to: &recipe)
             var folder = output
             if let resume {
                 folder = resume
@@ -38,7 +39,7 @@ extension SSLRun {
                 print(try recipe.prettyJSON())
                 return
             }
-            let dataset = try dataOptions.trainingDataset(seed: recipe.seed)
+            let dataset = try DataOptions.trainingDataset(recipe.data, seed: recipe.seed)
             let style = AugmentationStyle(task: recipe.tasks.first?.name ?? "dino")
             var options = SessionOptions(outputFolder: folder)
             options.saveEveryEpochs = saveEvery
@@ -50,7 +51,7 @@ extension SSLRun {
                 options: options)
             FileHandle.standardError.write(Data(("Training \(recipe.tasks.map { "\($0.name)×\($0.weight)" }.joined(separator: " + ")) on \(dataset), "
                   + "\(recipe.epochs) epochs × \(session.loader.batchesPerEpoch) steps of \(recipe.batchSize) images; run folder \(folder)\n").utf8))
-            if evalEvery > 0, dataOptions.data == nil {
+            if evalEvery > 0, recipe.data.path == nil {
                 let suite = try OnlineEvaluation.fashionMNIST(imageSize: recipe.views.globalSize, patchSize: recipe.backbone.patchSize, seed: recipe.seed)
                 session.evaluateEpoch = { trainer, epoch in
                     guard (epoch + 1) % evalEvery == 0 || epoch + 1 == recipe.epochs else { return [:] }

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import SSLCore
+
+extension SSLRun {
+    struct Report: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Render runs' reports: one run's report.html in its folder, or several runs side by side.")
+
+        @Argument(help: "Run folders.") var runs: [String]
+        @Option(help: "Where to write the side-by-side page for several runs.") var output = "comparison.html"
+
+        func run() throws {
+            guard !runs.isEmpty else { throw ValidationError("Name at least one run folder.") }
+            if runs.count == 1 {
+                print(try RunReport(folder: runs[0]).writeReport())
+                return
+            }
+            try RunReport.renderComparison(runs: runs).write(toFile: output, atomically: true, encoding: .utf8)
+            print(SummaryTable.comparing(try runs.map { try RunReport.loadRun(folder: $0).summary }).render())
+            print("Comparison: \(output)")
+        }
+    }
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a checkpoint's backbone as a backbone-only HDF5 file with PyTorch state-dict names.")
+
+        @Option(help: "The checkpoint.") var checkpoint: String
+        @Option(help: "teacher or student.") var from = "teacher"
+        @Flag(help: "Export only the backbone (the only export currently offered).") var backboneOnly = false
+        @Option(help: "The file to write.") var output: String
+
+        func run() throws {
+            let backbone = try BackboneFile.load(checkpoint, network: from)
+            try BackboneFile.write(backbone, to: output, source: "\(checkpoint) (\(from))")
+            print("Wrote \(output): \(backbone.namedParameters().count) tensors, \(backbone.parameterCount) parameters.")
+        }
+    }
+
+    struct Features: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Extract image and patch features of a dataset with a checkpoint's backbone into HDF5.")
+
+        @Option(help: "A checkpoint or exported backbone.") var checkpoint: String
+        @Option(help: "teacher or student.") var network = "teacher"
+        @Option(help: "The images (default: Fashion-MNIST test).") var data: String?
+        @Option(help: "At most this many images.") var count: Int?
+        @Flag(help: "Also store every patch token.") var patches = false
+        @Option(help: "The file to write.") var output: String
+
+        func run() throws {
+            let backbone = try BackboneFile.load(checkpoint, network: network)
+            let dataset = try DataOptions.open(data, split: .test)
+            let images = try EvaluationImages.classification(
+                LabelOptionalDataset(dataset), count: count, size: backbone.configuration.imageSize, seed: 0)
+            let progress = ProgressReporter(title: "features", totalSteps: (images.images.shape[0] + 63) / 64)
+            let features = backbone.extractFeatures(images.images, includePatches: patches, progress: progress)
+            progress.finish()
+            try AtomicFile.write(to: output) { temporary in
+                let file = try HDF5File(path: temporary, mode: .create)
+                try file.write(features.images, at: "image_features")
+                if let patchFeatures = features.patches { try file.write(patchFeatures.tokens, at: "patch_features") }
+                try file.write(integers: images.labels, at: "labels")
+                try file.setAttribute("source", checkpoint)
+                file.close()
+            }
+            print("Wrote \(output): \(features.images.shape[0]) images × \(features.images.shape[1]) features.")
+        }
+    }
+}
+
+/// Gives unlabelled images the label -1 so that feature extraction works on any folder.
+struct LabelOptionalDataset: ImageDataset {
+    let base: any ImageDataset
+    init(_ base: any ImageDataset) { self.base = base }
+    var count: Int { base.count }
+    var classNames: [String] { base.classNames }
+    var description: String { base.description }
+    func image(at index: Int) throws -> Image { try base.image(at: index) }
+    func label(at index: Int) -> Int? { base.label(at: index) ?? -1 }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import SSLCore
+import SSLTestSupport
+import XCTest
+
+/// Runs the built `ssl-run` executable.
+enum CommandLine {
+    /// The debug build of `ssl-run` next to the test bundle.
+    static let executable: String = {
+        var components = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+        components.removeLast(3)  // Tests/SSLRunnerTests/CommandLineSupport.swift
+        return components.joined(separator: "/") + "/.build/debug/ssl-run"
+    }()
+
+    /// A tiny DINO + SelfPatch configuration that trains in seconds in a debug build.
+    static let tinyRun = [
+        "--preset", "small", "--arch", "48x1", "--heads", "2", "--global-size", "16", "--local-size", "12",
+        "--local-crops", "2", "--batch-size", "16", "--subset", "64", "--epochs", "2", "--eval-every", "0",
+        "--log-every", "1", "--loader-threads", "1",
+        "--dino.out-dim", "64", "--dino.hidden-dim", "32", "--dino.bottleneck-dim", "16",
+        "--selfpatch.out-dim", "32", "--selfpatch.hidden-dim", "32", "--selfpatch.bottleneck-dim", "16",
+    ]
+
+    /// Starts `ssl-run` with `arguments`, output captured.
+    static func start(_ arguments: [String]) throws -> (process: Process, output: Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        return (process, output)
+    }
+
+    /// Runs `ssl-run` to completion and returns its exit status and output.
+    @discardableResult
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let (process, pipe) = try start(arguments)
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// A new empty folder for a test's runs.
+    static func temporaryFolder(_ name: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ssl-run-\(name)-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Every dataset of a network group in a checkpoint, by name.
+    static func network(_ path: String, _ group: String) throws -> [String: [Float]] {
+        try Checkpoint.networkState(at: path, network: group).mapValues(\.elements)
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import SSLCore
+import SSLTestSupport
+import XCTest
+
+/// `ssl-run` as a user runs it: training, evaluation, report, export, and the files it leaves.
+final class EndToEndTests: XCTestCase {
+    func testTrainEvaluateReportAndExport() throws {
+        let folder = try CommandLine.temporaryFolder("end-to-end")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let train = try CommandLine.run(CommandLine.tinyRun + ["--output", folder])
+        XCTAssertEqual(train.status, 0, train.output)
+        let evaluation = try CommandLine.run([
+            "eval", "--checkpoint", "\(folder)/checkpoint.h5", "--train-count", "64", "--test-count", "32", "--mosaic-count", "16",
+        ])
+        XCTAssertEqual(evaluation.status, 0, evaluation.output)
+        XCTAssertTrue(evaluation.output.contains("knn/top1@20"), evaluation.output)
+
+        // The checkpoint opens and holds both networks.
+        let checkpoint = try HDF5File(path: "\(folder)/checkpoint.h5")
+        XCTAssertTrue(checkpoint.contains("teacher/backbone/pos_embed"))
+        XCTAssertEqual(try checkpoint.numericAttribute("epoch"), 2)
+        // Every metrics line is a JSON object with a step.
+        let lines = try String(contentsOfFile: "\(folder)/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertGreaterThanOrEqual(lines.count, 8)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            XCTAssertNotNil(object?["step"], String(line))
+        }
+        XCTAssertTrue(lines.contains { $0.contains("\"selfpatch.loss\"") })
+        // The pictures decode, the summary parses, the report embeds charts.
+        for name in ["trained-attention", "trained-pca", "trained-similarity", "random-pca"] {
+            let image = try ImageDecoder.decode(contentsOf: "\(folder)/\(name).png")
+            XCTAssertGreaterThan(image.width, 8, name)
+        }
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/summary.json"))) as? [String: Any]
+        XCTAssertNotNil((summary?["metrics"] as? [String: Any])?["trained/knn/top1@20"])
+        let report = try String(contentsOfFile: "\(folder)/report.html", encoding: .utf8)
+        XCTAssertTrue(report.contains("<svg"))
+        XCTAssertTrue(report.contains("data:image/png;base64,"))
+
+        // Export writes a backbone file with PyTorch keys that loads back.
+        let exported = "\(folder)/vit.h5"
+        let export = try CommandLine.run(["export", "--checkpoint", "\(folder)/checkpoint.h5", "--from", "teacher", "--backbone-only", "--output", exported])
+        XCTAssertEqual(export.status, 0, export.output)
+        let backbone = try BackboneFile.load(exported)
+        XCTAssertEqual(try HDF5File(path: exported).shape(of: "blocks.0.attn.qkv.weight"), [144, 48])
+        let stored = try Checkpoint.networkState(at: "\(folder)/checkpoint.h5", network: "teacher")
+        XCTAssertEqual(backbone.positionTable.elements, stored["backbone.pos_embed"]!.elements)
+    }
+
+    func testClearErrorsBeforeTraining() throws {
+        let missing = try CommandLine.run(CommandLine.tinyRun + ["--data", "/nonexistent/images", "--output", "/tmp/unused-\(getpid())"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.output.contains("/nonexistent/images"), missing.output)
+        let unknown = try CommandLine.run(["--tasks", "dino,rotation"])
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertTrue(unknown.output.contains("Unknown task 'rotation'"), unknown.output)
+        let badWeights = try CommandLine.run(["--tasks", "dino", "--weights", "dino=-1"])
+        XCTAssertTrue(badWeights.output.contains("--weights"), badWeights.output)
+    }
+}
