@@ -29,10 +29,18 @@ run: dependencies
 	.build/release/ssl-run --preset small --subset 6400 --epochs 2 --output $(RUN_FOLDER)
 	.build/release/ssl-run eval --checkpoint $(RUN_FOLDER)/checkpoint.h5
 
-## Run the test suite.
+EXAMPLE := examples/SimSiamPlugin
+
+## Run the test suite, then build the example plugin package and train it with dino for a few steps.
 test: dependencies
 	swift build --build-tests
 	swift test --skip-build
+	swift build --package-path $(EXAMPLE) --scratch-path .build-example
+	rm -rf .build-example/run
+	.build-example/debug/simsiam-run --tasks dino,simsiam --weights dino=1,simsiam=0.5 --arch 48x1 --heads 2 \
+		--global-size 16 --local-crops 0 --batch-size 16 --subset 64 --epochs 1 --max-steps 3 --eval-every 0 \
+		--dino.out-dim 64 --dino.hidden-dim 32 --dino.bottleneck-dim 16 --simsiam.dim 32 --output .build-example/run
+	test -f .build-example/run/checkpoint.h5
 
 ## Measure the engine in a release build (figures go to BENCHMARKS.md).
 bench: dependencies
