@@ -60,14 +60,15 @@ extension SSLRun {
                     return metrics
                 }
             }
+            let program = Swift.CommandLine.arguments.first.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "ssl-run"
             let outcome = try session.run()
             switch outcome {
             case .completed:
                 print("Finished: \(session.checkpointPath)")
             case .stepLimitReached:
-                print("Stopped after \(maxSteps ?? 0) steps; continue with `ssl-run --resume \(folder)`.")
+                print("Stopped after \(maxSteps ?? 0) steps; continue with `\(program) --resume \(folder)`.")
             case .interrupted(let signal):
-                print("Interrupted by signal \(signal); checkpoint written. Continue with `ssl-run --resume \(folder)`.")
+                print("Interrupted by signal \(signal); checkpoint written. Continue with `\(program) --resume \(folder)`.")
                 throw ExitCode(128 + signal)
             }
         }
