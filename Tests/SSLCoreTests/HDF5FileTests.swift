@@ -41,3 +41,15 @@ final class HDF5FileTests: XCTestCase {
         }
     }
 }
+
+final class HDF5StringTests: XCTestCase {
+    /// Fixed-length strings written without a terminating NUL (h5py's `S` type) keep their last
+    /// character; the fixtures' `no_decay_keys` are such strings.
+    func testStringsWithoutTerminatorAreReadWhole() throws {
+        let keys = try Fixtures.open("vit_p4.h5").readStrings("optimizer/no_decay_keys")
+        XCTAssertTrue(keys.contains("norm.bias"), "\(keys)")
+        XCTAssertTrue(keys.allSatisfy { $0.hasSuffix(".bias") || $0.hasSuffix(".weight") }, "\(keys)")
+        let version = try Fixtures.open("vit_p4.h5").stringAttribute("torch_version")
+        XCTAssertTrue(version.hasPrefix("2.15.0"), version)
+    }
+}

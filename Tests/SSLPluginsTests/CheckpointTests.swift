@@ -118,3 +118,46 @@ final class CheckpointTests: XCTestCase {
         }
     }
 }
+
+final class PartialInitializationTests: XCTestCase {
+    /// A DINO run continued as DINO + SelfPatch: the backbone and the DINO head load, the
+    /// SelfPatch heads start fresh, and the teacher starts equal to the loaded weights.
+    func testContinueDINOAsDINOPlusSelfPatch() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("init-from-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let backbone = VisionTransformerConfiguration(embedDimension: 24, depth: 1, heads: 2, patchSize: 8, imageSize: 32)
+        let head = ["out-dim": "32", "hidden-dim": "16", "bottleneck-dim": "8"]
+        let views = ViewPlan(globalCount: 2, globalSize: 32, localCount: 2, localSize: 24)
+        let dinoRecipe = TrainingRecipe(backbone: backbone, views: views, tasks: [TaskSelection(name: "dino", options: head)], epochs: 1, batchSize: 2)
+        let dino = try dinoRecipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1)
+        var generator = RandomGenerator(seed: 4)
+        _ = try dino.step(views: views.sizes.map { Tensor.randomNormal([2, 3, $0, $0], generator: &generator) }, epoch: 0, iterationInEpoch: 0)
+        let path = "\(folder)/dino.h5"
+        try Checkpoint.save(dino, recipe: dinoRecipe, progress: TrainingProgress(epoch: 1), to: path)
+
+        var mixedRecipe = dinoRecipe
+        mixedRecipe.tasks.append(TaskSelection(name: "selfpatch", weight: 0.1, options: head))
+        mixedRecipe.seed = 99
+        let mixed = try mixedRecipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1)
+        let freshPatchHead = mixed.student.stateDictionary().first { $0.name == "selfpatch.p_head.mlp.0.weight" }!.tensor.copy()
+        let report = mixed.initialize(from: try Checkpoint.initializationState(from: path))
+        XCTAssertTrue(report.loaded.contains("backbone.blocks.0.attn.qkv.weight"))
+        XCTAssertTrue(report.loaded.contains("dino.head.last_layer.weight_v"))
+        XCTAssertTrue(report.fresh.contains("selfpatch.p_head.mlp.0.weight"))
+        XCTAssertTrue(report.skipped.isEmpty, "\(report.skipped)")
+        let teacherSource = try Checkpoint.networkState(at: path, network: "teacher")
+        for network in [mixed.student, mixed.teacher!] {
+            let state = Dictionary(uniqueKeysWithValues: network.stateDictionary().map { ($0.name, $0.tensor) })
+            XCTAssertEqual(state["backbone.pos_embed"]!.elements, teacherSource["backbone.pos_embed"]!.elements)
+        }
+        XCTAssertEqual(mixed.student.stateDictionary().first { $0.name == "selfpatch.p_head.mlp.0.weight" }!.tensor.elements,
+                       freshPatchHead.elements, "new heads keep their initialisation")
+
+        var wider = mixedRecipe
+        wider.backbone.embedDimension = 32
+        let mismatch = try wider.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1)
+            .initialize(from: try Checkpoint.initializationState(from: path))
+        XCTAssertTrue(mismatch.skipped.contains { $0.hasPrefix("backbone.pos_embed (") }, "\(mismatch.skipped)")
+    }
+}

@@ -125,8 +125,11 @@ def load_model(path, network="teacher", verbose=True):
                 print(f"  note: no '{network}' network in the checkpoint; loaded '{info['network']}'")
             print(f"  epoch {info['epoch']:g}, tasks {info['tasks']}, "
                   f"other groups of /{info['network']}: {info['heads_groups']}")
-        elif info.get("source"):
-            print(f"  source: {info['source']}")
+        else:
+            if info.get("source"):
+                print(f"  source: {info['source']}")
+            if info.get("extra_groups"):
+                print(f"  other groups (not part of the backbone): {info['extra_groups']}")
         print("  architecture: " + json.dumps(architecture, sort_keys=True))
         print(f"  timm: {type(model).__name__}(img_size={architecture['imageSize']}, "
               f"patch_size={architecture['patchSize']}, embed_dim={architecture['embedDimension']}, "

@@ -142,7 +142,9 @@ public final class HDF5File {
             guard H5Tget_class(fileType) == H5T_STRING, H5Tis_variable_str(fileType) == 0 else {
                 throw error(datasetPath, "is not a fixed-length string dataset")
             }
-            let width = H5Tget_size(fileType)
+            // One more byte than the file's width: strings stored without a terminating NUL
+            // (h5py's fixed-length `S` type) must not lose their last character.
+            let width = H5Tget_size(fileType) + 1
             let count = try shape(ofDataset: dataset, datasetPath).reduce(1, *)
             let memoryType = try stringType(width: width)
             defer { H5Tclose(memoryType) }
@@ -193,7 +195,7 @@ public final class HDF5File {
                 defer { free(pointer) }
                 return pointer.map { String(cString: $0) } ?? ""
             }
-            let width = H5Tget_size(fileType)
+            let width = H5Tget_size(fileType) + 1
             let memoryType = try stringType(width: width)
             defer { H5Tclose(memoryType) }
             var bytes = [CChar](repeating: 0, count: width + 1)

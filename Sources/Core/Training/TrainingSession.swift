@@ -12,6 +12,8 @@ public struct SessionOptions: Sendable {
     public var maximumSteps: Int?
     /// Background threads that decode and augment.
     public var loaderThreads = Parallel.threadCount
+    /// A checkpoint or backbone file whose matching tensors initialise a new run.
+    public var initializeFrom: String?
 
     public init(outputFolder: String) {
         self.outputFolder = outputFolder
@@ -83,6 +85,10 @@ public final class TrainingSession {
                 problem: "has \(dataset.count) images, fewer than one global batch of \(recipe.batchSize * collective.worldSize)")
         }
         trainer = try recipe.makeTrainer(registry: registry, iterationsPerEpoch: iterations, collective: collective)
+        if !resuming, let source = options.initializeFrom {
+            let report = trainer.initialize(from: try Checkpoint.initializationState(from: source))
+            FileHandle.standardError.write(Data("Initialising from \(source):\n\(report)\n".utf8))
+        }
         if resuming {
             start = try Checkpoint.restore(trainer, from: checkpoint).progress
             FileHandle.standardError.write(Data("Resuming \(options.outputFolder) at epoch \(start.epoch), step \(start.stepInEpoch).\n".utf8))

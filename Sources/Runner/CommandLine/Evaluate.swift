@@ -43,6 +43,7 @@ extension SSLRun {
             var networks: [(name: String, backbone: VisionTransformer)] = [("trained", backbone)]
             if randomBaseline { networks.append(("random", VisionTransformer(backbone.configuration, seed: 12345))) }
             let folder = output ?? URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             var metrics: [String: Double] = [:]
             var pictures: [RunSummary.Picture] = []
             for (name, network) in networks {

@@ -14,6 +14,8 @@ extension SSLRun {
         var output: String = "runs/latest"
         @Option(help: "Continue the run in this folder with its stored configuration.")
         var resume: String?
+        @Option(help: "Initialise matching parameters from a checkpoint or backbone file (e.g. continue a DINO run as DINO + SelfPatch).")
+        var initFrom: String?
         @Option(help: "Keep a checkpoint copy every N epochs (0: only the latest).")
         var saveEvery = 0
         @Option(help: "Stop after N steps (with a checkpoint), e.g. for a smoke test.")
@@ -46,6 +48,7 @@ extension SSLRun {
             options.maximumSteps = maxSteps
             options.logEverySteps = logEvery
             options.loaderThreads = loaderThreads
+            options.initializeFrom = initFrom
             let session = try TrainingSession(
                 recipe: recipe, registry: SSLRun.registry, dataset: dataset, augmentation: style.recipe(for: recipe.views),
                 options: options)
