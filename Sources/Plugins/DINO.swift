@@ -109,7 +109,8 @@ public final class DINOTask: PretextTask {
     public func loss(_ step: TaskStep) -> TaskLoss {
         let forward = step.forward
         let viewCount = forward.views.count, globalCount = forward.globalViewCount, batch = forward.batchSize
-        let studentLogits = head(Tensor.concatenate((0..<viewCount).map { forward.imageEmbedding($0, role: .student) }))
+        let studentEmbeddings = Tensor.concatenate((0..<viewCount).map { forward.imageEmbedding($0, role: .student) })
+        let studentLogits = head(studentEmbeddings)
         let teacherViews = configuration.centerOverAllCrops ? viewCount : globalCount
         let teacherLogits = GradientMode.withoutGradient {
             teacherHead(Tensor.concatenate((0..<teacherViews).map { forward.imageEmbedding($0, role: .teacher) }))
@@ -129,6 +130,12 @@ public final class DINOTask: PretextTask {
         }
         let loss = total! / Float(pairs)
         targets.update(with: teacherLogits, collective: step.collective)
-        return TaskLoss(total: loss)
+        // Collapse indicators: a uniform teacher (entropy → log K) or one prototype for every
+        // image (KL to uniform → log K), and the spread of the student's embeddings.
+        let health = HealthMetrics.teacherDistribution(probabilities)
+        return TaskLoss(total: loss, terms: [
+            "teacher_entropy": health.entropy, "teacher_kl_uniform": health.klDivergenceToUniform,
+            "embedding_std": HealthMetrics.embeddingStandardDeviation(studentEmbeddings),
+        ])
     }
 }

@@ -70,7 +70,7 @@ final class TaskCompositionTests: XCTestCase {
         let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 4)
         let before = trainer.backbone.blocks[0].attn.qkv.weight.copy()
         let report = try trainer.step(views: views(recipe), epoch: 0, iterationInEpoch: 0)
-        for key in ["dino.loss", "selfpatch.loss", "moco.loss", "moco.ctr_12", "dino.teacher_temperature"] {
+        for key in ["dino.loss", "selfpatch.loss", "moco.loss", "moco.ctr_12", "dino.teacher_temperature", "dino.teacher_entropy", "dino.teacher_kl_uniform", "dino.embedding_std"] {
             XCTAssertNotNil(report.terms[key], key)
         }
         let expected = report.terms["dino.loss"]! + 0.1 * report.terms["selfpatch.loss"]! + report.terms["moco.loss"]!
