@@ -14,56 +14,43 @@ import SSLCore
 /// backbone without class token and final norm.
 public final class SelfPatchTask: PretextTask {
     public struct Configuration: TaskConfiguration {
-        public var outputDimension = 4096
-        public var hiddenDimension = 2048
-        public var bottleneckDimension = 256
-        public var headLayers = 3
-        public var normalizeLastLayer = true
+        /// The patch head (K_p prototypes) and its targets.
+        public var distillation = DistillationSettings(outputDimension: 4096)
         public var neighbors = 4
         public var aggregationBlocks = 2
-        public var teacherTemperature = 0.04
-        public var warmupTeacherTemperature = 0.04
-        public var warmupTeacherTemperatureEpochs = 0
-        public var studentTemperature = 0.1
-        public var centerMomentum = 0.9
-        public var freezeLastLayerEpochs = 1
         public var imageEmbedding = false
 
         public init() {}
 
         enum CodingKeys: String, CodingKey {
-            case outputDimension = "out-dim"
-            case hiddenDimension = "hidden-dim"
-            case bottleneckDimension = "bottleneck-dim"
-            case headLayers = "head-layers"
-            case normalizeLastLayer = "norm-last-layer"
             case neighbors = "k-num"
             case aggregationBlocks = "aggregation-blocks"
-            case teacherTemperature = "teacher-temp"
-            case warmupTeacherTemperature = "warmup-teacher-temp"
-            case warmupTeacherTemperatureEpochs = "warmup-teacher-temp-epochs"
-            case studentTemperature = "student-temp"
-            case centerMomentum = "center-momentum"
-            case freezeLastLayerEpochs = "freeze-last-layer"
             case imageEmbedding = "image-embedding"
         }
 
-        public static let help: [String: String] = [
+        // The distillation options sit beside this task's own, under the same names.
+        public init(from decoder: Decoder) throws {
+            distillation = try DistillationSettings(from: decoder)
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            neighbors = try container.decode(Int.self, forKey: .neighbors)
+            aggregationBlocks = try container.decode(Int.self, forKey: .aggregationBlocks)
+            imageEmbedding = try container.decode(Bool.self, forKey: .imageEmbedding)
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            try distillation.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(neighbors, forKey: .neighbors)
+            try container.encode(aggregationBlocks, forKey: .aggregationBlocks)
+            try container.encode(imageEmbedding, forKey: .imageEmbedding)
+        }
+
+        public static let help = DistillationSettings.help.merging([
             "out-dim": "Prototypes K_p of the patch head.",
-            "hidden-dim": "Width of the patch head's hidden layers.",
-            "bottleneck-dim": "Width of the patch head's bottleneck.",
-            "head-layers": "MLP layers of the patch head.",
-            "norm-last-layer": "Freeze the patch head's weight-norm magnitudes at 1.",
             "k-num": "Positives per patch: the most similar of its 8 neighbours.",
             "aggregation-blocks": "Class-attention blocks of the aggregation head.",
-            "teacher-temp": "Teacher temperature after warm-up.",
-            "warmup-teacher-temp": "Teacher temperature at epoch 0.",
-            "warmup-teacher-temp-epochs": "Epochs of linear teacher-temperature warm-up.",
-            "student-temp": "Student temperature.",
-            "center-momentum": "EMA momentum of the patch centre.",
-            "freeze-last-layer": "Epochs during which the patch head's last layer is not trained.",
             "image-embedding": "Provide the aggregation head's class token as the image embedding (original SelfPatch).",
-        ]
+        ]) { $1 }
     }
 
     public static let name = "selfpatch"
@@ -74,12 +61,10 @@ public final class SelfPatchTask: PretextTask {
     public let configuration: Configuration
     public let aggregator: PatchAggregationHead
     public let teacherAggregator: PatchAggregationHead
-    public let patchHead: DINOHead
-    public let teacherPatchHead: DINOHead
-    public let targets: CenteredTargets
+    /// The patch head (`p_head`) and its targets.
+    public let distillation: Distillation
     public let heads: Module
     public let teacherHeads: Module?
-    private let temperatureSchedule: LinearWarmupSchedule
     private var neighborTables: [String: NeighborTable] = [:]
 
     public init(configuration: Configuration, setup: TaskSetup) throws {
@@ -100,36 +85,21 @@ public final class SelfPatchTask: PretextTask {
         teacherAggregator = PatchAggregationHead(
             dimension: dimension, heads: headCount, blocks: configuration.aggregationBlocks, generator: &generator)
         teacherAggregator.copyState(from: aggregator)
-        func makeHead(_ generator: inout RandomGenerator) -> DINOHead {
-            DINOHead(
-                inputDimension: dimension, outputDimension: configuration.outputDimension,
-                hiddenDimension: configuration.hiddenDimension, bottleneckDimension: configuration.bottleneckDimension,
-                layerCount: configuration.headLayers, normalizeLastLayer: configuration.normalizeLastLayer,
-                generator: &generator)
-        }
-        patchHead = makeHead(&generator)
-        teacherPatchHead = makeHead(&generator)
-        teacherPatchHead.copyState(from: patchHead)
-        targets = CenteredTargets(outputDimension: configuration.outputDimension, momentum: configuration.centerMomentum)
-        heads = ModuleDictionary([("ca_head", aggregator), ("p_head", patchHead)])
-        teacherHeads = ModuleDictionary([("ca_head", teacherAggregator), ("p_head", teacherPatchHead)])
-        temperatureSchedule = LinearWarmupSchedule(
-            start: configuration.warmupTeacherTemperature, final: configuration.teacherTemperature,
-            warmupEpochs: configuration.warmupTeacherTemperatureEpochs)
+        distillation = Distillation(settings: configuration.distillation, inputDimension: dimension, generator: &generator)
+        heads = ModuleDictionary([("ca_head", aggregator), ("p_head", distillation.head)])
+        teacherHeads = ModuleDictionary([("ca_head", teacherAggregator), ("p_head", distillation.teacherHead)])
     }
 
     public var requirements: TaskRequirements {
         TaskRequirements(needsPatchTokens: true, needsTeacher: true, providesImageEmbedding: configuration.imageEmbedding)
     }
 
-    public var state: [(name: String, tensor: Tensor)] { [("patch_center", targets.center)] }
+    public var state: [(name: String, tensor: Tensor)] { [("patch_center", distillation.targets.center)] }
 
-    public func isFrozen(_ name: String, epoch: Int) -> Bool {
-        epoch < configuration.freezeLastLayerEpochs && name.contains("last_layer")
-    }
+    public func isFrozen(_ name: String, epoch: Int) -> Bool { distillation.isFrozen(name, epoch: epoch) }
 
     public func scheduleValues(epoch: Int) -> [String: Double] {
-        ["teacher_temperature": temperatureSchedule.value(atEpoch: epoch)]
+        ["teacher_temperature": distillation.teacherTemperature(epoch: epoch)]
     }
 
     public func prepare(_ forward: SharedForward) {
@@ -142,7 +112,6 @@ public final class SelfPatchTask: PretextTask {
 
     public func loss(_ step: TaskStep) -> TaskLoss {
         let forward = step.forward
-        let temperature = temperatureSchedule.value(atEpoch: step.epoch)
         var total: Tensor?
         var teacherLogits: [Tensor] = []
         for view in 0..<forward.views.count {
@@ -154,17 +123,16 @@ public final class SelfPatchTask: PretextTask {
                 let dimension = teacherPatches.shape[2]
                 let neighbors = teacherPatches.reshaped([-1, dimension]).gatherRows(chosen)
                     .reshaped([-1, configuration.neighbors, dimension])
-                return teacherPatchHead(teacherAggregator.summary(of: neighbors))
+                return distillation.teacherHead(teacherAggregator.summary(of: neighbors))
             }
             teacherLogits.append(logits)
             let studentPatches = forward.student(view).lastBlockPatches
-            let studentLogits = patchHead(aggregator.norm(studentPatches).reshaped([-1, studentPatches.shape[2]]))
-            let term = studentLogits.distillationLoss(
-                targets: targets.targets(logits, temperature: temperature), studentTemperature: configuration.studentTemperature)
+            let studentLogits = distillation.head(aggregator.norm(studentPatches).reshaped([-1, studentPatches.shape[2]]))
+            let term = distillation.loss(studentLogits: studentLogits, targets: distillation.teacherTargets(logits, epoch: step.epoch))
             total = total.map { $0 + term } ?? term
         }
         let loss = total! / Float(forward.views.count)
-        targets.update(with: teacherLogits, collective: step.collective)
+        distillation.targets.update(with: teacherLogits, collective: step.collective)
         return TaskLoss(total: loss)
     }
 

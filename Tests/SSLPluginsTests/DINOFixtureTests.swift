@@ -25,7 +25,7 @@ final class DINOFixtureTests: XCTestCase {
             setup: setup) as! DINOTask
         let trainer = try Trainer(backbone: backbone, tasks: [WeightedTask(task)], optimization: optimization, setup: setup, batchSize: batch)
         try FixtureLoading.loadNetworks(file, into: trainer, task: "dino")
-        task.targets.center.assign(try file.readTensor("center_before"))
+        task.distillation.targets.center.assign(try file.readTensor("center_before"))
         let inputs = try (0..<views.count).map { try file.readTensor("inputs/crop\($0)") }
         return (trainer, task, inputs)
     }
@@ -35,15 +35,15 @@ final class DINOFixtureTests: XCTestCase {
         let (trainer, task, inputs) = try makeTrainer(file)
         let forward = SharedForward(views: inputs, globalViewCount: 2, student: trainer.backbone, teacher: trainer.teacherBackbone)
         let embeddings = Tensor.concatenate((0..<inputs.count).map { forward.imageEmbedding($0, role: .student) })
-        assertClose(task.head.bottleneck(embeddings), try file.readTensor("head/mlp_out"), absoluteTolerance: 1e-5, relativeTolerance: 1e-4, "mlp_out")
-        assertClose(task.head.lastLayerWeight, try file.readTensor("head/last_layer_weight"), absoluteTolerance: 1e-6, "last layer")
-        assertClose(task.head(embeddings), try file.readTensor("student_output"), absoluteTolerance: 1e-5, "student logits")
+        assertClose(task.distillation.head.bottleneck(embeddings), try file.readTensor("head/mlp_out"), absoluteTolerance: 1e-5, relativeTolerance: 1e-4, "mlp_out")
+        assertClose(task.distillation.head.lastLayerWeight, try file.readTensor("head/last_layer_weight"), absoluteTolerance: 1e-6, "last layer")
+        assertClose(task.distillation.head(embeddings), try file.readTensor("student_output"), absoluteTolerance: 1e-5, "student logits")
         let teacherEmbeddings = Tensor.concatenate((0..<2).map { forward.imageEmbedding($0, role: .teacher) })
-        assertClose(task.teacherHead(teacherEmbeddings), try file.readTensor("teacher_output"), absoluteTolerance: 1e-5, "teacher logits")
+        assertClose(task.distillation.teacherHead(teacherEmbeddings), try file.readTensor("teacher_output"), absoluteTolerance: 1e-5, "teacher logits")
 
         let loss = task.loss(TaskStep(forward: forward, epoch: 0, iteration: 0, collective: SingleProcessCollective()))
         XCTAssertEqual(Double(loss.total.scalar), try file.readDoubles("loss")[0], accuracy: 1e-5 * abs(try file.readDoubles("loss")[0]))
-        assertClose(task.targets.center, try file.readTensor("center_after"), absoluteTolerance: 1e-7, relativeTolerance: 1e-6, "centre after")
+        assertClose(task.distillation.targets.center, try file.readTensor("center_after"), absoluteTolerance: 1e-7, relativeTolerance: 1e-6, "centre after")
         trainer.student.clearGradients()
         loss.total.backward()
         let expected = try FixtureLoading.state(file, group: "grads")
@@ -86,7 +86,7 @@ final class DINOFixtureTests: XCTestCase {
             let report = try trainer.step(views: inputs, epoch: step / iterations, iterationInEpoch: step % iterations)
             XCTAssertEqual(report.loss, losses[step], accuracy: 1e-5 * abs(losses[step]), "loss at step \(step)")
             XCTAssertEqual(report.learningRate, learningRates[step], accuracy: 1e-12, "lr at step \(step)")
-            assertClose(task.targets.center, centers.sliced(step..<(step + 1)), absoluteTolerance: 1e-6, "centre at step \(step)")
+            assertClose(task.distillation.targets.center, centers.sliced(step..<(step + 1)), absoluteTolerance: 1e-6, "centre at step \(step)")
             if step == 1 { XCTAssertEqual(lastLayer.elements, initialLastLayer.elements, "last layer frozen in epoch 0") }
         }
         XCTAssertNotEqual(lastLayer.elements, initialLastLayer.elements, "last layer trained in epoch 1")

@@ -34,8 +34,8 @@ final class SelfPatchFixtureTests: XCTestCase {
             backbone: backbone, tasks: [WeightedTask(dino), WeightedTask(selfPatch, weight: ConstantSchedule(0.1))],
             optimization: OptimizationConfiguration(), setup: setup, batchSize: 2)
         try FixtureLoading.loadNetworks(file, into: trainer, rename: Self.ourKey)
-        dino.targets.center.assign(try file.readTensor("centers_before/center"))
-        selfPatch.targets.center.assign(try file.readTensor("centers_before/patch_center"))
+        dino.distillation.targets.center.assign(try file.readTensor("centers_before/center"))
+        selfPatch.distillation.targets.center.assign(try file.readTensor("centers_before/patch_center"))
         inputs = try (0..<4).map { try file.readTensor("inputs/crop\($0)") }
     }
 
@@ -67,8 +67,8 @@ final class SelfPatchFixtureTests: XCTestCase {
             assertClose(selfPatch.teacherAggregator.summary(of: neighbors), patchRows, absoluteTolerance: 1e-5, "\(group) aggregated patches")
             let classRow = aggregated.sliced(0..<1, axis: 1).reshaped([2, 48])
             assertClose(forward.imageEmbedding(view, role: .teacher), classRow, absoluteTolerance: 1e-5, "\(group) aggregated class token")
-            assertClose(dino.teacherHead(classRow), try file.readTensor("\(group)/cls_logits"), absoluteTolerance: 1e-5, "\(group) cls logits")
-            assertClose(selfPatch.teacherPatchHead(patchRows), try file.readTensor("\(group)/patch_logits").reshaped([-1, 64]),
+            assertClose(dino.distillation.teacherHead(classRow), try file.readTensor("\(group)/cls_logits"), absoluteTolerance: 1e-5, "\(group) cls logits")
+            assertClose(selfPatch.distillation.teacherHead(patchRows), try file.readTensor("\(group)/patch_logits").reshaped([-1, 64]),
                         absoluteTolerance: 1e-5, "\(group) patch logits")
 
             let student = "student/crop\(view)"
@@ -91,8 +91,8 @@ final class SelfPatchFixtureTests: XCTestCase {
         }
         let total = imageLoss + patchLoss * 0.1
         XCTAssertEqual(Double(total.scalar), try file.readDoubles("loss")[0], accuracy: 1e-5 * abs(try file.readDoubles("loss")[0]))
-        assertClose(dino.targets.center, try file.readTensor("center_after"), absoluteTolerance: 1e-6, "image centre")
-        assertClose(selfPatch.targets.center, try file.readTensor("patch_center_after"), absoluteTolerance: 1e-6, "patch centre")
+        assertClose(dino.distillation.targets.center, try file.readTensor("center_after"), absoluteTolerance: 1e-6, "image centre")
+        assertClose(selfPatch.distillation.targets.center, try file.readTensor("patch_center_after"), absoluteTolerance: 1e-6, "patch centre")
 
         trainer.student.clearGradients()
         total.backward()

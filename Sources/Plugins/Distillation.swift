@@ -1,0 +1,101 @@
+import SSLCore
+
+/// The options of a DINO-style distillation head, shared by `dino` (image level) and
+/// `selfpatch` (patch level); the coding keys are the command-line names.
+public struct DistillationSettings: Codable, Sendable, Equatable {
+    public var outputDimension: Int
+    public var hiddenDimension = 2048
+    public var bottleneckDimension = 256
+    public var headLayers = 3
+    public var batchNormInHead = false
+    public var normalizeLastLayer = true
+    public var teacherTemperature = 0.04
+    public var warmupTeacherTemperature = 0.04
+    public var warmupTeacherTemperatureEpochs = 0
+    public var studentTemperature = 0.1
+    public var centerMomentum = 0.9
+    public var freezeLastLayerEpochs = 1
+
+    public init(outputDimension: Int) {
+        self.outputDimension = outputDimension
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case outputDimension = "out-dim"
+        case hiddenDimension = "hidden-dim"
+        case bottleneckDimension = "bottleneck-dim"
+        case headLayers = "head-layers"
+        case batchNormInHead = "head-batch-norm"
+        case normalizeLastLayer = "norm-last-layer"
+        case teacherTemperature = "teacher-temp"
+        case warmupTeacherTemperature = "warmup-teacher-temp"
+        case warmupTeacherTemperatureEpochs = "warmup-teacher-temp-epochs"
+        case studentTemperature = "student-temp"
+        case centerMomentum = "center-momentum"
+        case freezeLastLayerEpochs = "freeze-last-layer"
+    }
+
+    /// One line per option.
+    public static let help: [String: String] = [
+        "out-dim": "Prototypes K of the head's last layer.",
+        "hidden-dim": "Width of the head's hidden layers.",
+        "bottleneck-dim": "Width of the bottleneck before the last layer.",
+        "head-layers": "MLP layers before the bottleneck.",
+        "head-batch-norm": "Batch norm after the head's hidden layers.",
+        "norm-last-layer": "Freeze the last layer's weight-norm magnitudes at 1.",
+        "teacher-temp": "Teacher temperature after warm-up.",
+        "warmup-teacher-temp": "Teacher temperature at epoch 0.",
+        "warmup-teacher-temp-epochs": "Epochs of linear teacher-temperature warm-up.",
+        "student-temp": "Student temperature.",
+        "center-momentum": "EMA momentum of the centre.",
+        "freeze-last-layer": "Epochs during which the head's last layer is not trained.",
+    ]
+}
+
+/// Self-distillation through a projection head, as DINO defines it (spec §2.1–2.3): a student
+/// and a teacher ``DINOHead``, the teacher's outputs centred and sharpened into targets, the
+/// centre's EMA, the teacher-temperature warm-up and the last layer's freeze.
+public final class Distillation {
+    public let settings: DistillationSettings
+    public let head: DINOHead
+    /// The teacher's copy of ``head``, updated by EMA.
+    public let teacherHead: DINOHead
+    public let targets: CenteredTargets
+    private let temperatures: LinearWarmupSchedule
+
+    public init(settings: DistillationSettings, inputDimension: Int, generator: inout RandomGenerator) {
+        self.settings = settings
+        func makeHead(_ generator: inout RandomGenerator) -> DINOHead {
+            DINOHead(
+                inputDimension: inputDimension, outputDimension: settings.outputDimension,
+                hiddenDimension: settings.hiddenDimension, bottleneckDimension: settings.bottleneckDimension,
+                layerCount: settings.headLayers, batchNorm: settings.batchNormInHead,
+                normalizeLastLayer: settings.normalizeLastLayer, generator: &generator)
+        }
+        head = makeHead(&generator)
+        teacherHead = makeHead(&generator)
+        teacherHead.copyState(from: head)
+        targets = CenteredTargets(outputDimension: settings.outputDimension, momentum: settings.centerMomentum)
+        temperatures = LinearWarmupSchedule(
+            start: settings.warmupTeacherTemperature, final: settings.teacherTemperature,
+            warmupEpochs: settings.warmupTeacherTemperatureEpochs)
+    }
+
+    /// The teacher temperature during `epoch`.
+    public func teacherTemperature(epoch: Int) -> Double { temperatures.value(atEpoch: epoch) }
+
+    /// The teacher's centred, sharpened probabilities for its logits, as constants.
+    public func teacherTargets(_ teacherLogits: Tensor, epoch: Int) -> Tensor {
+        targets.targets(teacherLogits, temperature: teacherTemperature(epoch: epoch))
+    }
+
+    /// The mean cross-entropy of the student's logits against teacher targets.
+    public func loss(studentLogits: Tensor, targets teacherTargets: Tensor) -> Tensor {
+        studentLogits.distillationLoss(targets: teacherTargets, studentTemperature: settings.studentTemperature)
+    }
+
+    /// Whether the head parameter `name` is held fixed in `epoch` (the last layer, early on).
+    public func isFrozen(_ name: String, epoch: Int) -> Bool {
+        epoch < settings.freezeLastLayerEpochs && name.contains("last_layer")
+    }
+}
