@@ -161,3 +161,59 @@ final class PartialInitializationTests: XCTestCase {
         XCTAssertTrue(mismatch.skipped.contains { $0.hasPrefix("backbone.pos_embed (") }, "\(mismatch.skipped)")
     }
 }
+
+final class CheckpointInteroperabilityTests: XCTestCase {
+    private func savedCheckpoint(_ folder: String) throws -> String {
+        let recipe = TrainingRecipe(
+            backbone: VisionTransformerConfiguration(embedDimension: 24, depth: 1, heads: 2, patchSize: 8, imageSize: 32),
+            views: ViewPlan(globalCount: 2, globalSize: 32),
+            tasks: [TaskSelection(name: "dino", options: ["out-dim": "32", "hidden-dim": "16", "bottleneck-dim": "8"])],
+            epochs: 1, batchSize: 2)
+        let path = "\(folder)/checkpoint.h5"
+        try Checkpoint.save(try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1), recipe: recipe,
+                            progress: TrainingProgress(), to: path)
+        return path
+    }
+
+    /// HDF5's own tools read what we write, with the Fletcher-32 filter on every dataset.
+    func testHDF5ToolsReadOurCheckpoints() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("h5tools-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = try savedCheckpoint(folder)
+        func run(_ tool: String, _ arguments: [String]) throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/\(tool)")
+            process.arguments = arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 0, "\(tool) \(arguments)")
+            return output
+        }
+        let listing = try run("h5ls", ["-r", path])
+        XCTAssertTrue(listing.contains("/teacher/backbone/blocks.0.attn.qkv.weight Dataset {72, 24}"), listing)
+        let header = try run("h5dump", ["-H", "-p", "-d", "/student/dino/head.last_layer.weight_v", path])
+        XCTAssertTrue(header.contains("H5T_IEEE_F32LE"), header)
+        XCTAssertTrue(header.contains("CHECKSUM FLETCHER32"), header)
+        let attribute = try run("h5dump", ["-a", "/format_version", path])
+        XCTAssertTrue(attribute.contains("(0): 1"), attribute)
+    }
+
+    func testAnotherFormatVersionIsRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("version-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = try savedCheckpoint(folder)
+        do {
+            let file = try HDF5File(path: path, mode: .readWrite)
+            try file.setAttribute("format_version", 2)
+        }
+        XCTAssertThrowsError(try Checkpoint.recipe(at: path)) { error in
+            XCTAssertTrue("\(error)".contains("format version 2"), "\(error)")
+            XCTAssertTrue("\(error)".contains(path), "\(error)")
+        }
+    }
+}

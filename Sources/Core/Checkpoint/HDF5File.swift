@@ -26,6 +26,8 @@ public final class HDF5File {
         case read
         /// Create a new file, replacing any file at the path.
         case create
+        /// Change an existing file.
+        case readWrite
     }
 
     /// The file's path, for messages.
@@ -42,12 +44,13 @@ public final class HDF5File {
             handle = H5Fopen(path, ssl_h5f_acc_rdonly(), hid_t(H5P_DEFAULT))
         case .create:
             handle = H5Fcreate(path, ssl_h5f_acc_trunc(), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
+        case .readWrite:
+            handle = H5Fopen(path, ssl_h5f_acc_rdwr(), hid_t(H5P_DEFAULT))
         }
         if handle < 0 {
             throw HDF5Error(
                 file: path, object: "",
-                problem: mode == .read ? "cannot be opened as an HDF5 file (missing, unreadable or corrupt)"
-                    : "cannot be created")
+                problem: mode == .create ? "cannot be created" : "cannot be opened as an HDF5 file (missing, unreadable or corrupt)")
         }
     }
 
