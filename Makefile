@@ -2,7 +2,7 @@
 # those missing), so a fresh Debian machine needs nothing else.
 
 DEBIAN_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools libturbojpeg0-dev libpng-dev \
-	zlib1g-dev dataset-fashion-mnist
+	zlib1g-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
 SWIFT_RELEASE := swift build -c release
 
 .PHONY: dependencies run test bench clean

@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "SSLCore", targets: ["SSLCore"]),
         .library(name: "SSLPlugins", targets: ["SSLPlugins"]),
         .library(name: "SSLCommandLine", targets: ["SSLCommandLine"]),
+        .library(name: "SSLDistributed", targets: ["SSLDistributed"]),
         .executable(name: "ssl-run", targets: ["SSLRunner"]),
         .executable(name: "ssl-bench", targets: ["SSLBenchmark"]),
     ],
@@ -32,10 +33,16 @@ let package = Package(
         // MARK: - Executables
 
         .target(
+            name: "SSLDistributed",
+            dependencies: ["SSLCore", "CMPI"],
+            path: "Sources/Distributed"
+        ),
+        .target(
             name: "SSLCommandLine",
             dependencies: [
                 "SSLCore",
                 "SSLPlugins",
+                "SSLDistributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Runner/CommandLine"
@@ -81,6 +88,11 @@ let package = Package(
             name: "CZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
+        ),
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
         ),
         .target(name: "CKernels", path: "Sources/CKernels"),
 

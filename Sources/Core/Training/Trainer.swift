@@ -186,6 +186,9 @@ public final class Trainer {
 
         student.clearGradients()
         seconds["backward"] = Self.measure { total.backward() }
+        if setup.collective.worldSize > 1 {
+            seconds["communication"] = Self.measure { averageGradientsAcrossProcesses() }
+        }
         seconds["optimizer"] = Self.measure {
             let parameters = student.trainableParameters()
             if optimization.clipGradient > 0 {
@@ -205,6 +208,39 @@ public final class Trainer {
         guard let teacher else { return }
         ExponentialMovingAverage.update(teacher: teacher, student: student, momentum: momentum)
     }
+
+    /// Replaces every gradient by its mean over the processes, in buckets of at most
+    /// ``gradientBucketElements`` floats (one all-reduce per bucket, not per tensor). Every
+    /// process holds the same parameters in the same order, so the buckets line up.
+    private func averageGradientsAcrossProcesses() {
+        let gradients = student.trainableParameters().compactMap(\.tensor.gradient)
+        let scale = 1 / Float(setup.collective.worldSize)
+        var start = 0
+        while start < gradients.count {
+            var end = start, elements = 0
+            while end < gradients.count && (end == start || elements + gradients[end].count <= Self.gradientBucketElements) {
+                elements += gradients[end].count
+                end += 1
+            }
+            let bucket = Tensor(uninitializedShape: [elements])
+            var offset = 0
+            for gradient in gradients[start..<end] {
+                (bucket.storage.base + offset).update(from: gradient.storage.base, count: gradient.count)
+                offset += gradient.count
+            }
+            setup.collective.allReduceSum(bucket)
+            offset = 0
+            for gradient in gradients[start..<end] {
+                let source = bucket.storage.base + offset, target = gradient.storage.base
+                for index in 0..<gradient.count { target[index] = source[index] * scale }
+                offset += gradient.count
+            }
+            start = end
+        }
+    }
+
+    /// The largest all-reduce of gradients, in floats (32 MB).
+    static let gradientBucketElements = 8 << 20
 
     /// Drops the gradients of parameters a task holds fixed this epoch, so AdamW skips them.
     private func freezeParameters(epoch: Int) {

@@ -114,8 +114,9 @@ public final class TrainingSession {
         let iterations = loader.batchesPerEpoch
         let remainingSteps = (recipe.epochs - progress.epoch) * iterations - progress.stepInEpoch
         guard remainingSteps > 0 else { return .completed }
-        let progressBar = ProgressReporter(
-            title: "train", totalSteps: recipe.epochs * iterations, totalEpochs: recipe.epochs)
+        // Only the first process reports progress.
+        let progressBar = collective.rank == 0
+            ? ProgressReporter(title: "train", totalSteps: recipe.epochs * iterations, totalEpochs: recipe.epochs) : nil
         var stepsThisProcess = 0, imagesThisProcess = 0
         while progress.epoch < recipe.epochs {
             let batch = loader.next()
@@ -126,7 +127,7 @@ public final class TrainingSession {
             let globalStep = progress.epoch * iterations + progress.stepInEpoch
             stepsThisProcess += 1
             imagesThisProcess += recipe.batchSize * collective.worldSize
-            progressBar.update(step: globalStep + 1, images: imagesThisProcess, epoch: progress.epoch, loss: step.loss)
+            progressBar?.update(step: globalStep + 1, images: imagesThisProcess, epoch: progress.epoch, loss: step.loss)
             if globalStep % options.logEverySteps == 0 || batch.endsEpoch {
                 try log(step, globalStep: globalStep)
             }
@@ -142,17 +143,17 @@ public final class TrainingSession {
                 try saveCheckpoint(copyForEpoch: options.saveEveryEpochs > 0 && (finished + 1) % options.saveEveryEpochs == 0 ? finished : nil)
             }
             if let signal = SignalMonitor.stopSignal {
-                progressBar.finish()
+                progressBar?.finish()
                 if !batch.endsEpoch { try saveCheckpoint(copyForEpoch: nil) }
                 return .interrupted(signal: signal)
             }
             if let maximum = options.maximumSteps, stepsThisProcess >= maximum, progress.epoch < recipe.epochs {
-                progressBar.finish()
+                progressBar?.finish()
                 if !batch.endsEpoch { try saveCheckpoint(copyForEpoch: nil) }
                 return .stepLimitReached
             }
         }
-        progressBar.finish()
+        progressBar?.finish()
         return .completed
     }
 

@@ -80,6 +80,7 @@ struct RecipeOptions: ParsableArguments {
     @Option(help: "Peak learning rate per 256 images (scaled by the batch size).") var lr: Double?
     @Option(help: "Warm-up epochs of the learning rate.") var warmupEpochs: Int?
     @Option(help: "Starting teacher EMA momentum.") var teacherMomentum: Double?
+    @Option(help: "Stochastic-depth rate of the last block.") var dropPathRate: Float?
     @Option(help: "Random seed.") var seed: UInt64?
     @Argument(parsing: .allUnrecognized, help: "Task options: --<task>.<option> <value>.")
     var taskOptions: [String] = []
@@ -116,6 +117,7 @@ struct RecipeOptions: ParsableArguments {
         if let warmupEpochs { recipe.optimization.warmupEpochs = warmupEpochs }
         if let teacherMomentum { recipe.optimization.teacherMomentum = teacherMomentum }
         if let seed { recipe.seed = seed }
+        if let dropPathRate { recipe.backbone.dropPathRate = dropPathRate }
         if let tasks {
             let names = tasks.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
             recipe.tasks = try names.map { name in

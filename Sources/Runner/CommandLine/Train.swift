@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SSLCore
+import SSLDistributed
 import SSLPlugins
 
 extension SSLRun {
@@ -49,12 +50,13 @@ extension SSLRun {
             options.logEverySteps = logEvery
             options.loaderThreads = loaderThreads
             options.initializeFrom = initFrom
+            let collective = try MPICollective.forThisProcess()
             let session = try TrainingSession(
                 recipe: recipe, registry: SSLRun.registry, dataset: dataset, augmentation: style.recipe(for: recipe.views),
-                options: options)
-            FileHandle.standardError.write(Data(("Training \(recipe.tasks.map { "\($0.name)×\($0.weight)" }.joined(separator: " + ")) on \(dataset), "
-                  + "\(recipe.epochs) epochs × \(session.loader.batchesPerEpoch) steps of \(recipe.batchSize) images; run folder \(folder)\n").utf8))
-            if evalEvery > 0, recipe.data.path == nil {
+                options: options, collective: collective)
+            if collective.rank == 0 { FileHandle.standardError.write(Data(("Training \(recipe.tasks.map { "\($0.name)×\($0.weight)" }.joined(separator: " + ")) on \(dataset), "
+                  + "\(recipe.epochs) epochs × \(session.loader.batchesPerEpoch) steps of \(recipe.batchSize) images; run folder \(folder)\n").utf8)) }
+            if evalEvery > 0, recipe.data.path == nil, collective.rank == 0 {
                 let suite = try OnlineEvaluation.fashionMNIST(imageSize: recipe.views.globalSize, patchSize: recipe.backbone.patchSize, seed: recipe.seed)
                 session.evaluateEpoch = { trainer, epoch in
                     guard (epoch + 1) % evalEvery == 0 || epoch + 1 == recipe.epochs else { return [:] }
@@ -67,7 +69,7 @@ extension SSLRun {
             let outcome = try session.run()
             switch outcome {
             case .completed:
-                print("Finished: \(session.checkpointPath)")
+                if collective.rank == 0 { print("Finished: \(session.checkpointPath)") }
             case .stepLimitReached:
                 print("Stopped after \(maxSteps ?? 0) steps; continue with `\(program) --resume \(folder)`.")
             case .interrupted(let signal):
