@@ -22,9 +22,16 @@ public final class MPICollective: Collective {
         return ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].contains { environment[$0] != nil }
     }
 
-    /// The collective of this launch: MPI under a launcher, a single process otherwise.
+    /// The collective of this launch: MPI under a launcher, a single process otherwise. Under
+    /// a launcher, the machine's cores are shared among the processes on it, so kernels and
+    /// GEMMs do not oversubscribe them.
     public static func forThisProcess() throws -> Collective {
-        isLaunchedByMPI ? try MPICollective() : SingleProcessCollective()
+        guard isLaunchedByMPI else { return SingleProcessCollective() }
+        let environment = ProcessInfo.processInfo.environment
+        if let local = (environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? environment["SLURM_NTASKS_PER_NODE"]).flatMap(Int.init), local > 0 {
+            Parallel.threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount / local)
+        }
+        return try MPICollective()
     }
 
     /// Initialises MPI (once per process).
