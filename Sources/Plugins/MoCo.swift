@@ -51,6 +51,8 @@ public final class MoCoTask: PretextTask {
             layers: 3, inputDimension: width, hiddenDimension: configuration.mlpDimension,
             outputDimension: configuration.dimension, lastBatchNorm: true, generator: &generator)
         momentumProjector.copyState(from: projector)
+        // Batch statistics over the global per-view batch, as MoCo v3's SyncBN.
+        for norm in projector.norms + predictor.norms + momentumProjector.norms { norm.collective = setup.collective }
         heads = ModuleDictionary([("head", projector), ("predictor", predictor)])
         teacherHeads = ModuleDictionary([("head", momentumProjector)])
     }

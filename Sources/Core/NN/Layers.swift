@@ -59,6 +59,9 @@ public final class BatchNorm1d: Module {
     public let batchesTracked: Tensor
     public let momentum: Float
     public let epsilon: Float
+    /// When set, training statistics cover the batches of all its processes (synchronised
+    /// batch norm).
+    public var collective: Collective?
 
     public init(features: Int, affine: Bool = true, momentum: Float = 0.1, epsilon: Float = 1e-5) {
         weight = affine ? Tensor.ones([features]) : nil
@@ -84,7 +87,7 @@ public final class BatchNorm1d: Module {
         if isTraining { batchesTracked.storage.base[0] += 1 }
         return x.batchNorm(
             weight: weight, bias: bias, runningMean: runningMean, runningVariance: runningVariance,
-            training: isTraining, momentum: momentum, epsilon: epsilon)
+            training: isTraining, momentum: momentum, epsilon: epsilon, collective: collective)
     }
 }
 

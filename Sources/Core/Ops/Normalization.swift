@@ -179,25 +179,34 @@ extension Tensor {
     /// or the running statistics (evaluation), as PyTorch's `BatchNorm1d`.
     ///
     /// In training, the running statistics are updated in place with `momentum`, using the
-    /// unbiased batch variance, while normalisation uses the biased one.
+    /// unbiased batch variance, while normalisation uses the biased one. With a `collective`
+    /// of several processes the statistics, and the sums the backward pass needs, cover the
+    /// batches of all processes (synchronised batch norm, as `SyncBatchNorm`).
     public func batchNorm(
         weight: Tensor?, bias: Tensor?, runningMean: Tensor, runningVariance: Tensor,
-        training: Bool, momentum: Float, epsilon: Float
+        training: Bool, momentum: Float, epsilon: Float, collective: Collective? = nil
     ) -> Tensor {
         precondition(rank == 2, "batchNorm expects [batch, features], got \(describe).")
-        let batch = shape[0], features = shape[1]
+        let processes = training ? (collective?.worldSize ?? 1) : 1
+        let total = shape[0] * processes
         precondition(
-            !training || batch > 1,
+            !training || total > 1,
             "batchNorm in training needs more than one sample per batch, got \(describe).")
+        /// Column sums over every process's rows.
+        func globalSum(_ tensor: Tensor) -> Tensor {
+            let sums = tensor.sum(axes: [0])
+            if processes > 1 { collective!.allReduceSum(sums) }
+            return sums
+        }
         let mean: Tensor, variance: Tensor
         if training {
-            mean = GradientMode.withoutGradient { self.mean(axes: [0]) }
-            let centered = GradientMode.withoutGradient { (self - mean).squared().sum(axes: [0]) }
-            variance = centered / Float(batch)
+            mean = GradientMode.withoutGradient { globalSum(self) / Float(total) }
+            let centered = GradientMode.withoutGradient { globalSum((self - mean).squared()) }
+            variance = centered / Float(total)
             GradientMode.withoutGradient {
                 runningMean.assign(runningMean * (1 - momentum) + mean * momentum)
                 runningVariance.assign(
-                    runningVariance * (1 - momentum) + centered * (momentum / Float(batch - 1)))
+                    runningVariance * (1 - momentum) + centered * (momentum / Float(total - 1)))
             }
         } else {
             mean = runningMean
@@ -212,9 +221,9 @@ extension Tensor {
             let scaled = weight.map { g * $0 } ?? g
             let dx: Tensor
             if training {
-                // dx = rstd (ĝ − mean(ĝ) − x̂ mean(ĝ x̂)), means over the batch.
-                let meanG = scaled.mean(axes: [0])
-                let meanGX = (scaled * normalized).mean(axes: [0])
+                // dx = rstd (ĝ − mean(ĝ) − x̂ mean(ĝ x̂)), means over the (global) batch.
+                let meanG = globalSum(scaled) / Float(total)
+                let meanGX = globalSum(scaled * normalized) / Float(total)
                 dx = (scaled - meanG - normalized * meanGX) * reciprocalStd
             } else {
                 dx = scaled * reciprocalStd
