@@ -66,3 +66,56 @@ final class DistributedTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(compared, minimumCompared, "every trained tensor and statistic compared")
     }
 }
+
+final class DistributedResumeTests: XCTestCase {
+    /// A 2-rank run interrupted with SIGTERM (which mpirun forwards to both ranks) and resumed
+    /// with mpirun again ends with the same weights as an uninterrupted 2-rank run.
+    func testTwoRankRunInterruptedAndResumedContinuesExactly() throws {
+        let mpirun = "/usr/bin/mpirun"
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirun), "OpenMPI is not installed")
+        let root = try CommandLine.temporaryFolder("distributed-resume")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // Enough steps that the interruption lands mid-run.
+        let arguments = CommandLine.tinyRun + ["--subset", "512", "--batch-size", "8"]
+        // Output goes to a file: mpirun stalls its ranks while a pipe it writes to is not read.
+        func launch(_ extra: [String]) throws -> (Process, String) {
+            let log = "\(root)/mpirun-\(UUID().uuidString).log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: mpirun)
+            process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "2", CommandLine.executable] + extra
+            process.standardOutput = FileHandle(forWritingAtPath: log)
+            process.standardError = FileHandle(forWritingAtPath: log)
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            return (process, log)
+        }
+        func finish(_ launched: (Process, String)) -> (Int32, String) {
+            launched.0.waitUntilExit()
+            return (launched.0.terminationStatus, (try? String(contentsOfFile: launched.1, encoding: .utf8)) ?? "")
+        }
+        let straight = finish(try launch(arguments + ["--output", "\(root)/straight"]))
+        XCTAssertEqual(straight.0, 0, straight.1)
+
+        let interrupted = try launch(arguments + ["--output", "\(root)/interrupted"])
+        let metrics = "\(root)/interrupted/metrics.jsonl"
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, ((try? String(contentsOfFile: metrics, encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3 {
+            usleep(20_000)
+        }
+        kill(interrupted.0.processIdentifier, SIGTERM)
+        let stopped = finish(interrupted)
+        XCTAssertNotEqual(stopped.0, 0, "the interrupted job reports the signal")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(root)/interrupted/checkpoint.h5"), stopped.1)
+        let stoppedEpoch = try HDF5File(path: "\(root)/interrupted/checkpoint.h5").numericAttribute("epoch")
+        XCTAssertLessThan(stoppedEpoch, 2, "stopped before the end")
+
+        let resumed = finish(try launch(["--resume", "\(root)/interrupted"]))
+        XCTAssertEqual(resumed.0, 0, resumed.1)
+        for group in ["student", "teacher"] {
+            let a = try CommandLine.network("\(root)/straight/checkpoint.h5", group)
+            let b = try CommandLine.network("\(root)/interrupted/checkpoint.h5", group)
+            for (key, values) in a { XCTAssertEqual(values, b[key], "\(group) \(key)") }
+        }
+    }
+}

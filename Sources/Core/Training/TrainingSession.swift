@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// How a session runs, beyond the recipe.
 public struct SessionOptions: Sendable {
     /// The run folder: checkpoints, configuration, metrics and report.
@@ -142,7 +146,7 @@ public final class TrainingSession {
                 if collective.rank == 0 { try report.log(step: globalStep + 1, epoch: finished, values) }
                 try saveCheckpoint(copyForEpoch: options.saveEveryEpochs > 0 && (finished + 1) % options.saveEveryEpochs == 0 ? finished : nil)
             }
-            if let signal = SignalMonitor.stopSignal {
+            if let signal = agreedStopSignal() {
                 progressBar?.finish()
                 if !batch.endsEpoch { try saveCheckpoint(copyForEpoch: nil) }
                 return .interrupted(signal: signal)
@@ -155,6 +159,17 @@ public final class TrainingSession {
         }
         progressBar?.finish()
         return .completed
+    }
+
+    /// The signal that stops the run after this step, agreed by every process (one tiny
+    /// all-reduce), so that all of them stop at the same step even if only some received it.
+    private func agreedStopSignal() -> Int32? {
+        let local = SignalMonitor.stopSignal
+        guard collective.worldSize > 1 else { return local }
+        let flag = Tensor(scalar: Float(local ?? 0))
+        collective.allReduceSum(flag)
+        guard flag.scalar > 0 else { return nil }
+        return local ?? SIGTERM
     }
 
     private func log(_ step: StepReport, globalStep: Int) throws {
