@@ -119,3 +119,55 @@ final class DistributedResumeTests: XCTestCase {
         }
     }
 }
+
+final class DistributedFailureTests: XCTestCase {
+    /// When one rank dies, the whole job stops with an error instead of the other rank waiting
+    /// forever in a collective.
+    func testAKilledRankStopsTheWholeJob() throws {
+        let mpirun = "/usr/bin/mpirun"
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: mpirun), "OpenMPI is not installed")
+        let root = try CommandLine.temporaryFolder("distributed-failure")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let output = "\(root)/run"
+        let log = "\(root)/mpirun.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: mpirun)
+        process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "2", CommandLine.executable]
+            + CommandLine.tinyRun + ["--subset", "4096", "--batch-size", "8", "--output", output]
+        process.standardOutput = FileHandle(forWritingAtPath: log)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let metrics = "\(output)/metrics.jsonl"
+        var deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, ((try? String(contentsOfFile: metrics, encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3 {
+            usleep(20_000)
+        }
+        // Kill one of the two ranks (the processes training into this run folder).
+        let ranks = try runningRanks(writingTo: output)
+        XCTAssertEqual(ranks.count, 2, "two ranks found")
+        guard let victim = ranks.last else { return }
+        kill(victim, SIGKILL)
+        deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        XCTAssertFalse(process.isRunning, "mpirun stopped the job within a minute")
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        XCTAssertNotEqual(process.terminationStatus, 0, "the job reports the failure")
+        XCTAssertEqual(try runningRanks(writingTo: output), [], "no rank is left waiting")
+    }
+
+    /// The process ids of `ssl-run` processes whose command line names `folder`.
+    private func runningRanks(writingTo folder: String) throws -> [pid_t] {
+        var result: [pid_t] = []
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
+            guard let pid = pid_t(entry),
+                let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+            else { continue }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if arguments.first?.hasSuffix("ssl-run") == true && arguments.contains(folder) { result.append(pid) }
+        }
+        return result.sorted()
+    }
+}
