@@ -181,7 +181,8 @@ public final class Trainer {
             total = total.map { $0 + weighted } ?? weighted
         }
         guard let total else { throw TrainingError.incompatibleTasks("No task is active.") }
-        let loss = Double(total.scalar)
+        var loss = Double(total.scalar)
+        if setup.collective.worldSize > 1 { (loss, terms) = averageAcrossProcesses(loss: loss, terms: terms) }
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration, terms: terms) }
 
         student.clearGradients()
@@ -207,6 +208,17 @@ public final class Trainer {
     public func updateTeacher(momentum: Double) {
         guard let teacher else { return }
         ExponentialMovingAverage.update(teacher: teacher, student: student, momentum: momentum)
+    }
+
+    /// The loss and the logged terms averaged over the processes (every process computes the
+    /// same terms, so their sorted names line up), so logs describe the global batch.
+    private func averageAcrossProcesses(loss: Double, terms: [String: Double]) -> (Double, [String: Double]) {
+        let names = terms.keys.sorted()
+        let values = Tensor(shape: [names.count + 1], elements: [Float(loss)] + names.map { Float(terms[$0]!) })
+        setup.collective.allReduceMean(values)
+        var averaged: [String: Double] = [:]
+        for (index, name) in names.enumerated() { averaged[name] = Double(values.storage.base[index + 1]) }
+        return (Double(values.storage.base[0]), averaged)
     }
 
     /// Replaces every gradient by its mean over the processes, in buckets of at most
