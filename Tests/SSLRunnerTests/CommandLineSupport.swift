@@ -33,6 +33,38 @@ enum CommandLine {
         return (process, output)
     }
 
+    /// `mpirun` from OpenMPI, when installed.
+    static let mpirun = "/usr/bin/mpirun"
+
+    /// Starts `ssl-run` on `processes` ranks with `mpirun`, output written to `log` (mpirun
+    /// stalls its ranks while a pipe it writes to is not read).
+    static func startWithMPI(processes: Int = 2, _ arguments: [String], log: String) throws -> Process {
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: mpirun)
+        process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(processes)", executable] + arguments
+        process.standardOutput = FileHandle(forWritingAtPath: log)
+        process.standardError = FileHandle(forWritingAtPath: log)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Runs `ssl-run` under `mpirun` to completion and returns its exit status and output.
+    static func runWithMPI(processes: Int = 2, _ arguments: [String], log: String) throws -> (status: Int32, output: String) {
+        let process = try startWithMPI(processes: processes, arguments, log: log)
+        process.waitUntilExit()
+        return (process.terminationStatus, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    /// Waits (at most `timeout` seconds) until `path` has at least `lines` lines.
+    static func waitForLines(_ lines: Int, in path: String, timeout: TimeInterval = 60) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline, ((try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").count ?? 0) < lines {
+            usleep(20_000)
+        }
+    }
+
     /// Runs `ssl-run` to completion and returns its exit status and output.
     @discardableResult
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
