@@ -65,6 +65,19 @@ enum CommandLine {
         }
     }
 
+    /// The process ids of `ssl-run` processes whose command line names `folder`.
+    static func runningRanks(writingTo folder: String) throws -> [pid_t] {
+        var result: [pid_t] = []
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
+            guard let pid = pid_t(entry),
+                let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+            else { continue }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if arguments.first?.hasSuffix("ssl-run") == true && arguments.contains(folder) { result.append(pid) }
+        }
+        return result.sorted()
+    }
+
     /// Runs `ssl-run` to completion and returns its exit status and output.
     @discardableResult
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {

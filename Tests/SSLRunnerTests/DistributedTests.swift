@@ -68,9 +68,14 @@ final class DistributedResumeTests: XCTestCase {
         let straight = try CommandLine.runWithMPI(arguments + ["--output", "\(root)/straight"], log: "\(root)/straight.log")
         XCTAssertEqual(straight.status, 0, straight.output)
 
-        let interrupted = try CommandLine.startWithMPI(arguments + ["--output", "\(root)/interrupted"], log: "\(root)/interrupted.log")
-        CommandLine.waitForLines(3, in: "\(root)/interrupted/metrics.jsonl")
-        kill(interrupted.processIdentifier, SIGTERM)
+        let folder = "\(root)/interrupted"
+        let interrupted = try CommandLine.startWithMPI(arguments + ["--output", folder], log: "\(root)/interrupted.log")
+        CommandLine.waitForLines(3, in: "\(folder)/metrics.jsonl")
+        // Signal the ranks themselves (as a scheduler's SIGTERM would reach them); they agree
+        // to stop after the same step.
+        let ranks = try CommandLine.runningRanks(writingTo: folder)
+        XCTAssertEqual(ranks.count, 2, "both ranks still running")
+        for rank in ranks { kill(rank, SIGTERM) }
         interrupted.waitUntilExit()
         XCTAssertNotEqual(interrupted.terminationStatus, 0, "the interrupted job reports the signal")
         let stoppedEpoch = try HDF5File(path: "\(root)/interrupted/checkpoint.h5").numericAttribute("epoch")
@@ -83,44 +88,5 @@ final class DistributedResumeTests: XCTestCase {
             let b = try CommandLine.network("\(root)/interrupted/checkpoint.h5", group)
             for (key, values) in a { XCTAssertEqual(values, b[key], "\(group) \(key)") }
         }
-    }
-}
-
-final class DistributedFailureTests: XCTestCase {
-    /// When one rank dies, the whole job stops with an error instead of the other rank waiting
-    /// forever in a collective.
-    func testAKilledRankStopsTheWholeJob() throws {
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: CommandLine.mpirun), "OpenMPI is not installed")
-        let root = try CommandLine.temporaryFolder("distributed-failure")
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let output = "\(root)/run"
-        let process = try CommandLine.startWithMPI(
-            CommandLine.tinyRun + ["--subset", "4096", "--batch-size", "8", "--output", output], log: "\(root)/mpirun.log")
-        CommandLine.waitForLines(3, in: "\(output)/metrics.jsonl")
-        // Kill one of the two ranks (the processes training into this run folder).
-        let ranks = try runningRanks(writingTo: output)
-        XCTAssertEqual(ranks.count, 2, "two ranks found")
-        guard let victim = ranks.last else { return }
-        kill(victim, SIGKILL)
-        let deadline = Date().addingTimeInterval(60)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        XCTAssertFalse(process.isRunning, "mpirun stopped the job within a minute")
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-        XCTAssertNotEqual(process.terminationStatus, 0, "the job reports the failure")
-        XCTAssertEqual(try runningRanks(writingTo: output), [], "no rank is left waiting")
-    }
-
-    /// The process ids of `ssl-run` processes whose command line names `folder`.
-    private func runningRanks(writingTo folder: String) throws -> [pid_t] {
-        var result: [pid_t] = []
-        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
-            guard let pid = pid_t(entry),
-                let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
-            else { continue }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if arguments.first?.hasSuffix("ssl-run") == true && arguments.contains(folder) { result.append(pid) }
-        }
-        return result.sorted()
     }
 }
