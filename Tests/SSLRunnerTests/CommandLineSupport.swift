@@ -36,9 +36,9 @@ enum CommandLine {
     /// `mpirun` from OpenMPI, when installed.
     static let mpirun = "/usr/bin/mpirun"
 
-    /// Starts `ssl-run` on `processes` ranks with `mpirun`, output written to `log` (mpirun
-    /// stalls its ranks while a pipe it writes to is not read).
-    static func startWithMPI(processes: Int = 2, _ arguments: [String], log: String) throws -> Process {
+    /// Runs `ssl-run` under `mpirun` to completion and returns its exit status and output.
+    /// (Output goes to a file: mpirun stalls its ranks while a pipe it writes to is not read.)
+    static func runWithMPI(processes: Int = 2, _ arguments: [String], log: String) throws -> (status: Int32, output: String) {
         FileManager.default.createFile(atPath: log, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: mpirun)
@@ -47,35 +47,8 @@ enum CommandLine {
         process.standardError = FileHandle(forWritingAtPath: log)
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        return process
-    }
-
-    /// Runs `ssl-run` under `mpirun` to completion and returns its exit status and output.
-    static func runWithMPI(processes: Int = 2, _ arguments: [String], log: String) throws -> (status: Int32, output: String) {
-        let process = try startWithMPI(processes: processes, arguments, log: log)
         process.waitUntilExit()
         return (process.terminationStatus, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
-    }
-
-    /// Waits (at most `timeout` seconds) until `path` has at least `lines` lines.
-    static func waitForLines(_ lines: Int, in path: String, timeout: TimeInterval = 60) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline, ((try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").count ?? 0) < lines {
-            usleep(20_000)
-        }
-    }
-
-    /// The process ids of `ssl-run` processes whose command line names `folder`.
-    static func runningRanks(writingTo folder: String) throws -> [pid_t] {
-        var result: [pid_t] = []
-        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
-            guard let pid = pid_t(entry),
-                let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
-            else { continue }
-            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if arguments.first?.hasSuffix("ssl-run") == true && arguments.contains(folder) { result.append(pid) }
-        }
-        return result.sorted()
     }
 
     /// Runs `ssl-run` to completion and returns its exit status and output.

@@ -12,7 +12,7 @@ final class ResumeTests: XCTestCase {
         let root = try CommandLine.temporaryFolder("resume")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let straight = "\(root)/straight", interrupted = "\(root)/interrupted"
-        let arguments = CommandLine.tinyRun + ["--subset", "128", "--epochs", "2"]
+        let arguments = CommandLine.tinyRun + ["--subset", "512", "--epochs", "2"]
         XCTAssertEqual(try CommandLine.run(arguments + ["--output", straight]).status, 0)
 
         let (process, pipe) = try CommandLine.start(arguments + ["--output", interrupted])
