@@ -78,12 +78,12 @@ extension Benchmark {
             MemoryUsage.resetPeak()
             StoragePool.shared.resetPeak()
             var seconds: [String: Double] = [:]
-            let start = Clock.seconds
+            let start = MonotonicClock.seconds
             for step in 0..<steps {
                 let report = try trainer.step(views: views, epoch: 1, iterationInEpoch: step + 1)
                 for (phase, value) in report.seconds { seconds[phase, default: 0] += value / Double(steps) }
             }
-            let elapsed = (Clock.seconds - start) / Double(steps)
+            let elapsed = (MonotonicClock.seconds - start) / Double(steps)
             let split = seconds.sorted { $0.value > $1.value }.map { "\($0.key) \(format($0.value * 1000)) ms" }
             print(
                 "\(preset) step, ViT d\(dimension) p\(recipe.backbone.patchSize), \(recipe.views.globalCount)x\(recipe.views.globalSize)"
@@ -116,9 +116,9 @@ extension Benchmark {
             step()
             MemoryUsage.resetPeak()
             let baseline = MemoryUsage.currentResidentBytes
-            let start = Clock.seconds
+            let start = MonotonicClock.seconds
             for _ in 0..<w.steps { step() }
-            let elapsed = (Clock.seconds - start) / Double(w.steps)
+            let elapsed = (MonotonicClock.seconds - start) / Double(w.steps)
             let peak = MemoryUsage.peakResidentBytes
             let flops = 3 * forwardFLOPs(w)
             print(
@@ -155,9 +155,9 @@ extension Benchmark {
                 let run = { BLAS.gemm(transposeB: true, m: m, n: n, k: k, a: a.base, lda: k, b: b.base, ldb: k, c: c.base, ldc: n) }
                 run()
                 let repeats = max(3, Int(2e9 / Double(2 * m * n * k)))
-                let start = Clock.seconds
+                let start = MonotonicClock.seconds
                 for _ in 0..<repeats { run() }
-                let seconds = (Clock.seconds - start) / Double(repeats)
+                let seconds = (MonotonicClock.seconds - start) / Double(repeats)
                 results.append("\(name) \(m)x\(n)x\(k) \(format(2 * Double(m * n * k) / seconds / 1e9))")
             }
             print("  sgemm GFLOP/s: " + results.joined(separator: ", "))
@@ -187,9 +187,9 @@ extension Benchmark {
             for threadCount in threads.split(separator: ",").compactMap({ Int($0) }) {
                 let loader = try DataLoader(dataset: dataset, recipe: recipe, batchSize: batch, seed: 0, threadCount: threadCount)
                 _ = loader.next()
-                let start = Clock.seconds
+                let start = MonotonicClock.seconds
                 for _ in 0..<images / batch { _ = loader.next() }
-                let elapsed = Clock.seconds - start
+                let elapsed = MonotonicClock.seconds - start
                 print("SwiftSSL loader, \(label), \(threadCount) thread(s): \(format(Double(images / batch * batch) / elapsed)) images/s")
             }
         }
@@ -216,13 +216,4 @@ struct RepeatedFileDataset: ImageDataset {
 private func format(_ value: Double) -> String {
     let rounded = (value * 10).rounded() / 10
     return String(rounded)
-}
-
-/// Monotonic wall-clock time.
-enum Clock {
-    static var seconds: Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
-    }
 }

@@ -76,13 +76,13 @@ public final class DINOTask: PretextTask {
             distillation.teacherHead(Tensor.concatenate((0..<teacherViews).map { forward.imageEmbedding($0, role: .teacher) }))
         }
         let probabilities = distillation.teacherTargets(teacherLogits.sliced(0..<(globalCount * batch)), epoch: step.epoch)
+        let studentBlocks = studentLogits.chunked(viewCount)
+        let teacherBlocks = probabilities.chunked(globalCount)
         var total: Tensor?
         var pairs = 0
-        for target in 0..<globalCount {
-            let teacherBlock = probabilities.sliced((target * batch)..<((target + 1) * batch))
-            for view in 0..<viewCount where view != target {
-                let term = distillation.loss(
-                    studentLogits: studentLogits.sliced((view * batch)..<((view + 1) * batch)), targets: teacherBlock)
+        for (target, teacherBlock) in teacherBlocks.enumerated() {
+            for (view, studentBlock) in studentBlocks.enumerated() where view != target {
+                let term = distillation.loss(studentLogits: studentBlock, targets: teacherBlock)
                 total = total.map { $0 + term } ?? term
                 pairs += 1
             }

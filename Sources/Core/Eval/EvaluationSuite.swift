@@ -10,10 +10,10 @@ public struct EvaluationImages {
         _ dataset: any ImageDataset, count: Int?, size: Int, seed: UInt64,
         normalization: ImageNormalization = .imageNet
     ) throws -> EvaluationImages {
-        let indices = shuffledIndices(dataset.count, take: count, seed: seed)
-        let images = Tensor(uninitializedShape: [indices.count, 3, size, size])
+        let subset = DatasetSubset(dataset, count: count ?? dataset.count, seed: seed, stream: 0xE7A1)
+        let images = Tensor(uninitializedShape: [subset.count, 3, size, size])
         var labels: [Int] = []
-        for (position, index) in indices.enumerated() {
+        for (position, index) in subset.indices.enumerated() {
             guard let label = dataset.label(at: index) else {
                 throw DataError(path: dataset.description, problem: "has no labels, which the k-NN and linear probes need")
             }
@@ -25,13 +25,6 @@ public struct EvaluationImages {
                 to: images.storage.base + position * 3 * size * size)
         }
         return EvaluationImages(images: images, labels: labels)
-    }
-
-    /// `count` indices of a seeded permutation of `0..<total` (all of them when `nil`).
-    static func shuffledIndices(_ total: Int, take count: Int?, seed: UInt64) -> [Int] {
-        var generator = RandomGenerator(seed: seed, path: [0xE7A1])
-        let permutation = Array(0..<total).shuffled(using: &generator)
-        return Array(permutation.prefix(count ?? total))
     }
 }
 
@@ -75,6 +68,25 @@ public struct EvaluationSuite {
     public var neighborCounts = [10, 20]
 
     public init() {}
+
+    /// The built-in evaluation sets: `trainCount` / `testCount` Fashion-MNIST images (from the
+    /// train and test splits) resized to `imageSize` for the k-NN and linear probes, and
+    /// `mosaicCount` / `mosaicCount / 2` mosaics for the dense probes, their canvas about 56
+    /// pixels and a multiple of `patchSize`. The test sets draw with `seed + 1`.
+    public static func fashionMNIST(
+        imageSize: Int, patchSize: Int, trainCount: Int, testCount: Int, mosaicCount: Int, seed: UInt64
+    ) throws -> EvaluationSuite {
+        let train = try FashionMNISTDataset(split: .train), test = try FashionMNISTDataset(split: .test)
+        let canvas = max(2, (56 + patchSize - 1) / patchSize) * patchSize
+        var suite = EvaluationSuite()
+        suite.classificationTrain = try EvaluationImages.classification(train, count: trainCount, size: imageSize, seed: seed)
+        suite.classificationTest = try EvaluationImages.classification(test, count: testCount, size: imageSize, seed: seed + 1)
+        suite.segmentationTrain = SegmentationImages.mosaics(
+            MosaicSegmentationDataset(source: train, canvasSize: canvas, seed: seed), count: mosaicCount)
+        suite.segmentationTest = SegmentationImages.mosaics(
+            MosaicSegmentationDataset(source: test, canvasSize: canvas, seed: seed + 1), count: mosaicCount / 2)
+        return suite
+    }
 
     /// Every configured probe on `backbone`, keyed `<prefix>/knn/top1@20`, `<prefix>/dense_knn/mIoU`, ….
     public func evaluate(_ backbone: VisionTransformer, prefix: String) -> [String: Double] {

@@ -41,7 +41,7 @@ public final class ProgressReporter {
             title: title, totalSteps: totalSteps, totalEpochs: totalEpochs,
             style: isatty(STDERR_FILENO) != 0 ? .bar : .lines, logInterval: logInterval,
             write: { text in FileHandle.standardError.write(Data(text.utf8)) },
-            clock: { Date().timeIntervalSinceReferenceDate })
+            clock: { MonotonicClock.seconds })
     }
 
     /// A reporter with an explicit style, output and clock (seconds), e.g. for tests.

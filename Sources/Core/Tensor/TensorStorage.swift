@@ -116,18 +116,4 @@ public final class StoragePool: Sendable {
         }
         UnsafeMutableRawPointer(pointer).deallocate()
     }
-
-    /// Returns every kept buffer to the system.
-    public func drain() {
-        let buffers = state.withLock { state -> [(count: Int, address: UInt)] in
-            defer {
-                state.free = [:]
-                state.cachedBytes = 0
-            }
-            return state.free.flatMap { count, addresses in addresses.map { (count, $0) } }
-        }
-        for (count, address) in buffers {
-            munmap(UnsafeMutableRawPointer(bitPattern: address), count * MemoryLayout<Float>.stride)
-        }
-    }
 }

@@ -90,13 +90,6 @@ public enum TaskOptionCoding {
         }
     }
 
-    /// Renders a decoded configuration as a JSON object (for logs and checkpoints).
-    public static func json<Configuration: TaskConfiguration>(_ configuration: Configuration) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return (try? String(decoding: encoder.encode(configuration), as: UTF8.self)) ?? "{}"
-    }
-
     private static func defaultObject<Configuration: TaskConfiguration>(_ type: Configuration.Type) -> [String: Any] {
         guard let data = try? JSONEncoder().encode(Configuration()),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]

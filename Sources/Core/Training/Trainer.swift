@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The optimisation hyper-parameters of a run (DINO's defaults; spec §2.4–2.5).
 public struct OptimizationConfiguration: Codable, Sendable, Equatable {
     /// When the teacher takes its EMA step.
@@ -165,14 +161,14 @@ public final class Trainer {
         let forward = SharedForward(
             views: views, globalViewCount: setup.views.globalCount, student: backbone, teacher: teacherBackbone)
         for entry in tasks { entry.task.prepare(forward) }
-        seconds["backbone"] = Self.measure { precomputeBackbone(forward) }
+        seconds["backbone"] = MonotonicClock.measure { precomputeBackbone(forward) }
 
         var total: Tensor?
         var terms: [String: Double] = [:]
         let context = TaskStep(forward: forward, epoch: epoch, iteration: iteration, collective: setup.collective)
         for entry in tasks {
             var result: TaskLoss!
-            seconds[entry.name] = Self.measure { result = entry.task.loss(context) }
+            seconds[entry.name] = MonotonicClock.measure { result = entry.task.loss(context) }
             let weight = entry.weight.value(at: iteration)
             terms["\(entry.name).loss"] = Double(result.total.scalar)
             for (key, value) in result.terms { terms["\(entry.name).\(key)"] = value }
@@ -186,11 +182,11 @@ public final class Trainer {
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration, terms: terms) }
 
         student.clearGradients()
-        seconds["backward"] = Self.measure { total.backward() }
+        seconds["backward"] = MonotonicClock.measure { total.backward() }
         if setup.collective.worldSize > 1 {
-            seconds["communication"] = Self.measure { averageGradientsAcrossProcesses() }
+            seconds["communication"] = MonotonicClock.measure { averageGradientsAcrossProcesses() }
         }
-        seconds["optimizer"] = Self.measure {
+        seconds["optimizer"] = MonotonicClock.measure {
             let parameters = student.trainableParameters()
             if optimization.clipGradient > 0 {
                 GradientClipping.clipPerParameter(parameters, maximumNorm: optimization.clipGradient)
@@ -294,13 +290,5 @@ public final class Trainer {
             throw TrainingError.incompatibleTasks(
                 "Crop size \(size) is not a multiple of the patch size \(backbone.patchSize).")
         }
-    }
-
-    private static func measure(_ body: () -> Void) -> Double {
-        var start = timespec(), end = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &start)
-        body()
-        clock_gettime(CLOCK_MONOTONIC, &end)
-        return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) * 1e-9
     }
 }

@@ -25,7 +25,7 @@ struct DataOptions: ParsableArguments {
     static func trainingDataset(_ source: DataSource, seed: UInt64) throws -> any ImageDataset {
         let dataset = try open(source.path)
         guard let subset = source.subset else { return dataset }
-        return DatasetSubset(dataset, count: subset, seed: seed)
+        return DatasetSubset(dataset, count: subset, seed: seed, stream: 0x5B5E7)
     }
 
     /// Opens `path` as the kind of dataset it is.
@@ -50,22 +50,4 @@ struct DataOptions: ParsableArguments {
         }
         return try ImageFolderDataset(path: path)
     }
-}
-
-/// A seeded subset of a dataset.
-struct DatasetSubset: ImageDataset {
-    let base: any ImageDataset
-    let indices: [Int]
-
-    init(_ base: any ImageDataset, count: Int, seed: UInt64) {
-        var generator = RandomGenerator(seed: seed, path: [0x5B5E7])
-        self.base = base
-        indices = Array(Array(0..<base.count).shuffled(using: &generator).prefix(count))
-    }
-
-    var count: Int { indices.count }
-    var classNames: [String] { base.classNames }
-    var description: String { "\(indices.count) images of \(base.description)" }
-    func image(at index: Int) throws -> Image { try base.image(at: indices[index]) }
-    func label(at index: Int) -> Int? { base.label(at: indices[index]) }
 }

@@ -25,21 +25,20 @@ extension SSLRun {
         func run() throws {
             let backbone = try BackboneFile.load(checkpoint, network: network)
             let size = backbone.configuration.imageSize
-            var suite = EvaluationSuite()
+            var suite: EvaluationSuite
+            if data == nil && testData == nil {
+                suite = try EvaluationSuite.fashionMNIST(
+                    imageSize: size, patchSize: backbone.configuration.patchSize, trainCount: trainCount,
+                    testCount: testCount, mosaicCount: mosaicCount, seed: 0)
+            } else {
+                suite = EvaluationSuite()
+                let train = try DataOptions.open(data, split: .train), test = try DataOptions.open(testData ?? data, split: .test)
+                suite.classificationTrain = try EvaluationImages.classification(train, count: trainCount, size: size, seed: 0)
+                suite.classificationTest = try EvaluationImages.classification(test, count: testCount, size: size, seed: 1)
+                suite.classCount = max(train.classNames.count, (suite.classificationTrain!.labels.max() ?? 0) + 1)
+            }
             suite.includeLinearProbes = linear
             suite.neighborCounts = [10, 20, 100, 200]
-            let train = try DataOptions.open(data, split: .train), test = try DataOptions.open(testData ?? data, split: .test)
-            suite.classificationTrain = try EvaluationImages.classification(train, count: trainCount, size: size, seed: 0)
-            suite.classificationTest = try EvaluationImages.classification(test, count: testCount, size: size, seed: 1)
-            suite.classCount = max(train.classNames.count, (suite.classificationTrain!.labels.max() ?? 0) + 1)
-            if data == nil {
-                let patch = backbone.configuration.patchSize
-                let canvas = max(2, (56 + patch - 1) / patch) * patch
-                suite.segmentationTrain = SegmentationImages.mosaics(
-                    MosaicSegmentationDataset(source: try FashionMNISTDataset(split: .train), canvasSize: canvas, seed: 0), count: mosaicCount)
-                suite.segmentationTest = SegmentationImages.mosaics(
-                    MosaicSegmentationDataset(source: try FashionMNISTDataset(split: .test), canvasSize: canvas, seed: 1), count: mosaicCount / 2)
-            }
             var networks: [(name: String, backbone: VisionTransformer)] = [("trained", backbone)]
             if randomBaseline { networks.append(("random", VisionTransformer(backbone.configuration, seed: 12345))) }
             let folder = output ?? URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path

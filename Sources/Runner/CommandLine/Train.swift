@@ -57,7 +57,10 @@ extension SSLRun {
             if collective.rank == 0 { FileHandle.standardError.write(Data(("Training \(recipe.tasks.map { "\($0.name)×\($0.weight)" }.joined(separator: " + ")) on \(dataset), "
                   + "\(recipe.epochs) epochs × \(session.loader.batchesPerEpoch) steps of \(recipe.batchSize) images; run folder \(folder)\n").utf8)) }
             if evalEvery > 0, recipe.data.path == nil, collective.rank == 0 {
-                let suite = try OnlineEvaluation.fashionMNIST(imageSize: recipe.views.globalSize, patchSize: recipe.backbone.patchSize, seed: recipe.seed)
+                // Small held-out sets: cheap enough to probe every epoch.
+                let suite = try EvaluationSuite.fashionMNIST(
+                    imageSize: recipe.views.globalSize, patchSize: recipe.backbone.patchSize, trainCount: 2000, testCount: 1000,
+                    mosaicCount: 200, seed: recipe.seed)
                 session.evaluateEpoch = { trainer, epoch in
                     guard (epoch + 1) % evalEvery == 0 || epoch + 1 == recipe.epochs else { return [:] }
                     let metrics = suite.evaluate(trainer.teacherBackbone ?? trainer.backbone, prefix: "online")
@@ -77,23 +80,5 @@ extension SSLRun {
                 throw ExitCode(128 + signal)
             }
         }
-    }
-}
-
-/// The small held-out sets the run evaluates on while training.
-enum OnlineEvaluation {
-    /// k-NN on 2,000 Fashion-MNIST training / 1,000 test images at the run's global crop size,
-    /// and the patch k-NN on 200 / 100 mosaics of about 56 pixels (a multiple of the patch size).
-    static func fashionMNIST(
-        imageSize: Int, patchSize: Int, seed: UInt64, trainCount: Int = 2000, testCount: Int = 1000
-    ) throws -> EvaluationSuite {
-        let canvas = max(2, (56 + patchSize - 1) / patchSize) * patchSize
-        let train = try FashionMNISTDataset(split: .train), test = try FashionMNISTDataset(split: .test)
-        var suite = EvaluationSuite()
-        suite.classificationTrain = try EvaluationImages.classification(train, count: trainCount, size: imageSize, seed: seed)
-        suite.classificationTest = try EvaluationImages.classification(test, count: testCount, size: imageSize, seed: seed)
-        suite.segmentationTrain = SegmentationImages.mosaics(MosaicSegmentationDataset(source: train, canvasSize: canvas, seed: seed), count: 200)
-        suite.segmentationTest = SegmentationImages.mosaics(MosaicSegmentationDataset(source: test, canvasSize: canvas, seed: seed + 1), count: 100)
-        return suite
     }
 }
