@@ -4,14 +4,15 @@ import SSLCore
 /// CVPR 2022; spec §3).
 ///
 /// For every view, the teacher picks each patch's `k` most similar of its 8 grid neighbours
-/// (cosine of the raw last-block tokens, the grid wrapping around), summarises them with a
-/// class-attention head, and the student's own token for that patch is distilled toward that
-/// summary through a patch-level DINO head. Works for any patch size and crop size whose grid
-/// is at least 3×3.
+/// (cosine of the raw last-block tokens, the grid wrapping around), summarises them, and the
+/// student's own token for that patch is distilled toward that summary through a patch-level
+/// DINO head. Works for any patch size and crop size whose grid is at least 3×3.
 ///
-/// With `image-embedding` on, the aggregation head's class token over all patches also serves
-/// as the image embedding of other tasks (`dino`), which reproduces the original recipe on a
-/// backbone without class token and final norm.
+/// With `image-embedding` on (the original recipe), the summary is the class token of a
+/// class-attention head, and the same head's class token over all patches serves as the image
+/// embedding of other tasks (`dino`); that image-level loss is what trains the head. Without
+/// it nothing would train class attention, so the summary is the mean of the chosen
+/// neighbours (through the head's final norm, like the student's tokens).
 public final class SelfPatchTask: PretextTask {
     public struct Configuration: TaskConfiguration {
         /// The patch head (K_p prototypes) and its targets.
@@ -48,7 +49,7 @@ public final class SelfPatchTask: PretextTask {
         public static let help = DistillationSettings.help.merging([
             "out-dim": "Prototypes K_p of the patch head.",
             "k-num": "Positives per patch: the most similar of its 8 neighbours.",
-            "aggregation-blocks": "Class-attention blocks of the aggregation head.",
+            "aggregation-blocks": "Class-attention blocks of the aggregation head (with image-embedding; otherwise neighbours are averaged).",
             "image-embedding": "Provide the aggregation head's class token as the image embedding (original SelfPatch).",
         ]) { $1 }
     }
@@ -77,13 +78,16 @@ public final class SelfPatchTask: PretextTask {
         guard (1...8).contains(configuration.neighbors) else {
             throw TaskConfigurationError("--selfpatch.k-num must be between 1 and 8, got \(configuration.neighbors).")
         }
+        if configuration.imageEmbedding && configuration.aggregationBlocks < 1 {
+            throw TaskConfigurationError(
+                "--selfpatch.image-embedding needs at least one class-attention block (--selfpatch.aggregation-blocks).")
+        }
         self.configuration = configuration
         var generator = setup.generator(for: Self.name)
         let dimension = setup.backbone.embedDimension, headCount = setup.backbone.heads
-        aggregator = PatchAggregationHead(
-            dimension: dimension, heads: headCount, blocks: configuration.aggregationBlocks, generator: &generator)
-        teacherAggregator = PatchAggregationHead(
-            dimension: dimension, heads: headCount, blocks: configuration.aggregationBlocks, generator: &generator)
+        let blocks = configuration.imageEmbedding ? configuration.aggregationBlocks : 0
+        aggregator = PatchAggregationHead(dimension: dimension, heads: headCount, blocks: blocks, generator: &generator)
+        teacherAggregator = PatchAggregationHead(dimension: dimension, heads: headCount, blocks: blocks, generator: &generator)
         teacherAggregator.copyState(from: aggregator)
         distillation = Distillation(settings: configuration.distillation, inputDimension: dimension, generator: &generator)
         heads = ModuleDictionary([("ca_head", aggregator), ("p_head", distillation.head)])
@@ -147,88 +151,39 @@ public final class SelfPatchTask: PretextTask {
 
 /// SelfPatch's aggregation head (`ca_head`): a learned class token that reads a set of tokens
 /// through class-attention blocks, then a final LayerNorm shared with the student's patch path.
+/// With no blocks it has no class token and summarises by the mean of the tokens.
 public final class PatchAggregationHead: Module {
-    /// `[1, 1, dim]`.
-    public let classToken: Tensor
+    /// `[1, 1, dim]`, when the head has class-attention blocks.
+    public let classToken: Tensor?
     public let blocks: [ClassAttentionBlock]
     public let norm: LayerNorm
 
     public init(dimension: Int, heads: Int, blocks count: Int, generator: inout RandomGenerator) {
-        classToken = Tensor.truncatedNormal([1, 1, dimension], standardDeviation: 0.02, generator: &generator)
-        classToken.requiresGradient = true
+        if count > 0 {
+            let token = Tensor.truncatedNormal([1, 1, dimension], standardDeviation: 0.02, generator: &generator)
+            token.requiresGradient = true
+            classToken = token
+        } else {
+            classToken = nil
+        }
         blocks = (0..<count).map { _ in ClassAttentionBlock(features: dimension, heads: heads, generator: &generator) }
         norm = LayerNorm(features: dimension)
     }
 
-    public override var ownParameters: [(name: String, tensor: Tensor)] { [("cls_token", classToken)] }
+    public override var ownParameters: [(name: String, tensor: Tensor)] { classToken.map { [("cls_token", $0)] } ?? [] }
 
     public override var submodules: [(name: String, module: Module)] {
         blocks.enumerated().map { ("cls_blocks.\($0.offset)", $0.element as Module) } + [("norm", norm)]
     }
 
-    /// The class token after attending over `tokens` (`[sequences, length, dim]`) through every
-    /// block, normalised: `[sequences, dim]`.
+    /// The summary of each sequence of `tokens` (`[sequences, length, dim]`), normalised:
+    /// `[sequences, dim]`. It is the class token after attending over the tokens through every
+    /// block, or the tokens' mean when the head has no blocks.
     public func summary(of tokens: Tensor) -> Tensor {
         let sequences = tokens.shape[0], dimension = tokens.shape[2]
+        guard let classToken else { return norm(tokens.mean(axes: [1])) }
         var token = classToken + Tensor.zeros([sequences, 1, dimension])
         for block in blocks { token = block(tokens: tokens, classToken: token) }
         return norm(token).reshaped([sequences, dimension])
-    }
-}
-
-/// The 8 neighbours of every cell of a patch grid in a 3×3 window that wraps around the grid's
-/// borders (a torus), each row listed in ascending flat index as the original code does.
-public struct NeighborTable: Sendable {
-    public let height: Int, width: Int
-    /// `[cells][8]` flat neighbour indices.
-    public let neighbors: [[Int]]
-
-    public init(height: Int, width: Int) {
-        self.height = height
-        self.width = width
-        neighbors = (0..<(height * width)).map { cell in
-            let row = cell / width, column = cell % width
-            var result: [Int] = []
-            for dr in -1...1 {
-                for dc in -1...1 where dr != 0 || dc != 0 {
-                    result.append(((row + dr + height) % height) * width + (column + dc + width) % width)
-                }
-            }
-            return result.sorted()
-        }
-    }
-
-    /// The cosine similarity of every token of `patches` (`[batch, cells, dim]`) to each of its
-    /// 8 neighbours: `[batch, cells, 8]`, in the table's neighbour order.
-    public func similarities(_ patches: Tensor) -> Tensor {
-        let batch = patches.shape[0], cells = patches.shape[1], dimension = patches.shape[2]
-        precondition(cells == height * width, "NeighborTable \(height)×\(width) applied to \(cells) patches.")
-        let normalized = GradientMode.withoutGradient { patches.l2Normalized() }
-        let result = Tensor(uninitializedShape: [batch, cells, 8])
-        let x = normalized.storage.base, s = result.storage.base
-        for b in 0..<batch {
-            for cell in 0..<cells {
-                let anchor = x + (b * cells + cell) * dimension
-                for (slot, neighbor) in neighbors[cell].enumerated() {
-                    let other = x + (b * cells + neighbor) * dimension
-                    var dot: Float = 0
-                    for d in 0..<dimension { dot += anchor[d] * other[d] }
-                    s[(b * cells + cell) * 8 + slot] = dot
-                }
-            }
-        }
-        return result
-    }
-
-    /// For each token of `patches` (`[batch, cells, dim]`), the flat row indices (into
-    /// `patches` viewed as `[batch·cells, dim]`) of its `count` neighbours with the highest
-    /// cosine similarity, most similar first.
-    public func mostSimilarNeighbors(_ patches: Tensor, count: Int) -> [Int] {
-        let cells = patches.shape[1]
-        let slots = similarities(patches).topK(count).indices
-        return slots.enumerated().map { position, slot in
-            let row = position / count
-            return (row / cells) * cells + neighbors[row % cells][slot]
-        }
     }
 }

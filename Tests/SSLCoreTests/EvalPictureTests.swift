@@ -55,6 +55,10 @@ final class EvalPictureTests: XCTestCase {
         assertColour(map[0, 0], (255, 0, 0))
         assertColour(map[1, 1], high, "the query is most similar to itself")
         assertColour(map[4, 4], low, "patch 3 points the other way")
+        let marked = Image.similarityMap(patches: patches, query: 0, highlighted: [1], gridHeight: 2, gridWidth: 2, scale: 3)
+        assertColour(marked[3, 0], (255, 255, 255), "the chosen neighbour is outlined in white")
+        assertColour(marked[4, 1], map[4, 1], "inside the outline")
+        assertColour(marked[0, 0], (255, 0, 0))
     }
 
     func testTilingAndImageConversion() {

@@ -23,7 +23,7 @@ final class DINOFixtureTests: XCTestCase {
                       "teacher-temp": "\(try file.numericAttribute("teacher_temp"))",
                       "warmup-teacher-temp": "\(try file.numericAttribute("teacher_temp"))"],
             setup: setup) as! DINOTask
-        let trainer = try Trainer(backbone: backbone, tasks: [WeightedTask(task)], optimization: optimization, setup: setup, batchSize: batch)
+        let trainer = try Trainer(backbone: backbone, tasks: [WeightedTask(task)], optimization: optimization, setup: setup, globalBatchSize: batch)
         try FixtureLoading.loadNetworks(file, into: trainer, task: "dino")
         task.distillation.targets.center.assign(try file.readTensor("center_before"))
         let inputs = try (0..<views.count).map { try file.readTensor("inputs/crop\($0)") }

@@ -32,7 +32,7 @@ final class MoCoFixtureTests: XCTestCase {
         optimization.teacherUpdate = .beforeForward
         optimization.decayAllParameters = true
         trainer = try Trainer(backbone: backbone, tasks: [WeightedTask(moco)], optimization: optimization, setup: setup,
-                              batchSize: Int(try file.numericAttribute("batch")))
+                              globalBatchSize: Int(try file.numericAttribute("batch")))
         for (group, network) in [("base", trainer.student), ("momentum", trainer.teacher!)] {
             var state: [String: Tensor] = [:]
             for (key, value) in try FixtureLoading.state(file, group: group) { state[Self.ourKey(key)] = value }

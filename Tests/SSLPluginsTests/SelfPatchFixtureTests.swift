@@ -32,7 +32,7 @@ final class SelfPatchFixtureTests: XCTestCase {
             named: "selfpatch", options: head.merging(["out-dim": "64", "image-embedding": "true"]) { $1 }, setup: setup) as? SelfPatchTask
         trainer = try Trainer(
             backbone: backbone, tasks: [WeightedTask(dino), WeightedTask(selfPatch, weight: ConstantSchedule(0.1))],
-            optimization: OptimizationConfiguration(), setup: setup, batchSize: 2)
+            optimization: OptimizationConfiguration(), setup: setup, globalBatchSize: 2)
         try FixtureLoading.loadNetworks(file, into: trainer, rename: Self.ourKey)
         dino.distillation.targets.center.assign(try file.readTensor("centers_before/center"))
         selfPatch.distillation.targets.center.assign(try file.readTensor("centers_before/patch_center"))

@@ -23,24 +23,52 @@ final class TaskCompositionTests: XCTestCase {
         return recipe.views.sizes.map { Tensor.randomNormal([recipe.batchSize, 3, $0, $0], generator: &generator) }
     }
 
-    /// Runs the given tasks of `trainer` on one shared forward and returns the weighted loss and
-    /// every student gradient, restoring the tasks' state afterwards.
-    private func gradients(_ trainer: Trainer, tasks: [Int], views: [Tensor]) -> (loss: Double, gradients: [String: Tensor]) {
+    /// Runs the given tasks of `trainer` on one shared forward and returns the weighted loss,
+    /// every student gradient and, when `measured`, the norm of the gradient each task sends
+    /// into the backbone (one backward pass per task into the cut graph, then one through the
+    /// backbone; otherwise one backward pass of the sum). Restores the tasks' state afterwards.
+    private func gradients(
+        _ trainer: Trainer, tasks: [Int], views: [Tensor], measured: Bool = false
+    ) -> (loss: Double, gradients: [String: Tensor], backboneGradientNorms: [Double]) {
         let saved = trainer.tasks.flatMap { $0.task.state.map { ($0.tensor, $0.tensor.copy()) } }
         defer { for (tensor, copy) in saved { tensor.assign(copy) } }
-        let forward = SharedForward(views: views, globalViewCount: 2, student: trainer.backbone, teacher: trainer.teacherBackbone)
+        let forward = SharedForward(
+            views: views, globalViewCount: 2, student: trainer.backbone, teacher: trainer.teacherBackbone,
+            measuresTaskGradients: measured)
         for index in tasks { trainer.tasks[index].task.prepare(forward) }
         let step = TaskStep(forward: forward, epoch: 0, iteration: 0)
-        let total = tasks.map { index in
-            trainer.tasks[index].task.loss(step).total * Float(trainer.tasks[index].weight.value(at: 0))
-        }.reduce(Tensor(scalar: 0), +)
+        let losses = tasks.map { index in
+            forward.startTask()
+            return trainer.tasks[index].task.loss(step).total * Float(trainer.tasks[index].weight.value(at: 0))
+        }
         trainer.student.clearGradients()
-        total.backward()
+        var norms: [Double] = []
+        if measured {
+            for loss in losses {
+                loss.backward()
+                norms.append(forward.collectBackboneGradient())
+            }
+            forward.backwardThroughBackbone()
+        } else {
+            losses.reduce(Tensor(scalar: 0), +).backward()
+        }
         var result: [String: Tensor] = [:]
         for (name, parameter) in trainer.student.trainableParameters() {
             result[name] = parameter.gradient ?? Tensor.zeros(parameter.shape)
         }
-        return (Double(total.scalar), result)
+        return (losses.reduce(0) { $0 + Double($1.scalar) }, result, norms)
+    }
+
+    private func assertSameGradients(_ actual: [String: Tensor], _ expected: [String: Tensor], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(Set(actual.keys), Set(expected.keys), file: file, line: line)
+        for (name, gradient) in actual {
+            guard let wanted = expected[name] else { continue }
+            if wanted.elements.allSatisfy({ $0 == 0 }) {
+                XCTAssertTrue(gradient.elements.allSatisfy { $0 == 0 }, name, file: file, line: line)
+            } else {
+                assertRelativeError(gradient, wanted, below: 1e-5, name, file: file, line: line)
+            }
+        }
     }
 
     func testWeightedMixEqualsTheWeightedSumOfTasksAlone() throws {
@@ -52,16 +80,45 @@ final class TaskCompositionTests: XCTestCase {
         let dino = gradients(trainer, tasks: [0], views: inputs)
         let selfPatch = gradients(trainer, tasks: [1], views: inputs)
         XCTAssertEqual(mixed.loss, dino.loss + selfPatch.loss, accuracy: 1e-5 * abs(mixed.loss))
-        for (name, gradient) in mixed.gradients {
-            let expected = dino.gradients[name]! + selfPatch.gradients[name]!
-            if expected.elements.allSatisfy({ $0 == 0 }) {
-                XCTAssertTrue(gradient.elements.allSatisfy { $0 == 0 }, name)
-            } else {
-                assertRelativeError(gradient, expected, below: 1e-5, name)
-            }
-        }
+        assertSameGradients(mixed.gradients, dino.gradients.merging(selfPatch.gradients) { $0 + $1 })
         XCTAssertTrue(mixed.gradients.keys.contains("selfpatch.p_head.mlp.0.weight"))
         XCTAssertTrue(mixed.gradients.keys.contains("dino.head.mlp.0.weight"))
+    }
+
+    func testEveryTrainableParameterGetsAGradient() throws {
+        // Generalised SelfPatch has no class attention to train (the neighbours are averaged);
+        // the original trains it through the image embedding it gives DINO.
+        var original = microRecipe(tasks: [TaskSelection(name: "dino", options: ["center-all-crops": "true"]),
+                                           TaskSelection(name: "selfpatch", weight: 0.1, options: ["image-embedding": "true"])])
+        original.backbone.classToken = false
+        original.backbone.finalNorm = false
+        let generalised = microRecipe(tasks: [TaskSelection(name: "dino"), TaskSelection(name: "selfpatch", weight: 0.1)])
+        for (mode, recipe) in [("generalised", generalised), ("original", original)] {
+            let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1)
+            let result = gradients(trainer, tasks: [0, 1], views: views(recipe))
+            for (name, gradient) in result.gradients {
+                XCTAssertTrue(gradient.elements.contains { $0 != 0 }, "\(mode): \(name) gets no gradient")
+            }
+            XCTAssertEqual(result.gradients.keys.contains("selfpatch.ca_head.cls_blocks.0.attn.q.weight"), mode == "original")
+        }
+    }
+
+    func testPerTaskBackwardPassesThroughTheCutGiveTheSameGradients() throws {
+        let recipe = microRecipe(tasks: [TaskSelection(name: "dino"), TaskSelection(name: "selfpatch", weight: 0.1)])
+        let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1)
+        trainer.backbone.setTraining(false)
+        let inputs = views(recipe)
+        let whole = gradients(trainer, tasks: [0, 1], views: inputs)
+        let measured = gradients(trainer, tasks: [0, 1], views: inputs, measured: true)
+        assertSameGradients(measured.gradients, whole.gradients)
+        // Each task's share is what it sends when it runs alone, whatever runs beside it.
+        let dino = gradients(trainer, tasks: [0], views: inputs, measured: true)
+        let selfPatch = gradients(trainer, tasks: [1], views: inputs, measured: true)
+        XCTAssertEqual(measured.backboneGradientNorms[0], dino.backboneGradientNorms[0], accuracy: 1e-6 * dino.backboneGradientNorms[0])
+        XCTAssertEqual(measured.backboneGradientNorms[1], selfPatch.backboneGradientNorms[0], accuracy: 1e-6 * selfPatch.backboneGradientNorms[0])
+        XCTAssertGreaterThan(dino.backboneGradientNorms[0], 0)
+        XCTAssertGreaterThan(selfPatch.backboneGradientNorms[0], 0)
+        XCTAssertNotEqual(dino.backboneGradientNorms[0], selfPatch.backboneGradientNorms[0], accuracy: 1e-9)
     }
 
     func testTrainerStepsAndLogsEveryNamedTerm() throws {
@@ -70,7 +127,9 @@ final class TaskCompositionTests: XCTestCase {
         let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 4)
         let before = trainer.backbone.blocks[0].attn.qkv.weight.copy()
         let report = try trainer.step(views: views(recipe), epoch: 0, iterationInEpoch: 0)
-        for key in ["dino.loss", "selfpatch.loss", "moco.loss", "moco.ctr_12", "dino.teacher_temperature", "dino.teacher_entropy", "dino.teacher_kl_uniform", "dino.embedding_std"] {
+        for key in ["dino.loss", "selfpatch.loss", "moco.loss", "moco.ctr_12", "dino.teacher_temperature", "dino.teacher_entropy",
+                    "dino.teacher_kl_uniform", "dino.embedding_std", "dino.backbone_gradient_norm", "selfpatch.backbone_gradient_norm",
+                    "moco.backbone_gradient_norm", "backbone_gradient_norm"] {
             XCTAssertNotNil(report.terms[key], key)
         }
         let expected = report.terms["dino.loss"]! + 0.1 * report.terms["selfpatch.loss"]! + report.terms["moco.loss"]!

@@ -15,6 +15,10 @@ public enum AugmentationStyle: String, Codable, Sendable, CaseIterable {
     /// The multi-crop recipe for `plan`: global crops first (the first with blur p 1, the
     /// second with blur p 0.1 and solarisation p 0.2, further ones like the first), then the
     /// local crops.
+    ///
+    /// The references blur with a standard deviation of 0.1–2 pixels at their 224-pixel global
+    /// crops; the range scales with the global crop size, so that a 28-pixel crop is blurred
+    /// as much relative to its size (0.0125–0.25 pixels) and 224-pixel runs are unchanged.
     public func recipe(for plan: ViewPlan) -> MultiCropRecipe {
         let reference: MultiCropRecipe
         let localSize = plan.localCount > 0 ? plan.localSize : plan.globalSize
@@ -31,6 +35,14 @@ public enum AugmentationStyle: String, Codable, Sendable, CaseIterable {
             local.cropSize = plan.localSize
             groups.append(MultiCropRecipe.Group(local, count: plan.localCount))
         }
+        let resolution = Double(plan.globalSize) / Self.referenceGlobalSize
+        for index in groups.indices {
+            let radius = groups[index].recipe.blurRadius
+            groups[index].recipe.blurRadius = (radius.lowerBound * resolution)...(radius.upperBound * resolution)
+        }
         return MultiCropRecipe(groups)
     }
+
+    /// The global crop size the reference recipes were tuned at.
+    static let referenceGlobalSize = 224.0
 }

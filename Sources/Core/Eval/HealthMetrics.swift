@@ -75,12 +75,6 @@ public enum HealthMetrics {
     /// The L2 norm of all gradients of `parameters` taken together (parameters without a
     /// gradient count as zero).
     public static func gradientNorm(_ parameters: [(name: String, tensor: Tensor)]) -> Double {
-        var squares = 0.0
-        for (_, parameter) in parameters {
-            parameter.gradient?.withElements { values in
-                for value in values { squares += Double(value) * Double(value) }
-            }
-        }
-        return squares.squareRoot()
+        parameters.reduce(0.0) { $0 + ($1.tensor.gradient?.sumOfSquares ?? 0) }.squareRoot()
     }
 }

@@ -1,11 +1,12 @@
 /// The pictures a run report shows for a backbone on a few images: the last block's
 /// class-token attention per head, the principal components of the patch features, and each
-/// image's patch similarity to its centre patch (the neighbourhood SelfPatch draws positives from).
+/// image's patch similarity to its centre patch with the neighbours SelfPatch would pick as its
+/// positives.
 public enum RunPictures {
     /// Writes the pictures as PNG files into `folder`, named with `prefix`, and returns them
-    /// for a ``RunSummary``.
+    /// for a ``RunSummary``; `neighborCount` is SelfPatch's k.
     public static func write(
-        backbone: VisionTransformer, images: Tensor, folder: String, prefix: String, scale: Int = 8
+        backbone: VisionTransformer, images: Tensor, folder: String, prefix: String, scale: Int = 8, neighborCount: Int = 4
     ) throws -> [RunSummary.Picture] {
         let recorder = ActivationRecorder()
         let wasTraining = backbone.isTraining
@@ -29,12 +30,19 @@ public enum RunPictures {
         let patches = features.outputPatches
         try save(Image.tiled(Image.principalComponents(patches: patches, gridHeight: height, gridWidth: width, scale: scale), columns: count),
                  "pca", "\(prefix): first three principal components of the patch features")
+        // SelfPatch matches on the raw last-block tokens, so the map shows those.
         let centre = (height / 2) * width + width / 2
+        let rawPatches = features.lastBlockPatches
+        let chosen = NeighborTable(height: height, width: width).mostSimilarNeighbors(rawPatches, count: neighborCount)
         let maps = (0..<count).map { sample in
-            Image.similarityMap(patches: patches.sliced(sample..<(sample + 1)).reshaped([height * width, -1]), query: centre,
-                                gridHeight: height, gridWidth: width, scale: scale)
+            let cells = height * width, first = (sample * cells + centre) * neighborCount
+            return Image.similarityMap(
+                patches: rawPatches.sliced(sample..<(sample + 1)).reshaped([cells, -1]), query: centre,
+                highlighted: chosen[first..<(first + neighborCount)].map { $0 - sample * cells },
+                gridHeight: height, gridWidth: width, scale: scale)
         }
-        try save(Image.tiled(maps, columns: count), "similarity", "\(prefix): cosine similarity to the centre patch")
+        try save(Image.tiled(maps, columns: count), "similarity",
+                 "\(prefix): last-block cosine similarity to the centre patch (red); white: the \(neighborCount) neighbours SelfPatch picks as its positives")
         return pictures
     }
 }

@@ -1,9 +1,10 @@
 extension Image {
     /// The cosine similarity of one patch to every patch of the same image (`patches`:
     /// `[gridHeight · gridWidth, dim]`), min-max scaled to the viridis colour map, each patch a
-    /// `scale × scale` block; the query patch is outlined in red.
+    /// `scale × scale` block; the query patch is outlined in red and the `highlighted` patches
+    /// (e.g. the neighbours SelfPatch picks as positives) in white.
     public static func similarityMap(
-        patches: Tensor, query: Int, gridHeight: Int, gridWidth: Int, scale: Int
+        patches: Tensor, query: Int, highlighted: [Int] = [], gridHeight: Int, gridWidth: Int, scale: Int
     ) -> Image {
         precondition(
             patches.rank == 2 && patches.shape[0] == gridHeight * gridWidth,
@@ -17,12 +18,18 @@ extension Image {
             }
         }
         var image = heatMap(similarities, gridHeight: gridHeight, gridWidth: gridWidth, scale: scale)
-        let left = (query % gridWidth) * scale, top = (query / gridWidth) * scale
+        for patch in highlighted { image.outline(patch: patch, gridWidth: gridWidth, scale: scale, colour: (255, 255, 255)) }
+        image.outline(patch: query, gridWidth: gridWidth, scale: scale, colour: (255, 0, 0))
+        return image
+    }
+
+    /// Draws a one-pixel frame around `patch`'s `scale × scale` block.
+    mutating func outline(patch: Int, gridWidth: Int, scale: Int, colour: (UInt8, UInt8, UInt8)) {
+        let left = (patch % gridWidth) * scale, top = (patch / gridWidth) * scale
         for offset in 0..<scale {
             for (x, y) in [(left + offset, top), (left + offset, top + scale - 1), (left, top + offset), (left + scale - 1, top + offset)] {
-                image[x, y] = (255, 0, 0)
+                self[x, y] = colour
             }
         }
-        return image
     }
 }

@@ -193,13 +193,18 @@ public final class VisionTransformer: Module {
         for (index, block) in blocks.enumerated() {
             tokens = block(tokens, generator: &generator, recorder: recorder?.scoped("blocks.\(index)"))
         }
-        var output = tokens
-        if let norm {
-            output = norm(tokens)
-            recorder?.record("norm", output)
-        }
-        return BackboneFeatures(
-            lastBlock: tokens, output: output, classSlots: classSlots, gridHeight: grid.height, gridWidth: grid.width)
+        let result = features(lastBlock: tokens, gridHeight: grid.height, gridWidth: grid.width)
+        if norm != nil { recorder?.record("norm", result.output) }
+        return result
+    }
+
+    /// The features of a pass whose last block produced `lastBlock`
+    /// (`[batch, classSlots + gridHeight·gridWidth, dim]`): the final norm, when the configuration
+    /// has one, applied on top. Training uses it to continue from a cut in the graph.
+    public func features(lastBlock: Tensor, gridHeight: Int, gridWidth: Int) -> BackboneFeatures {
+        BackboneFeatures(
+            lastBlock: lastBlock, output: norm.map { $0(lastBlock) } ?? lastBlock, classSlots: classSlots,
+            gridHeight: gridHeight, gridWidth: gridWidth)
     }
 
     /// The position table for a patch grid, interpolated bicubically from the reference grid as

@@ -1,4 +1,11 @@
 extension Tensor {
+    /// Σ x², accumulated in double precision (a statistic: no gradient is recorded).
+    public var sumOfSquares: Double {
+        var squares = 0.0
+        for value in storage.buffer { squares += Double(value) * Double(value) }
+        return squares
+    }
+
     /// The sum of all elements, as a rank-0 tensor.
     public func sum() -> Tensor {
         var total: Double = 0

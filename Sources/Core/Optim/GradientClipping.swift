@@ -9,9 +9,7 @@ public enum GradientClipping {
         var norms: [String: Double] = [:]
         for (name, parameter) in parameters {
             guard let gradient = parameter.gradient else { continue }
-            var squares: Double = 0
-            for value in gradient.storage.buffer { squares += Double(value) * Double(value) }
-            let norm = squares.squareRoot()
+            let norm = gradient.sumOfSquares.squareRoot()
             norms[name] = norm
             // Same float32 arithmetic as PyTorch: clip_coef = max_norm / (norm + 1e-6).
             let coefficient = Float(maximumNorm) / (Float(norm) + 1e-6)

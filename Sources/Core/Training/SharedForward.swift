@@ -21,8 +21,25 @@ public final class SharedForward {
     private var teacherFeatures: [Int: BackboneFeatures] = [:]
     private var embeddingProvider: ((BackboneFeatures, NetworkRole) -> Tensor)?
     private var embeddings: [String: Tensor] = [:]
+    /// The student's backbone pass over each size group, keyed by the group's first view.
+    private var studentPasses: [Int: BackboneFeatures] = [:]
+    /// When measuring: the leaves standing for the passes' last-block tokens in the current
+    /// task's graph, and the gradient collected for each pass so far.
+    private var leaves: [(group: Int, leaf: Tensor)] = []
+    private var backboneGradients: [Int: Tensor] = [:]
 
-    public init(views: [Tensor], globalViewCount: Int, student: VisionTransformer, teacher: VisionTransformer?) {
+    /// Whether each task's graph starts at leaves of its own after the backbone's last block.
+    public let measuresTaskGradients: Bool
+
+    /// - Parameter measuresTaskGradients: give each task (see ``startTask()``) its own leaves
+    ///   standing for the backbone's last-block tokens, so that its backward pass stops there
+    ///   and ``collectBackboneGradient()`` measures the gradient it sends into the shared
+    ///   backbone; ``backwardThroughBackbone()`` then runs the backbone's backward pass once
+    ///   for all tasks. Off, one graph runs from the backbone through every task.
+    public init(
+        views: [Tensor], globalViewCount: Int, student: VisionTransformer, teacher: VisionTransformer?,
+        measuresTaskGradients: Bool = false
+    ) {
         precondition(!views.isEmpty, "A training step needs at least one view.")
         let batch = views[0].shape[0]
         for (index, view) in views.enumerated() {
@@ -34,6 +51,7 @@ public final class SharedForward {
         self.globalViewCount = globalViewCount
         studentBackbone = student
         teacherBackbone = teacher
+        self.measuresTaskGradients = measuresTaskGradients
     }
 
     /// Images per view.
@@ -53,16 +71,23 @@ public final class SharedForward {
     public func features(_ view: Int, role: NetworkRole) -> BackboneFeatures {
         if let cached = role == .student ? studentFeatures[view] : teacherFeatures[view] { return cached }
         let group = sizeGroup(containing: view)
-        let images = group.count == 1 ? views[group.lowerBound] : Tensor.concatenate(Array(views[group]), axis: 0)
         let all: BackboneFeatures
         switch role {
         case .student:
-            all = studentBackbone.features(images)
+            let pass = studentPass(group)
+            if measuresTaskGradients && pass.lastBlock.requiresGradient {
+                let leaf = pass.lastBlock.detached()
+                leaf.requiresGradient = true
+                leaves.append((group.lowerBound, leaf))
+                all = studentBackbone.features(lastBlock: leaf, gridHeight: pass.gridHeight, gridWidth: pass.gridWidth)
+            } else {
+                all = pass
+            }
         case .teacher:
             guard let teacherBackbone else {
                 preconditionFailure("A task asked for teacher features, but the run has no teacher.")
             }
-            all = GradientMode.withoutGradient { teacherBackbone.features(images) }
+            all = GradientMode.withoutGradient { teacherBackbone.features(images(of: group)) }
         }
         let batch = batchSize
         for (offset, member) in group.enumerated() {
@@ -70,6 +95,24 @@ public final class SharedForward {
             if role == .student { studentFeatures[member] = part } else { teacherFeatures[member] = part }
         }
         return role == .student ? studentFeatures[view]! : teacherFeatures[view]!
+    }
+
+    /// Runs the student backbone over every view (once per size group), before any task reads it.
+    public func runStudentBackbone() {
+        var view = 0
+        while view < views.count {
+            let group = sizeGroup(containing: view)
+            _ = studentPass(group)
+            view = group.upperBound
+        }
+    }
+
+    /// Starts the next task's reads: when measuring, its student features and embeddings are
+    /// built on leaves of its own, so its backward pass ends at the backbone's output.
+    public func startTask() {
+        guard measuresTaskGradients else { return }
+        studentFeatures.removeAll()
+        embeddings = embeddings.filter { $0.key.hasSuffix("-\(NetworkRole.teacher)") }
     }
 
     /// Sets how the image-level embedding of a view is computed (by default the backbone's
@@ -98,6 +141,45 @@ public final class SharedForward {
         }
         embeddings[key] = embedding
         return embedding
+    }
+
+    /// Moves the gradient that backward passes left at the tasks' leaves since the last call
+    /// into this step's sums, and returns its norm: called after a task's backward pass, the
+    /// norm of the gradient that task sends into the shared backbone (0 unless measuring).
+    @discardableResult
+    public func collectBackboneGradient() -> Double {
+        var squares = 0.0
+        for (group, leaf) in leaves {
+            guard let gradient = leaf.gradient else { continue }
+            squares += gradient.sumOfSquares
+            leaf.gradient = nil
+            if let sum = backboneGradients[group] { sum.addInPlace(gradient) } else { backboneGradients[group] = gradient }
+        }
+        return squares.squareRoot()
+    }
+
+    /// Back-propagates the collected gradients through the student backbone, once per pass,
+    /// accumulating into the backbone's parameters.
+    public func backwardThroughBackbone() {
+        collectBackboneGradient()
+        for (group, gradient) in backboneGradients {
+            studentPasses[group]!.lastBlock.backward(seed: gradient)
+        }
+        leaves.removeAll()
+        backboneGradients.removeAll()
+    }
+
+    /// The student's pass over the size group `group`, run on first use.
+    private func studentPass(_ group: Range<Int>) -> BackboneFeatures {
+        if let pass = studentPasses[group.lowerBound] { return pass }
+        let pass = studentBackbone.features(images(of: group))
+        studentPasses[group.lowerBound] = pass
+        return pass
+    }
+
+    /// The images of the views `group`, as one batch.
+    private func images(of group: Range<Int>) -> Tensor {
+        group.count == 1 ? views[group.lowerBound] : Tensor.concatenate(Array(views[group]), axis: 0)
     }
 
     /// The run of consecutive views with the same size as `view`.

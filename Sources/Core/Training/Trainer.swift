@@ -97,19 +97,21 @@ public final class Trainer {
     /// The global batch (images per step over all processes).
     public let globalBatchSize: Int
 
-    /// Builds the student (and teacher) from `backbone` and the tasks, checking that they fit.
+    /// Builds the student (and teacher) from `backbone` and the tasks, checking that they fit;
+    /// `globalBatchSize` is the images of one step over all processes (it scales the learning
+    /// rate).
     ///
     /// - Throws: ``TrainingError/incompatibleTasks(_:)`` naming what does not fit and how to fix it.
     public init(
         backbone: VisionTransformer, tasks: [WeightedTask], optimization: OptimizationConfiguration,
-        setup: TaskSetup, batchSize: Int
+        setup: TaskSetup, globalBatchSize: Int
     ) throws {
         try Self.validate(tasks: tasks, backbone: backbone.configuration, views: setup.views)
         self.backbone = backbone
         self.tasks = tasks
         self.optimization = optimization
         self.setup = setup
-        globalBatchSize = batchSize * setup.collective.worldSize
+        self.globalBatchSize = globalBatchSize
         student = ModuleDictionary([("backbone", backbone)] + tasks.map { ($0.name, $0.task.heads) })
         if tasks.contains(where: { $0.task.requirements.needsTeacher }) {
             var teacherConfiguration = backbone.configuration
@@ -159,30 +161,43 @@ public final class Trainer {
 
         backbone.setTraining(true)
         let forward = SharedForward(
-            views: views, globalViewCount: setup.views.globalCount, student: backbone, teacher: teacherBackbone)
+            views: views, globalViewCount: setup.views.globalCount, student: backbone, teacher: teacherBackbone,
+            measuresTaskGradients: true)
         for entry in tasks { entry.task.prepare(forward) }
-        seconds["backbone"] = MonotonicClock.measure { precomputeBackbone(forward) }
+        // The student's passes first, so that each task's time is its own.
+        seconds["backbone"] = MonotonicClock.measure { forward.runStudentBackbone() }
 
-        var total: Tensor?
+        var weightedLosses: [Tensor] = []
+        var loss = 0.0
         var terms: [String: Double] = [:]
         let context = TaskStep(forward: forward, epoch: epoch, iteration: iteration, collective: setup.collective)
         for entry in tasks {
             var result: TaskLoss!
+            forward.startTask()
             seconds[entry.name] = MonotonicClock.measure { result = entry.task.loss(context) }
             let weight = entry.weight.value(at: iteration)
             terms["\(entry.name).loss"] = Double(result.total.scalar)
             for (key, value) in result.terms { terms["\(entry.name).\(key)"] = value }
             for (key, value) in entry.task.scheduleValues(epoch: epoch) { terms["\(entry.name).\(key)"] = value }
-            let weighted = weight == 1 ? result.total : result.total * Float(weight)
-            total = total.map { $0 + weighted } ?? weighted
+            weightedLosses.append(weight == 1 ? result.total : result.total * Float(weight))
+            loss += Double(weightedLosses.last!.scalar)
         }
-        guard let total else { throw TrainingError.incompatibleTasks("No task is active.") }
-        var loss = Double(total.scalar)
+        guard !weightedLosses.isEmpty else { throw TrainingError.incompatibleTasks("No task is active.") }
+
+        // One backward pass per task down to the backbone's output, so the gradient each task
+        // sends into the shared backbone can be measured, then one through the backbone.
+        student.clearGradients()
+        seconds["backward"] = MonotonicClock.measure {
+            for (entry, weighted) in zip(tasks, weightedLosses) {
+                weighted.backward()
+                terms["\(entry.name).backbone_gradient_norm"] = forward.collectBackboneGradient()
+            }
+            forward.backwardThroughBackbone()
+        }
+        terms["backbone_gradient_norm"] = HealthMetrics.gradientNorm(backbone.namedParameters())
+        // Averaged before the check, so every process sees the same verdict.
         if setup.collective.worldSize > 1 { (loss, terms) = averageAcrossProcesses(loss: loss, terms: terms) }
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration, terms: terms) }
-
-        student.clearGradients()
-        seconds["backward"] = MonotonicClock.measure { total.backward() }
         if setup.collective.worldSize > 1 {
             seconds["communication"] = MonotonicClock.measure { averageGradientsAcrossProcesses() }
         }
@@ -257,12 +272,6 @@ public final class Trainer {
                 parameter.gradient = nil
             }
         }
-    }
-
-    /// Runs the student over every view, and the teacher over the views any task reads, before
-    /// the tasks, so each task's time is its own.
-    private func precomputeBackbone(_ forward: SharedForward) {
-        for view in 0..<forward.views.count { _ = forward.student(view) }
     }
 
     private static func validate(tasks: [WeightedTask], backbone: VisionTransformerConfiguration, views: ViewPlan) throws {

@@ -34,7 +34,8 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var tasks: [TaskSelection]
     public var optimization: OptimizationConfiguration
     public var epochs: Int
-    /// Images per step on each process.
+    /// Images per step over all processes; each of N processes takes `batchSize / N` of them,
+    /// so a run means the same whatever N (and resumes with another N).
     public var batchSize: Int
     public var seed: UInt64
     /// The training images.
@@ -60,6 +61,11 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         registry: TaskRegistry, iterationsPerEpoch: Int, collective: Collective = SingleProcessCollective()
     ) throws -> Trainer {
         guard batchSize > 0 else { throw TaskConfigurationError("--batch-size must be positive, got \(batchSize).") }
+        guard batchSize % collective.worldSize == 0 else {
+            throw TaskConfigurationError(
+                "--batch-size \(batchSize) (images per step over all processes) does not split evenly over "
+                    + "\(collective.worldSize) processes; use a multiple of \(collective.worldSize).")
+        }
         guard epochs > 0 else { throw TaskConfigurationError("--epochs must be positive, got \(epochs).") }
         let names = tasks.map(\.name)
         if Set(names).count != names.count {
@@ -76,6 +82,6 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
                          weight: ConstantSchedule(selection.weight))
         }
         let backboneModel = VisionTransformer(backbone, seed: seed)
-        return try Trainer(backbone: backboneModel, tasks: weighted, optimization: optimization, setup: setup, batchSize: batchSize)
+        return try Trainer(backbone: backboneModel, tasks: weighted, optimization: optimization, setup: setup, globalBatchSize: batchSize)
     }
 }

@@ -82,11 +82,10 @@ public final class TrainingSession {
             }
             resuming = true
         }
-        let iterations = dataset.count / (recipe.batchSize * collective.worldSize)
+        let iterations = dataset.count / recipe.batchSize
         guard iterations > 0 else {
             throw DataError(
-                path: dataset.description,
-                problem: "has \(dataset.count) images, fewer than one global batch of \(recipe.batchSize * collective.worldSize)")
+                path: dataset.description, problem: "has \(dataset.count) images, fewer than one batch of \(recipe.batchSize)")
         }
         trainer = try recipe.makeTrainer(registry: registry, iterationsPerEpoch: iterations, collective: collective)
         if !resuming, let source = options.initializeFrom {
@@ -99,7 +98,7 @@ public final class TrainingSession {
         }
         progress = start
         loader = try DataLoader(
-            dataset: dataset, recipe: augmentation, batchSize: recipe.batchSize, seed: recipe.seed,
+            dataset: dataset, recipe: augmentation, batchSize: recipe.batchSize / collective.worldSize, seed: recipe.seed,
             threadCount: options.loaderThreads, rank: collective.rank, worldSize: collective.worldSize,
             start: DataLoader.Cursor(epoch: min(start.epoch, recipe.epochs), position: start.stepInEpoch))
         report = try RunReport(folder: options.outputFolder)
@@ -121,7 +120,7 @@ public final class TrainingSession {
         // Only the first process reports progress.
         let progressBar = collective.rank == 0
             ? ProgressReporter(title: "train", totalSteps: recipe.epochs * iterations, totalEpochs: recipe.epochs) : nil
-        var stepsThisProcess = 0, imagesThisProcess = 0
+        var stepsThisProcess = 0, imagesThisSession = 0
         while progress.epoch < recipe.epochs {
             let batch = loader.next()
             precondition(
@@ -130,8 +129,8 @@ public final class TrainingSession {
             let step = try trainer.step(views: batch.views, epoch: progress.epoch, iterationInEpoch: progress.stepInEpoch)
             let globalStep = progress.epoch * iterations + progress.stepInEpoch
             stepsThisProcess += 1
-            imagesThisProcess += recipe.batchSize * collective.worldSize
-            progressBar?.update(step: globalStep + 1, images: imagesThisProcess, epoch: progress.epoch, loss: step.loss)
+            imagesThisSession += recipe.batchSize
+            progressBar?.update(step: globalStep + 1, images: imagesThisSession, epoch: progress.epoch, loss: step.loss)
             if globalStep % options.logEverySteps == 0 || batch.endsEpoch {
                 try log(step, globalStep: globalStep)
             }

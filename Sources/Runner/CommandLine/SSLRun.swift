@@ -76,7 +76,7 @@ struct RecipeOptions: ParsableArguments {
     @Option(help: "Number of local crops.") var localCrops: Int?
     @Option(help: "Side of the local crops in pixels.") var localSize: Int?
     @Option(help: "Training epochs.") var epochs: Int?
-    @Option(help: "Images per step.") var batchSize: Int?
+    @Option(help: "Images per step over all processes (each of N MPI processes takes 1/N).") var batchSize: Int?
     @Option(help: "Peak learning rate per 256 images (scaled by the batch size).") var lr: Double?
     @Option(help: "Warm-up epochs of the learning rate.") var warmupEpochs: Int?
     @Option(help: "Starting teacher EMA momentum.") var teacherMomentum: Double?
