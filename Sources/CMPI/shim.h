@@ -11,4 +11,5 @@ static inline void *ssl_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Errhandler ssl_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 static inline int ssl_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int ssl_mpi_success(void) { return MPI_SUCCESS; }
+static inline MPI_Status *ssl_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 #endif

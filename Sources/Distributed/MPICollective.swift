@@ -14,6 +14,9 @@ import Glibc
 public final class MPICollective: Collective {
     public let rank: Int
     public let worldSize: Int
+    /// How many seconds a collective waits for the other processes before it stops the job:
+    /// a process that died would otherwise leave the others waiting forever.
+    public let timeout: Double
 
     /// Whether this process was started by an MPI launcher (OpenMPI's `mpirun`, or a PMI
     /// launcher such as SLURM's `srun`).
@@ -25,17 +28,19 @@ public final class MPICollective: Collective {
     /// The collective of this launch: MPI under a launcher, a single process otherwise. Under
     /// a launcher, the machine's cores are shared among the processes on it, so kernels and
     /// GEMMs do not oversubscribe them.
-    public static func forThisProcess() throws -> Collective {
+    public static func forThisProcess(timeout: Double = 600) throws -> Collective {
         guard isLaunchedByMPI else { return SingleProcessCollective() }
         let environment = ProcessInfo.processInfo.environment
         if let local = (environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? environment["SLURM_NTASKS_PER_NODE"]).flatMap(Int.init), local > 0 {
             Parallel.threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount / local)
         }
-        return try MPICollective()
+        return try MPICollective(timeout: timeout)
     }
 
-    /// Initialises MPI (once per process).
-    public init() throws {
+    /// Initialises MPI (once per process); collectives stop the job after `timeout` seconds.
+    public init(timeout: Double = 600) throws {
+        precondition(timeout > 0, "The collective timeout must be positive, got \(timeout).")
+        self.timeout = timeout
         var provided: Int32 = 0
         guard MPI_Init_thread(nil, nil, ssl_mpi_thread_funneled(), &provided) == ssl_mpi_success() else {
             throw DistributedError("MPI could not be initialised.")
@@ -51,20 +56,49 @@ public final class MPICollective: Collective {
     }
 
     public func allReduceSum(_ tensor: Tensor) {
-        let status = MPI_Allreduce(
-            ssl_mpi_in_place(), tensor.storage.base, Int32(tensor.count), ssl_mpi_float(), ssl_mpi_sum(), ssl_mpi_comm_world())
-        check(status, "all-reduce of \(tensor.describe)")
+        let operation = "all-reduce of \(tensor.describe)"
+        var request: MPI_Request?
+        check(MPI_Iallreduce(
+            ssl_mpi_in_place(), tensor.storage.base, Int32(tensor.count), ssl_mpi_float(), ssl_mpi_sum(), ssl_mpi_comm_world(),
+            &request), operation)
+        wait(for: &request, operation)
     }
 
     public func allGather(_ tensor: Tensor) -> Tensor {
         var shape = tensor.shape
         shape[0] *= worldSize
         let result = Tensor(uninitializedShape: shape)
-        let status = MPI_Allgather(
+        let operation = "all-gather of \(tensor.describe)"
+        var request: MPI_Request?
+        check(MPI_Iallgather(
             tensor.storage.base, Int32(tensor.count), ssl_mpi_float(), result.storage.base, Int32(tensor.count),
-            ssl_mpi_float(), ssl_mpi_comm_world())
-        check(status, "all-gather of \(tensor.describe)")
+            ssl_mpi_float(), ssl_mpi_comm_world(), &request), operation)
+        wait(for: &request, operation)
         return result
+    }
+
+    /// Waits for a non-blocking collective, at most ``timeout`` seconds: it polls briefly, then
+    /// every 0.2 ms so that a waiting process leaves the cores to the others.
+    private func wait(for request: inout MPI_Request?, _ operation: String) {
+        let start = MonotonicClock.seconds
+        var done: Int32 = 0
+        var polls = 0
+        while true {
+            check(MPI_Test(&request, &done, ssl_mpi_status_ignore()), operation)
+            if done != 0 { return }
+            polls += 1
+            guard polls > 1000 else { continue }
+            usleep(200)
+            if MonotonicClock.seconds - start > timeout {
+                stopJob("the \(operation) waited more than \(Int(timeout)) s for the other processes (did one stop?)")
+            }
+        }
+    }
+
+    /// Stops every process of the job after this one failed with `error`: the others may be
+    /// waiting in a collective and would never return.
+    public func abortJob(reporting error: Error) -> Never {
+        stopJob("\(error)")
     }
 
     /// Stops the whole job when a collective fails (e.g. another rank died), rather than
@@ -74,9 +108,14 @@ public final class MPICollective: Collective {
         var message = [CChar](repeating: 0, count: 512)
         var length: Int32 = 0
         MPI_Error_string(status, &message, &length)
-        FileHandle.standardError.write(
-            Data("rank \(rank): MPI \(operation) failed (\(String(cString: message))); stopping the job.\n".utf8))
+        stopJob("MPI \(operation) failed (\(String(decoding: message.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)))")
+    }
+
+    /// Reports `problem` and ends every process of the job.
+    private func stopJob(_ problem: String) -> Never {
+        FileHandle.standardError.write(Data("Error on rank \(rank) of \(worldSize): \(problem)\nStopping all \(worldSize) processes.\n".utf8))
         MPI_Abort(ssl_mpi_comm_world(), 1)
+        exit(1)
     }
 }
 

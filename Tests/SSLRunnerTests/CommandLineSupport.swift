@@ -37,18 +37,50 @@ enum CommandLine {
     static let mpirun = "/usr/bin/mpirun"
 
     /// Runs `ssl-run` under `mpirun` to completion and returns its exit status and output.
-    /// (Output goes to a file: mpirun stalls its ranks while a pipe it writes to is not read.)
     static func runWithMPI(processes: Int = 2, _ arguments: [String], log: String) throws -> (status: Int32, output: String) {
+        let job = try startWithMPI(ranks: Array(repeating: arguments, count: processes), log: log)
+        job.waitUntilExit()
+        return (job.terminationStatus, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    /// Starts an `mpirun` job with one process per element of `ranks`, each running `ssl-run`
+    /// with its own arguments. (Output goes to a file: mpirun stalls its ranks while a pipe it
+    /// writes to is not read.)
+    static func startWithMPI(ranks: [[String]], log: String) throws -> Process {
         FileManager.default.createFile(atPath: log, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: mpirun)
-        process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "\(processes)", executable] + arguments
+        let programs = ranks.map { ["-np", "1", executable] + $0 }
+        process.arguments = ["--allow-run-as-root", "--oversubscribe"] + Array(programs.joined(separator: [":"]))
         process.standardOutput = FileHandle(forWritingAtPath: log)
         process.standardError = FileHandle(forWritingAtPath: log)
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        return process
+    }
+
+    /// Waits at most `seconds` for `process` to exit; returns whether it did (it is killed
+    /// otherwise).
+    static func waitForExit(_ process: Process, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(100_000) }
+        guard process.isRunning else { return true }
+        process.terminate()
         process.waitUntilExit()
-        return (process.terminationStatus, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        return false
+    }
+
+    /// The process ids of `ssl-run` processes whose arguments contain `marker` and that run as
+    /// MPI rank `rank`.
+    static func processes(withArgument marker: String, rank: Int) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let arguments = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
+                arguments.hasPrefix(executable), arguments.contains(marker),
+                let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
+            else { return false }
+            return String(decoding: environment, as: UTF8.self).split(separator: "\0").contains("OMPI_COMM_WORLD_RANK=\(rank)")
+        }
     }
 
     /// Runs `ssl-run` to completion and returns its exit status and output.

@@ -116,3 +116,41 @@ final class DistributedResumeTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(compared, 20)
     }
 }
+
+/// A process that fails must stop the whole job with a clear message, never leave the others
+/// waiting in a collective.
+final class DistributedFailureTests: XCTestCase {
+    func testBadDataOnOneRankStopsTheJob() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: CommandLine.mpirun), "OpenMPI is not installed")
+        let root = try CommandLine.temporaryFolder("distributed-bad-data")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let arguments = CommandLine.tinyRun + ["--output", "\(root)/run"]
+        let job = try CommandLine.startWithMPI(
+            ranks: [arguments, arguments + ["--data", "\(root)/missing-images"]], log: "\(root)/job.log")
+        XCTAssertTrue(CommandLine.waitForExit(job, seconds: 120), "the job stopped")
+        XCTAssertNotEqual(job.terminationStatus, 0)
+        let output = try String(contentsOfFile: "\(root)/job.log", encoding: .utf8)
+        XCTAssertTrue(output.contains("Error on rank 1 of 2"), output)
+        XCTAssertTrue(output.contains("missing-images"), "names the path: \(output)")
+    }
+
+    func testKilledRankStopsTheJobWithinTheCollectiveTimeout() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: CommandLine.mpirun), "OpenMPI is not installed")
+        let root = try CommandLine.temporaryFolder("distributed-killed")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let folder = "\(root)/killed-rank-run"
+        let arguments = CommandLine.tinyRun + ["--epochs", "1000", "--collective-timeout", "15", "--output", folder]
+        let job = try CommandLine.startWithMPI(ranks: [arguments, arguments], log: "\(root)/job.log")
+        // Wait until the ranks train (the first checkpoint is written), then kill rank 1.
+        let started = Date()
+        while !FileManager.default.fileExists(atPath: "\(folder)/checkpoint.h5") && Date().timeIntervalSince(started) < 120 {
+            usleep(200_000)
+        }
+        let victims = CommandLine.processes(withArgument: folder, rank: 1)
+        XCTAssertEqual(victims.count, 1, "found rank 1")
+        for pid in victims { kill(pid, SIGKILL) }
+        XCTAssertTrue(CommandLine.waitForExit(job, seconds: 90), "the job stopped after a rank died")
+        XCTAssertNotEqual(job.terminationStatus, 0)
+        XCTAssertTrue(CommandLine.processes(withArgument: folder, rank: 0).isEmpty, "rank 0 is gone")
+    }
+}

@@ -27,10 +27,24 @@ extension SSLRun {
         var logEvery = 10
         @Option(help: "Data-loading threads.")
         var loaderThreads = Parallel.threadCount
+        @Option(help: "Seconds a process of an MPI run waits for the others in a collective before it stops the job.")
+        var collectiveTimeout = 600.0
         @Flag(help: "Print the resolved run configuration as JSON and exit.")
         var printConfig = false
 
         func run() throws {
+            guard collectiveTimeout > 0 else { throw ValidationError("--collective-timeout must be positive, got \(collectiveTimeout).") }
+            let collective = try MPICollective.forThisProcess(timeout: collectiveTimeout)
+            do {
+                try train(collective: collective)
+            } catch let error where !(error is ExitCode) && collective.worldSize > 1 {
+                // One process failing alone would leave the others waiting in a collective.
+                (collective as? MPICollective)?.abortJob(reporting: error)
+                throw error
+            }
+        }
+
+        private func train(collective: Collective) throws {
             var recipe = try recipeOptions.recipe(registry: SSLRun.registry)
             try dataOptions.apply(to: &recipe)
             var folder = output
@@ -50,7 +64,6 @@ extension SSLRun {
             options.logEverySteps = logEvery
             options.loaderThreads = loaderThreads
             options.initializeFrom = initFrom
-            let collective = try MPICollective.forThisProcess()
             let session = try TrainingSession(
                 recipe: recipe, registry: SSLRun.registry, dataset: dataset, augmentation: style.recipe(for: recipe.views),
                 options: options, collective: collective)
