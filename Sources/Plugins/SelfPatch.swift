@@ -69,11 +69,11 @@ public final class SelfPatchTask: PretextTask {
     private var neighborTables: [String: NeighborTable] = [:]
 
     public init(configuration: Configuration, setup: TaskSetup) throws {
-        let grids = Set(setup.views.sizes).map { $0 / setup.backbone.patchSize }
-        if let small = grids.filter({ $0 < 3 }).min() {
+        let patch = setup.backbone.patchSize
+        if let crop = setup.views.sizes.filter({ $0 / patch < 3 }).min() {
             throw TaskConfigurationError(
-                "selfpatch needs patch grids of at least 3×3 (8 neighbours); a crop of \(small * setup.backbone.patchSize) "
-                    + "pixels with patch size \(setup.backbone.patchSize) gives \(small)×\(small). Use larger crops or a smaller patch.")
+                "selfpatch needs patch grids of at least 3×3 (8 neighbours); a crop of \(crop) pixels with patch size "
+                    + "\(patch) gives \(crop / patch)×\(crop / patch). Use larger crops or a smaller patch.")
         }
         guard (1...8).contains(configuration.neighbors) else {
             throw TaskConfigurationError("--selfpatch.k-num must be between 1 and 8, got \(configuration.neighbors).")
@@ -106,12 +106,9 @@ public final class SelfPatchTask: PretextTask {
         ["teacher_temperature": distillation.teacherTemperature(epoch: epoch)]
     }
 
-    public func prepare(_ forward: SharedForward) {
-        guard configuration.imageEmbedding else { return }
-        forward.setImageEmbeddingProvider { [aggregator, teacherAggregator] features, role in
-            let head = role == .student ? aggregator : teacherAggregator
-            return head.summary(of: features.lastBlockPatches)
-        }
+    public func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor? {
+        guard configuration.imageEmbedding else { return nil }
+        return (role == .student ? aggregator : teacherAggregator).summary(of: features.lastBlockPatches)
     }
 
     public func loss(_ step: TaskStep) -> TaskLoss {

@@ -50,7 +50,7 @@ final class SelfPatchFixtureTests: XCTestCase {
 
     func testTeacherMatchingAggregationAndHeads() throws {
         let forward = SharedForward(views: inputs, globalViewCount: 2, student: trainer.backbone, teacher: trainer.teacherBackbone)
-        for task in trainer.tasks { task.task.prepare(forward) }
+        if let embedding = trainer.imageEmbedding { forward.setImageEmbeddingProvider(embedding) }
         for view in 0..<4 {
             let group = "teacher/crop\(view)"
             let features = forward.teacher(view)
@@ -82,7 +82,7 @@ final class SelfPatchFixtureTests: XCTestCase {
 
     func testLossesCentresAndGradientsOfTheOriginalRecipe() throws {
         let forward = SharedForward(views: inputs, globalViewCount: 2, student: trainer.backbone, teacher: trainer.teacherBackbone)
-        for task in trainer.tasks { task.task.prepare(forward) }
+        if let embedding = trainer.imageEmbedding { forward.setImageEmbeddingProvider(embedding) }
         let step = TaskStep(forward: forward, epoch: 0, iteration: 0)
         let imageLoss = dino.loss(step).total, patchLoss = selfPatch.loss(step).total
         for (name, value) in [("loss_cls", imageLoss), ("loss_patch", patchLoss)] {

@@ -35,7 +35,7 @@ final class TaskCompositionTests: XCTestCase {
         let forward = SharedForward(
             views: views, globalViewCount: 2, student: trainer.backbone, teacher: trainer.teacherBackbone,
             measuresTaskGradients: measured)
-        for index in tasks { trainer.tasks[index].task.prepare(forward) }
+        if let embedding = trainer.imageEmbedding { forward.setImageEmbeddingProvider(embedding) }
         let step = TaskStep(forward: forward, epoch: 0, iteration: 0)
         let losses = tasks.map { index in
             forward.startTask()

@@ -49,6 +49,22 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(backbone.positionTable.elements, stored["backbone.pos_embed"]!.elements)
     }
 
+    /// The original SelfPatch recipe has no backbone class token: its image feature is the
+    /// aggregation head's class token, which the probes read through the task.
+    func testOriginalSelfPatchRunIsProbedThroughItsAggregationHead() throws {
+        let folder = try CommandLine.temporaryFolder("original-selfpatch")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let arguments = CommandLine.tinyRun.map { $0 == "small" ? "selfpatch-original" : $0 } + ["--patch-size", "4", "--epochs", "1", "--output", folder]
+        let train = try CommandLine.run(arguments)
+        XCTAssertEqual(train.status, 0, train.output)
+        XCTAssertFalse(try HDF5File(path: "\(folder)/checkpoint.h5").contains("teacher/backbone/cls_token"))
+        let evaluation = try CommandLine.run([
+            "eval", "--checkpoint", "\(folder)/checkpoint.h5", "--train-count", "64", "--test-count", "32", "--mosaic-count", "16",
+        ])
+        XCTAssertEqual(evaluation.status, 0, evaluation.output)
+        XCTAssertTrue(evaluation.output.contains("knn/top1@20"), evaluation.output)
+    }
+
     func testClearErrorsBeforeTraining() throws {
         let missing = try CommandLine.run(CommandLine.tinyRun + ["--data", "/nonexistent/images", "--output", "/tmp/unused-\(getpid())"])
         XCTAssertNotEqual(missing.status, 0)

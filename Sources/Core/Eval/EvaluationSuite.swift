@@ -88,15 +88,18 @@ public struct EvaluationSuite {
         return suite
     }
 
-    /// Every configured probe on `backbone`, keyed `<prefix>/knn/top1@20`, `<prefix>/dense_knn/mIoU`, ….
-    public func evaluate(_ backbone: VisionTransformer, prefix: String) -> [String: Double] {
+    /// Every configured probe on `backbone`, keyed `<prefix>/knn/top1@20`, `<prefix>/dense_knn/mIoU`, …;
+    /// the image-level probes read `imageEmbedding` when a task provides one.
+    public func evaluate(
+        _ backbone: VisionTransformer, prefix: String, imageEmbedding: ((BackboneFeatures) -> Tensor)? = nil
+    ) -> [String: Double] {
         var metrics: [String: Double] = [:]
         func add(_ values: [String: Double]) {
             for (key, value) in values { metrics["\(prefix)/\(key)"] = value }
         }
         if let train = classificationTrain, let test = classificationTest {
-            let trainFeatures = backbone.extractFeatures(train.images).images
-            let testFeatures = backbone.extractFeatures(test.images).images
+            let trainFeatures = backbone.extractFeatures(train.images, imageEmbedding: imageEmbedding).images
+            let testFeatures = backbone.extractFeatures(test.images, imageEmbedding: imageEmbedding).images
             let knn = KNearestNeighborClassifier(classCount: classCount, neighborCounts: neighborCounts).evaluate(
                 trainFeatures: trainFeatures, trainLabels: train.labels, testFeatures: testFeatures, testLabels: test.labels)
             add(knn.metrics(prefix: "knn"))

@@ -1,8 +1,8 @@
 /// Frozen features of a set of images, the input of the probes.
 public struct ExtractedFeatures {
     /// One image feature per image, `[images, dim]`: the class token after the final norm (as
-    /// DINO's k-NN and linear protocols use), or the mean patch token for a backbone without
-    /// a class token.
+    /// DINO's k-NN and linear protocols use), the embedding a task provides in its place, or
+    /// the mean patch token for a backbone with neither.
     public var images: Tensor
     /// The patch tokens after the final norm, when requested.
     public var patches: PatchFeatures?
@@ -14,9 +14,12 @@ extension VisionTransformer {
     ///
     /// - Parameters:
     ///   - includePatches: also keep every patch token (`count · patches · dim` floats).
+    ///   - imageEmbedding: the image feature of a pass, when a task provides one (e.g.
+    ///     ``Trainer/imageEmbedding`` for the teacher); by default the class token.
     ///   - progress: advanced by one step per batch.
     public func extractFeatures(
-        _ images: Tensor, batchSize: Int = 64, includePatches: Bool = false, progress: ProgressReporter? = nil
+        _ images: Tensor, batchSize: Int = 64, includePatches: Bool = false,
+        imageEmbedding: ((BackboneFeatures) -> Tensor)? = nil, progress: ProgressReporter? = nil
     ) -> ExtractedFeatures {
         precondition(images.rank == 4 && batchSize >= 1, "extractFeatures: images \(images.describe) must be [count, 3, height, width].")
         let wasTraining = isTraining
@@ -30,7 +33,7 @@ extension VisionTransformer {
                 let end = min(start + batchSize, images.shape[0])
                 let features = features(images.sliced(start..<end, axis: 0))
                 let patches = features.outputPatches
-                imageBatches.append(features.classToken ?? patches.mean(axes: [1]))
+                imageBatches.append(imageEmbedding?(features) ?? features.classToken ?? patches.mean(axes: [1]))
                 if includePatches { patchBatches.append(patches) }
                 grid = (features.gridHeight, features.gridWidth)
                 progress?.update(step: (start / batchSize) + 1, images: end)

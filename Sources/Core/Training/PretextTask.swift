@@ -2,8 +2,9 @@
 ///
 /// A task owns its heads (and their teacher copies, which the trainer updates by EMA with the
 /// backbone), its state (centres, queues), and computes named loss terms from the shared
-/// forward pass. The trainer mixes the tasks' totals by weight, back-propagates once, and runs
-/// one optimisation step over the backbone and every head.
+/// forward pass. The trainer mixes the tasks' totals by weight, back-propagates each into the
+/// backbone's output and then through the backbone once, and runs one optimisation step over
+/// the backbone and every head.
 ///
 /// Adding a task is one type conforming to this protocol plus one registration line:
 ///
@@ -36,8 +37,11 @@ public protocol PretextTask: AnyObject {
     /// Tensors to checkpoint besides parameters (centres, queues), by name.
     var state: [(name: String, tensor: Tensor)] { get }
 
-    /// Called once per step before any task's loss, e.g. to install an image-embedding provider.
-    func prepare(_ forward: SharedForward)
+    /// The image-level embedding `[batch, dim]` this task provides for a backbone pass (e.g. an
+    /// aggregation head's class token), read by every task and probe instead of the backbone's
+    /// class token; `nil` when the task provides none (see
+    /// ``TaskRequirements/providesImageEmbedding``).
+    func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor?
     /// Computes the task's loss for one step; may update its state (centre EMA) afterwards.
     func loss(_ step: TaskStep) -> TaskLoss
     /// Whether the head parameter `name` (without the task prefix) is held fixed in `epoch`.
@@ -50,7 +54,7 @@ extension PretextTask {
     public static var defaultWeight: Double { 1 }
     public var teacherHeads: Module? { nil }
     public var state: [(name: String, tensor: Tensor)] { [] }
-    public func prepare(_ forward: SharedForward) {}
+    public func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor? { nil }
     public func isFrozen(_ name: String, epoch: Int) -> Bool { false }
     public func scheduleValues(epoch: Int) -> [String: Double] { [:] }
 }

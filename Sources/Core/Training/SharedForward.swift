@@ -116,8 +116,8 @@ public final class SharedForward {
     }
 
     /// Sets how the image-level embedding of a view is computed (by default the backbone's
-    /// normed class token). A task that owns an aggregation head (SelfPatch in its original
-    /// form) installs one so that image-level tasks read its class token.
+    /// normed class token), e.g. by a task that owns an aggregation head (SelfPatch in its
+    /// original form) so that image-level tasks read its class token.
     public func setImageEmbeddingProvider(_ provider: @escaping (BackboneFeatures, NetworkRole) -> Tensor) {
         embeddingProvider = provider
     }

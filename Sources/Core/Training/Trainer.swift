@@ -163,7 +163,7 @@ public final class Trainer {
         let forward = SharedForward(
             views: views, globalViewCount: setup.views.globalCount, student: backbone, teacher: teacherBackbone,
             measuresTaskGradients: true)
-        for entry in tasks { entry.task.prepare(forward) }
+        if let imageEmbedding { forward.setImageEmbeddingProvider(imageEmbedding) }
         // The student's passes first, so that each task's time is its own.
         seconds["backbone"] = MonotonicClock.measure { forward.runStudentBackbone() }
 
@@ -213,6 +213,19 @@ public final class Trainer {
         return StepReport(
             loss: loss, terms: terms, learningRate: learningRate, weightDecay: weightDecay,
             teacherMomentum: momentum, seconds: seconds)
+    }
+
+    /// The image embedding a task provides instead of the backbone's class token (SelfPatch's
+    /// aggregation head in the original recipe), for the training step and for probes; `nil`
+    /// when the backbone's class token serves.
+    public var imageEmbedding: ((BackboneFeatures, NetworkRole) -> Tensor)? {
+        guard let provider = tasks.first(where: { $0.task.requirements.providesImageEmbedding })?.task else { return nil }
+        return { features, role in
+            guard let embedding = provider.imageEmbedding(of: features, role: role) else {
+                preconditionFailure("Task '\(type(of: provider).name)' declares an image embedding but provided none.")
+            }
+            return embedding
+        }
     }
 
     /// Applies the teacher EMA with `momentum`.

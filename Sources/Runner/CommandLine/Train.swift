@@ -76,7 +76,10 @@ extension SSLRun {
                     mosaicCount: 200, seed: recipe.seed)
                 session.evaluateEpoch = { trainer, epoch in
                     guard (epoch + 1) % evalEvery == 0 || epoch + 1 == recipe.epochs else { return [:] }
-                    let metrics = suite.evaluate(trainer.teacherBackbone ?? trainer.backbone, prefix: "online")
+                    let role: NetworkRole = trainer.teacherBackbone == nil ? .student : .teacher
+                    let metrics = suite.evaluate(
+                        trainer.teacherBackbone ?? trainer.backbone, prefix: "online",
+                        imageEmbedding: trainer.imageEmbedding.map { embedding in { embedding($0, role) } })
                     FileHandle.standardError.write(Data(("epoch \(epoch + 1): " + metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ") + "\n").utf8))
                     return metrics
                 }
