@@ -5,7 +5,7 @@ DEBIAN_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools libturbojpe
 	zlib1g-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
 SWIFT_RELEASE := swift build -c release
 
-.PHONY: dependencies run test bench clean
+.PHONY: dependencies run long test bench clean
 
 RUN_FOLDER ?= runs/main
 
@@ -28,6 +28,12 @@ run: dependencies
 	$(SWIFT_RELEASE) --product ssl-run
 	.build/release/ssl-run --preset small --subset 6400 --epochs 2 --output $(RUN_FOLDER)
 	.build/release/ssl-run eval --checkpoint $(RUN_FOLDER)/checkpoint.h5
+
+## The longer recipe of the README (about an hour on 2 cores): the same preset for 1,870 steps.
+long: dependencies
+	$(SWIFT_RELEASE) --product ssl-run
+	.build/release/ssl-run --preset small --subset 12000 --epochs 10 --eval-every 2 --output runs/long
+	.build/release/ssl-run eval --checkpoint runs/long/checkpoint.h5
 
 EXAMPLE := examples/SimSiamPlugin
 

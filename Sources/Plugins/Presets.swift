@@ -64,19 +64,20 @@ public enum Preset: String, CaseIterable, Sendable {
                 backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 224), tasks: [TaskSelection(name: "moco")],
                 optimization: optimization, epochs: 300, batchSize: 256)
         case .small:
-            // Chosen by measurement for runs of a few hundred steps (see the README): a fast
-            // teacher (momentum 0.9 → 1), a higher learning rate and small prototype sets.
+            // Chosen by measurement for runs of a few hundred to a few thousand steps of 64
+            // images (see the README): the learning rate a large batch would get (2e-3 at 64
+            // images), DINO's teacher momentum, small heads and prototype sets.
             var backbone = VisionTransformerConfiguration(embedDimension: 192, depth: 6, heads: 3, patchSize: 4, imageSize: 28)
             backbone.dropPathRate = 0.1
             var optimization = OptimizationConfiguration()
-            optimization.learningRate = 2e-3
+            optimization.learningRate = 8e-3
             optimization.warmupEpochs = 1
-            optimization.teacherMomentum = 0.9
+            optimization.teacherMomentum = 0.996
             let head = ["hidden-dim": "512", "bottleneck-dim": "128", "freeze-last-layer": "0"]
             return TrainingRecipe(
                 backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 28, localCount: 4, localSize: 12),
                 tasks: [
-                    TaskSelection(name: "dino", options: head.merging(["out-dim": "256"]) { $1 }),
+                    TaskSelection(name: "dino", options: head.merging(["out-dim": "1024"]) { $1 }),
                     TaskSelection(name: "selfpatch", weight: 0.1, options: head.merging(["out-dim": "128"]) { $1 }),
                 ],
                 optimization: optimization, epochs: 5, batchSize: 64)

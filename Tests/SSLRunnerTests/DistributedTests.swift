@@ -54,7 +54,15 @@ private func assertSameCheckpoints(
     for group in groups where expected.contains(group) {
         for name in try expected.members(of: group) where !name.hasSuffix("num_batches_tracked") {
             let path = "\(group)/\(name)"
-            let a = try actual.readTensor(path).elements, b = try expected.readTensor(path).elements
+            var a = try actual.readTensor(path).elements, b = try expected.readTensor(path).elements
+            if name.hasSuffix("attn.qkv.bias") {
+                // The key bias has no gradient in exact arithmetic (softmax ignores a shift of
+                // every logit), so AdamW turns its rounding noise, which differs with the
+                // reduction order, into steps of the learning rate: only queries and values compare.
+                let third = b.count / 3
+                a.removeSubrange(third..<(2 * third))
+                b.removeSubrange(third..<(2 * third))
+            }
             // Relative agreement, with an absolute floor for tensors that are zero up to
             // rounding (a bias after batch norm, the running mean of batch-normalised inputs).
             let difference = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
