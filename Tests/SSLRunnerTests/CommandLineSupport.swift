@@ -47,7 +47,9 @@ enum CommandLine {
     /// with its own arguments. (Output goes to a file: mpirun stalls its ranks while a pipe it
     /// writes to is not read.)
     static func startWithMPI(ranks: [[String]], log: String) throws -> Process {
-        FileManager.default.createFile(atPath: log, contents: nil)
+        guard FileManager.default.createFile(atPath: log, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: log])
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: mpirun)
         let programs = ranks.map { ["-np", "1", executable] + $0 }

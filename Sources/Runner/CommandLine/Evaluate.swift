@@ -41,7 +41,7 @@ extension SSLRun {
                 let trainer = try? recipe.makeTrainer(registry: SSLRun.registry, iterationsPerEpoch: 1),
                 let embedding = trainer.imageEmbedding
             {
-                try Checkpoint.restore(trainer, from: checkpoint)
+                _ = try Checkpoint.restore(trainer, from: checkpoint)
                 let role: NetworkRole = network == "student" || trainer.teacherBackbone == nil ? .student : .teacher
                 trained = ProbedNetwork(
                     name: "trained", backbone: role == .teacher ? trainer.teacherBackbone! : trainer.backbone,
