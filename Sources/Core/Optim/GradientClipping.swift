@@ -1,7 +1,8 @@
 /// Gradient clipping per parameter tensor, as DINO does it (not a global norm): each gradient
 /// whose norm n exceeds the threshold is scaled by `maximumNorm / (n + 1e-6)`.
 public enum GradientClipping {
-    /// Clips each gradient in place and returns the norms before clipping, by name.
+    /// Clips each gradient in place and returns the norms before clipping, by name; with an
+    /// infinite `maximumNorm` it only measures.
     @discardableResult
     public static func clipPerParameter(
         _ parameters: [(name: String, tensor: Tensor)], maximumNorm: Double

@@ -20,7 +20,8 @@ public final class SharedForward {
     private var studentFeatures: [Int: BackboneFeatures] = [:]
     private var teacherFeatures: [Int: BackboneFeatures] = [:]
     private var embeddingProvider: ((BackboneFeatures, NetworkRole) -> Tensor)?
-    private var embeddings: [String: Tensor] = [:]
+    private var studentEmbeddings: [Int: Tensor] = [:]
+    private var teacherEmbeddings: [Int: Tensor] = [:]
     /// The student's backbone pass over each size group, keyed by the group's first view.
     private var studentPasses: [Int: BackboneFeatures] = [:]
     /// When measuring: the leaves standing for the passes' last-block tokens in the current
@@ -112,7 +113,7 @@ public final class SharedForward {
     public func startTask() {
         guard measuresTaskGradients else { return }
         studentFeatures.removeAll()
-        embeddings = embeddings.filter { $0.key.hasSuffix("-\(NetworkRole.teacher)") }
+        studentEmbeddings.removeAll()
     }
 
     /// Sets how the image-level embedding of a view is computed (by default the backbone's
@@ -124,8 +125,7 @@ public final class SharedForward {
 
     /// The image-level embedding `[batch, dim]` of `view` for `role`.
     public func imageEmbedding(_ view: Int, role: NetworkRole) -> Tensor {
-        let key = "\(view)-\(role)"
-        if let cached = embeddings[key] { return cached }
+        if let cached = role == .student ? studentEmbeddings[view] : teacherEmbeddings[view] { return cached }
         let features = self.features(view, role: role)
         let embedding: Tensor
         if let embeddingProvider {
@@ -139,7 +139,7 @@ public final class SharedForward {
             }
             embedding = token
         }
-        embeddings[key] = embedding
+        if role == .student { studentEmbeddings[view] = embedding } else { teacherEmbeddings[view] = embedding }
         return embedding
     }
 

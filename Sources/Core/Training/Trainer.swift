@@ -194,7 +194,6 @@ public final class Trainer {
             }
             forward.backwardThroughBackbone()
         }
-        terms["backbone_gradient_norm"] = HealthMetrics.gradientNorm(backbone.namedParameters())
         // Averaged before the check, so every process sees the same verdict.
         if setup.collective.worldSize > 1 { (loss, terms) = averageAcrossProcesses(loss: loss, terms: terms) }
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration, terms: terms) }
@@ -202,10 +201,11 @@ public final class Trainer {
             seconds["communication"] = MonotonicClock.measure { averageGradientsAcrossProcesses() }
         }
         seconds["optimizer"] = MonotonicClock.measure {
-            let parameters = student.trainableParameters()
-            if optimization.clipGradient > 0 {
-                GradientClipping.clipPerParameter(parameters, maximumNorm: optimization.clipGradient)
-            }
+            // Clipping measures every gradient's norm anyway: the backbone's (of the gradient
+            // averaged over the processes, before clipping) comes from those.
+            let norms = GradientClipping.clipPerParameter(
+                student.trainableParameters(), maximumNorm: optimization.clipGradient > 0 ? optimization.clipGradient : .infinity)
+            terms["backbone_gradient_norm"] = norms.reduce(0.0) { $0 + ($1.key.hasPrefix("backbone.") ? $1.value * $1.value : 0) }.squareRoot()
             freezeParameters(epoch: epoch)
             optimizer.step()
             if optimization.teacherUpdate == .afterStep { updateTeacher(momentum: momentum) }

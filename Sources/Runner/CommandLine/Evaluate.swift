@@ -22,45 +22,21 @@ extension SSLRun {
         @Option(help: "Write summary.json, pictures and report.html into this run folder (default: the checkpoint's folder).")
         var output: String?
 
-        /// A backbone to probe, with the image embedding its run's tasks provide (if any).
-        struct ProbedNetwork {
-            var name: String
-            var backbone: VisionTransformer
-            var imageEmbedding: ((BackboneFeatures) -> Tensor)?
-        }
-
         /// The trained network and, when asked, a randomly initialised one of the same
-        /// architecture. A checkpoint whose run read its image embedding from a task (SelfPatch's
-        /// aggregation head in the original recipe) is probed through that task's head.
-        func probedNetworks() throws -> [ProbedNetwork] {
-            let backbone = try BackboneFile.load(checkpoint, network: network)
-            var trained = ProbedNetwork(name: "trained", backbone: backbone)
-            var random = ProbedNetwork(name: "random", backbone: VisionTransformer(backbone.configuration, seed: 12345))
-            // (A checkpoint of tasks this program does not know is probed by its backbone alone.)
-            if var recipe = try? Checkpoint.recipe(at: checkpoint),
-                let trainer = try? recipe.makeTrainer(registry: SSLRun.registry, iterationsPerEpoch: 1),
-                let embedding = trainer.imageEmbedding
-            {
-                _ = try Checkpoint.restore(trainer, from: checkpoint)
-                let role: NetworkRole = network == "student" || trainer.teacherBackbone == nil ? .student : .teacher
-                trained = ProbedNetwork(
-                    name: "trained", backbone: role == .teacher ? trainer.teacherBackbone! : trainer.backbone,
-                    imageEmbedding: { embedding($0, role) })
-                recipe.seed = 12345
-                let untrained = try recipe.makeTrainer(registry: SSLRun.registry, iterationsPerEpoch: 1)
-                random = ProbedNetwork(
-                    name: "random", backbone: untrained.backbone, imageEmbedding: untrained.imageEmbedding.map { e in { e($0, .student) } })
-            }
-            return randomBaseline ? [trained, random] : [trained]
+        /// architecture, by name.
+        func probedNetworks() throws -> [(name: String, network: ProbedNetwork)] {
+            let trained = try ProbedNetwork.load(checkpoint, network: network)
+            guard randomBaseline else { return [("trained", trained)] }
+            return [("trained", trained), ("random", try ProbedNetwork.randomlyInitialised(like: checkpoint, trained: trained))]
         }
 
         func run() throws {
             let networks = try probedNetworks()
-            let size = networks[0].backbone.configuration.imageSize
+            let size = networks[0].network.backbone.configuration.imageSize
             var suite: EvaluationSuite
             if data == nil && testData == nil {
                 suite = try EvaluationSuite.fashionMNIST(
-                    imageSize: size, patchSize: networks[0].backbone.configuration.patchSize, trainCount: trainCount,
+                    imageSize: size, patchSize: networks[0].network.backbone.configuration.patchSize, trainCount: trainCount,
                     testCount: testCount, mosaicCount: mosaicCount, seed: 0)
             } else {
                 suite = EvaluationSuite()
@@ -75,11 +51,11 @@ extension SSLRun {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             var metrics: [String: Double] = [:]
             var pictures: [RunSummary.Picture] = []
-            for network in networks {
-                FileHandle.standardError.write(Data("Probing the \(network.name) backbone…\n".utf8))
-                metrics.merge(suite.evaluate(network.backbone, prefix: network.name, imageEmbedding: network.imageEmbedding)) { $1 }
+            for (name, network) in networks {
+                FileHandle.standardError.write(Data("Probing the \(name) backbone…\n".utf8))
+                metrics.merge(suite.evaluate(network.backbone, prefix: name, imageEmbedding: network.imageEmbedding)) { $1 }
                 let samples = suite.classificationTest!.images.sliced(0..<4)
-                pictures += try RunPictures.write(backbone: network.backbone, images: samples, folder: folder, prefix: network.name)
+                pictures += try RunPictures.write(backbone: network.backbone, images: samples, folder: folder, prefix: name)
             }
             let report = try RunReport(folder: folder)
             var summary = (try? RunReport.loadRun(folder: folder).summary) ?? RunSummary(name: URL(fileURLWithPath: folder).lastPathComponent)

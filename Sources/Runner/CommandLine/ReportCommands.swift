@@ -50,12 +50,13 @@ extension SSLRun {
         @Option(help: "The file to write.") var output: String
 
         func run() throws {
-            let backbone = try BackboneFile.load(checkpoint, network: network)
+            let probed = try ProbedNetwork.load(checkpoint, network: network)
             let dataset = try DataOptions.open(data, split: .test)
             let images = try EvaluationImages.classification(
-                LabelOptionalDataset(dataset), count: count, size: backbone.configuration.imageSize, seed: 0)
+                LabelOptionalDataset(dataset), count: count, size: probed.backbone.configuration.imageSize, seed: 0)
             let progress = ProgressReporter(title: "features", totalSteps: (images.images.shape[0] + 63) / 64)
-            let features = backbone.extractFeatures(images.images, includePatches: patches, progress: progress)
+            let features = probed.backbone.extractFeatures(
+                images.images, includePatches: patches, imageEmbedding: probed.imageEmbedding, progress: progress)
             progress.finish()
             try AtomicFile.write(to: output) { temporary in
                 let file = try HDF5File(path: temporary, mode: .create)
