@@ -10,13 +10,13 @@ public enum BackboneFile {
         let configuration = String(decoding: try JSONEncoder().encode(backbone.configuration), as: UTF8.self)
         try AtomicFile.write(to: path) { temporary in
             let file = try HDF5File(path: temporary, mode: .create)
+            defer { file.close() }
             try file.setAttribute("format_version", Double(Checkpoint.formatVersion))
             try file.setAttribute("kind", "backbone")
             try file.setAttribute("architecture", configuration)
             try file.setAttribute("source", source)
             for (name, tensor) in backbone.stateDictionary() { try file.write(tensor, at: name) }
-            try file.flush()
-            file.close()
+            try file.finish()
         }
     }
 

@@ -1,4 +1,9 @@
+import CZlib
 import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where a run stands: the next step to take and the data cursor.
 public struct TrainingProgress: Codable, Sendable, Equatable {
@@ -8,11 +13,32 @@ public struct TrainingProgress: Codable, Sendable, Equatable {
     public var stepInEpoch: Int
     /// The last logged metrics, as JSON.
     public var metrics: String
+    /// The length in bytes of the run's `metrics.jsonl` when the checkpoint was written; lines
+    /// past it belong to steps a resumed run takes again.
+    public var metricsLength: Int?
 
-    public init(epoch: Int = 0, stepInEpoch: Int = 0, metrics: String = "{}") {
+    public init(epoch: Int = 0, stepInEpoch: Int = 0, metrics: String = "{}", metricsLength: Int? = nil) {
         self.epoch = epoch
         self.stepInEpoch = stepInEpoch
         self.metrics = metrics
+        self.metricsLength = metricsLength
+    }
+}
+
+/// The logging, saving and evaluation intervals of a run, kept in its checkpoint so that a
+/// resumed run keeps them unless told otherwise.
+public struct RunIntervals: Codable, Sendable, Equatable {
+    /// Log metrics every this many steps.
+    public var logEverySteps: Int
+    /// Keep a checkpoint copy every this many epochs (0: only the latest).
+    public var saveEveryEpochs: Int
+    /// Evaluate every this many epochs (0: never).
+    public var evaluateEveryEpochs: Int
+
+    public init(logEverySteps: Int, saveEveryEpochs: Int, evaluateEveryEpochs: Int) {
+        self.logEverySteps = logEverySteps
+        self.saveEveryEpochs = saveEveryEpochs
+        self.evaluateEveryEpochs = evaluateEveryEpochs
     }
 }
 
@@ -21,7 +47,8 @@ public struct TrainingProgress: Codable, Sendable, Equatable {
 ///
 /// ```text
 /// /                       attributes: format_version, library_version, configuration (JSON),
-///                         epoch, step_in_epoch, metrics (JSON)
+///                         epoch, step_in_epoch, metrics (JSON), metrics_length, intervals
+///                         (JSON), run_checksum (CRC-32 of the attributes before it)
 /// /student/backbone/<key> the trained backbone (e.g. blocks.0.attn.qkv.weight)
 /// /student/<task>/<key>   each task's heads (e.g. /student/dino/head.mlp.0.weight)
 /// /teacher/…              the EMA network, same layout
@@ -32,7 +59,9 @@ public struct TrainingProgress: Codable, Sendable, Equatable {
 ///
 /// Every dataset carries a Fletcher-32 checksum; files are written to a temporary file in the
 /// same folder, flushed, synced and renamed over the previous one, so a crash at any moment
-/// leaves the last complete checkpoint in place.
+/// leaves the last complete checkpoint in place. The attributes that define the run carry a
+/// CRC-32 (`run_checksum`), checked whenever the file is opened, so an altered configuration
+/// or position is refused rather than trained on.
 public enum Checkpoint {
     /// The layout version written and accepted.
     public static let formatVersion = 1
@@ -41,19 +70,26 @@ public enum Checkpoint {
 
     /// Writes the full state of `trainer` and `progress` to `path`, atomically.
     ///
-    /// - Parameter random: extra generator states to store (e.g. a data loader's), by name.
+    /// - Parameters:
+    ///   - random: extra generator states to store (e.g. a data loader's), by name.
+    ///   - intervals: the run's intervals, restored by ``intervals(at:)``.
     public static func save(
-        _ trainer: Trainer, recipe: TrainingRecipe, progress: TrainingProgress, random: [String: [UInt64]] = [:],
-        to path: String
+        _ trainer: Trainer, recipe: TrainingRecipe, progress: TrainingProgress, intervals: RunIntervals? = nil,
+        random: [String: [UInt64]] = [:], to path: String
     ) throws {
+        var attributes = RunAttributes()
+        attributes.numbers["format_version"] = Double(formatVersion)
+        attributes.texts["configuration"] = try recipe.jsonString()
+        attributes.numbers["epoch"] = Double(progress.epoch)
+        attributes.numbers["step_in_epoch"] = Double(progress.stepInEpoch)
+        attributes.texts["metrics"] = progress.metrics
+        if let length = progress.metricsLength { attributes.numbers["metrics_length"] = Double(length) }
+        if let intervals { attributes.texts["intervals"] = String(decoding: try JSONEncoder().encode(intervals), as: UTF8.self) }
         try AtomicFile.write(to: path) { temporaryPath in
             let file = try HDF5File(path: temporaryPath, mode: .create)
-            try file.setAttribute("format_version", Double(formatVersion))
+            defer { file.close() }
             try file.setAttribute("library_version", libraryVersion)
-            try file.setAttribute("configuration", try recipe.jsonString())
-            try file.setAttribute("epoch", Double(progress.epoch))
-            try file.setAttribute("step_in_epoch", Double(progress.stepInEpoch))
-            try file.setAttribute("metrics", progress.metrics)
+            try attributes.write(to: file)
             try writeNetwork(trainer.student, group: "student", file: file)
             if let teacher = trainer.teacher { try writeNetwork(teacher, group: "teacher", file: file) }
             for (name, state) in trainer.optimizer.state {
@@ -70,8 +106,7 @@ public enum Checkpoint {
             for (name, words) in generators {
                 try file.write(integers: words.map { Int(Int64(bitPattern: $0)) }, at: "random/\(name)")
             }
-            try file.flush()
-            file.close()
+            try file.finish()
         }
     }
 
@@ -123,8 +158,16 @@ public enum Checkpoint {
         }
         let progress = TrainingProgress(
             epoch: Int(try file.numericAttribute("epoch")), stepInEpoch: Int(try file.numericAttribute("step_in_epoch")),
-            metrics: (try? file.stringAttribute("metrics")) ?? "{}")
+            metrics: (try? file.stringAttribute("metrics")) ?? "{}",
+            metricsLength: (try? file.numericAttribute("metrics_length")).map { Int($0) })
         return (progress, random)
+    }
+
+    /// The intervals stored in the checkpoint at `path`, if it has them.
+    public static func intervals(at path: String) throws -> RunIntervals? {
+        let file = try open(path)
+        guard let json = try? file.stringAttribute("intervals") else { return nil }
+        return try? JSONDecoder().decode(RunIntervals.self, from: Data(json.utf8))
     }
 
     /// The recipe stored in the checkpoint at `path`.
@@ -153,9 +196,18 @@ public enum Checkpoint {
     }
 
     private static func open(_ path: String) throws -> HDF5File {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            throw CheckpointError(path: path, problem: "cannot be read (\(String(cString: strerror(errno))))")
+        }
+        guard (status.st_mode & S_IFMT) == S_IFREG else {
+            throw CheckpointError(path: path, problem: "is not a file")
+        }
         let file: HDF5File
         do { file = try HDF5File(path: path) } catch {
-            throw CheckpointError(path: path, problem: "is not a readable HDF5 file (missing, truncated or corrupt)")
+            throw CheckpointError(
+                path: path,
+                problem: status.st_size == 0 ? "is empty (a run killed before its first checkpoint?)" : "is not a readable HDF5 file (truncated or corrupt)")
         }
         guard let version = try? file.numericAttribute("format_version") else {
             throw CheckpointError(path: path, problem: "is not a SwiftSSL checkpoint (no format_version attribute)")
@@ -163,6 +215,7 @@ public enum Checkpoint {
         guard Int(version) == formatVersion else {
             throw CheckpointError(path: path, problem: "has format version \(Int(version)); this build reads version \(formatVersion)")
         }
+        try RunAttributes(reading: file).verify(path: path)
         return file
     }
 
@@ -185,6 +238,56 @@ public enum Checkpoint {
         do { return try file.readTensor(dataset) } catch {
             throw CheckpointError(path: path, problem: "dataset '\(dataset)' cannot be read: it is missing or its checksum does not match (the file is damaged)")
         }
+    }
+}
+
+/// The root attributes that define a run, with a CRC-32 over them (`run_checksum`), so that a
+/// changed digit of the configuration or position is detected when the file is opened.
+struct RunAttributes {
+    /// The protected numeric attributes, by name.
+    var numbers: [String: Double] = [:]
+    /// The protected string attributes, by name.
+    var texts: [String: String] = [:]
+    /// The checksum read from a file (`nil` in files from before checksums, and when writing).
+    private var storedChecksum: String?
+
+    static let checksumName = "run_checksum"
+    private static let numberNames = ["format_version", "epoch", "step_in_epoch", "metrics_length"]
+    private static let textNames = ["configuration", "metrics", "intervals"]
+
+    init() {}
+
+    /// Reads the protected attributes present in `file`.
+    init(reading file: HDF5File) throws {
+        for name in Self.numberNames { numbers[name] = try? file.numericAttribute(name) }
+        for name in Self.textNames { texts[name] = try? file.stringAttribute(name) }
+        storedChecksum = try? file.stringAttribute(Self.checksumName)
+    }
+
+    /// The CRC-32 of every protected attribute, as 8 hexadecimal digits.
+    var checksum: String {
+        var canonical = ""
+        for name in Self.numberNames { if let value = numbers[name] { canonical += "\(name)=\(value)\n" } }
+        for name in Self.textNames { if let value = texts[name] { canonical += "\(name)=\(value)\n" } }
+        let bytes = Array(canonical.utf8)
+        let value = bytes.withUnsafeBufferPointer { crc32(0, $0.baseAddress, uInt($0.count)) }
+        return String(format: "%08x", UInt32(truncatingIfNeeded: value))
+    }
+
+    /// Writes the attributes and their checksum.
+    func write(to file: HDF5File) throws {
+        for (name, value) in numbers { try file.setAttribute(name, value) }
+        for (name, value) in texts { try file.setAttribute(name, value) }
+        try file.setAttribute(Self.checksumName, checksum)
+    }
+
+    /// Throws when the file's checksum does not match its attributes.
+    func verify(path: String) throws {
+        guard let storedChecksum, storedChecksum != checksum else { return }
+        throw CheckpointError(
+            path: path,
+            problem: "has run attributes (configuration, epoch, step) that do not match their checksum: the file was "
+                + "altered or damaged; use an earlier checkpoint copy or start a new run")
     }
 }
 

@@ -32,13 +32,15 @@ public final class HDF5File {
 
     /// The file's path, for messages.
     public let path: String
-    private let handle: hid_t
+    /// The HDF5 file identifier (for extensions in this module).
+    let handle: hid_t
     private var isOpen = true
 
     /// Opens or creates the file at `path`.
     public init(path: String, mode: Mode = .read) throws {
         HDF5Library.prepare()
         self.path = path
+        errno = 0
         switch mode {
         case .read:
             handle = H5Fopen(path, ssl_h5f_acc_rdonly(), hid_t(H5P_DEFAULT))
@@ -50,7 +52,9 @@ public final class HDF5File {
         if handle < 0 {
             throw HDF5Error(
                 file: path, object: "",
-                problem: mode == .create ? "cannot be created" : "cannot be opened as an HDF5 file (missing, unreadable or corrupt)")
+                problem: mode == .create
+                    ? "cannot be created\(Self.systemReason())"
+                    : "cannot be opened as an HDF5 file (missing, unreadable or corrupt)")
         }
     }
 
@@ -65,7 +69,23 @@ public final class HDF5File {
 
     /// Writes buffered data to disk.
     public func flush() throws {
-        if H5Fflush(handle, H5F_SCOPE_GLOBAL) < 0 { throw error("", "could not be flushed") }
+        errno = 0
+        if H5Fflush(handle, H5F_SCOPE_GLOBAL) < 0 { throw error("", "could not be flushed\(Self.systemReason())") }
+    }
+
+    /// Flushes and closes the file, reporting a failure (e.g. a full disk) instead of ignoring
+    /// it as ``close()`` does.
+    public func finish() throws {
+        try flush()
+        guard isOpen else { return }
+        isOpen = false
+        errno = 0
+        if H5Fclose(handle) < 0 { throw error("", "could not be closed\(Self.systemReason())") }
+    }
+
+    /// The system's reason for the last failure, as " (reason)", or "" when there is none.
+    static func systemReason() -> String {
+        errno == 0 ? "" : " (\(String(cString: strerror(errno))))"
     }
 
     // MARK: Structure
@@ -348,8 +368,9 @@ public final class HDF5File {
         let dataset = H5Dcreate2(handle, datasetPath, type, space, hid_t(H5P_DEFAULT), properties, hid_t(H5P_DEFAULT))
         guard dataset >= 0 else { throw error(datasetPath, "dataset could not be created") }
         defer { H5Dclose(dataset) }
+        errno = 0
         if count > 0, H5Dwrite(dataset, type, H5S_ALL, H5S_ALL, hid_t(H5P_DEFAULT), data) < 0 {
-            throw error(datasetPath, "dataset could not be written")
+            throw error(datasetPath, "dataset could not be written\(Self.systemReason())")
         }
     }
 

@@ -61,7 +61,9 @@ public struct TaskRegistry {
 }
 
 /// Converts between task configurations and string options, using the coding keys as option
-/// names and the defaults' JSON types to parse values.
+/// names and the defaults' JSON types to parse values. Options with integer defaults take whole
+/// numbers ≥ 0, and those that size a network (names ending in `dim` or `layers`)
+/// take whole numbers ≥ 1.
 public enum TaskOptionCoding {
     /// Every option of `Configuration` with its default value rendered as JSON, sorted by key.
     public static func defaults<Configuration: TaskConfiguration>(of type: Configuration.Type) -> [(key: String, value: String)] {
@@ -107,6 +109,15 @@ public enum TaskOptionCoding {
             default: throw TaskConfigurationError("\(option) expects true or false, got '\(text)'.")
             }
         }
+        if Int(rendered) != nil {
+            // Integer options count things (layers, epochs, neighbours) or size them (`*-dim`).
+            let smallest = Self.isSize(option) ? 1 : 0
+            guard let value = Int(text), value >= smallest else {
+                throw TaskConfigurationError(
+                    "\(option) expects a whole number ≥ \(smallest), got '\(text)'.")
+            }
+            return value
+        }
         if Double(rendered) != nil {
             guard let value = Double(text), value.isFinite else {
                 throw TaskConfigurationError("\(option) expects a number, got '\(text)'.")
@@ -116,6 +127,12 @@ public enum TaskOptionCoding {
         guard let data = text.data(using: .utf8), let value = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         else { throw TaskConfigurationError("\(option) expects a JSON value, got '\(text)'.") }
         return value
+    }
+
+    /// Whether the option sizes part of a network (`--dino.out-dim`, `--dino.head-layers`), so
+    /// that it must be positive.
+    private static func isSize(_ option: String) -> Bool {
+        option.hasSuffix("dim") || option.hasSuffix("layers")
     }
 
     private static func render(_ value: Any) -> String {

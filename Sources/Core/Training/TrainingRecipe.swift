@@ -60,19 +60,11 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public func makeTrainer(
         registry: TaskRegistry, iterationsPerEpoch: Int, collective: Collective = SingleProcessCollective()
     ) throws -> Trainer {
-        guard batchSize > 0 else { throw TaskConfigurationError("--batch-size must be positive, got \(batchSize).") }
+        try validate(registry: registry)
         guard batchSize % collective.worldSize == 0 else {
             throw TaskConfigurationError(
                 "--batch-size \(batchSize) (images per step over all processes) does not split evenly over "
                     + "\(collective.worldSize) processes; use a multiple of \(collective.worldSize).")
-        }
-        guard epochs > 0 else { throw TaskConfigurationError("--epochs must be positive, got \(epochs).") }
-        let names = tasks.map(\.name)
-        if Set(names).count != names.count {
-            throw TaskConfigurationError("A task is listed twice in --tasks: \(names.joined(separator: ",")).")
-        }
-        for selection in tasks where !selection.weight.isFinite || selection.weight < 0 {
-            throw TaskConfigurationError("The weight of '\(selection.name)' must be a finite number ≥ 0, got \(selection.weight).")
         }
         let setup = TaskSetup(
             backbone: backbone, views: views, epochs: epochs, iterationsPerEpoch: iterationsPerEpoch, seed: seed,

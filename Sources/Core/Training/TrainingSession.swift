@@ -14,13 +14,39 @@ public struct SessionOptions: Sendable {
     public var logEverySteps = 10
     /// Stop (with a checkpoint) after this many steps in this process, e.g. for smoke tests.
     public var maximumSteps: Int?
-    /// Background threads that decode and augment.
+    /// Background threads that decode and augment (1 … ``maximumLoaderThreads``).
     public var loaderThreads = Parallel.threadCount
     /// A checkpoint or backbone file whose matching tensors initialise a new run.
     public var initializeFrom: String?
+    /// Evaluate every this many epochs (0: never). The session does not evaluate by itself
+    /// (see ``TrainingSession/evaluateEpoch``); it records the interval in its checkpoints.
+    public var evaluateEveryEpochs = 0
+    /// Continue a checkpoint whose recipe differs from the session's in what a resumed run
+    /// may change (more epochs, another learning rate); otherwise the recipes must be equal.
+    public var allowsResumableChanges = false
+
+    /// The most loader threads a session starts.
+    public static let maximumLoaderThreads = 256
 
     public init(outputFolder: String) {
         self.outputFolder = outputFolder
+    }
+
+    /// The intervals recorded in checkpoints.
+    public var intervals: RunIntervals {
+        RunIntervals(logEverySteps: logEverySteps, saveEveryEpochs: saveEveryEpochs, evaluateEveryEpochs: evaluateEveryEpochs)
+    }
+
+    /// Checks every value, naming the flag of a bad one.
+    public func validate() throws {
+        let require = TrainingRecipe.require
+        try require(logEverySteps >= 1, "--log-every", logEverySteps, "must be positive")
+        try require(saveEveryEpochs >= 0, "--save-every", saveEveryEpochs, "must be 0 (only the latest) or more")
+        try require(evaluateEveryEpochs >= 0, "--eval-every", evaluateEveryEpochs, "must be 0 (never) or more")
+        try require(
+            (1...Self.maximumLoaderThreads).contains(loaderThreads), "--loader-threads", loaderThreads,
+            "must be between 1 and \(Self.maximumLoaderThreads)")
+        if let maximumSteps { try require(maximumSteps >= 1, "--max-steps", maximumSteps, "must be positive") }
     }
 }
 
@@ -48,6 +74,8 @@ public final class TrainingSession {
     public private(set) var latestMetrics: [String: Double] = [:]
     private var progress: TrainingProgress
     private let collective: Collective
+    /// Held for the session's lifetime by the process that writes the folder.
+    private let lock: RunFolderLock?
 
     /// The latest checkpoint's path in the run folder.
     public var checkpointPath: String { "\(options.outputFolder)/checkpoint.h5" }
@@ -55,12 +83,18 @@ public final class TrainingSession {
     /// Prepares a run in `options.outputFolder`, continuing it when the folder holds a
     /// checkpoint of the same recipe.
     ///
+    /// The folder is locked for this process while the session lives (a second run on it is
+    /// refused), temporary files of killed runs are removed, and, when resuming, lines of
+    /// `metrics.jsonl` logged after the checkpoint are dropped, so the log describes one run.
+    ///
     /// - Throws: when the folder holds a checkpoint of a different recipe (choose another
-    ///   folder), or when the data or the recipe are unusable.
+    ///   folder) or is in use, or when the data, the options or the recipe are unusable.
     public init(
         recipe: TrainingRecipe, registry: TaskRegistry, dataset: any ImageDataset, augmentation: MultiCropRecipe,
         options: SessionOptions, collective: Collective = SingleProcessCollective()
     ) throws {
+        try options.validate()
+        try recipe.validate(registry: registry)
         let viewSizes = augmentation.views.map(\.cropSize)
         guard viewSizes == recipe.views.sizes else {
             throw TaskConfigurationError(
@@ -69,13 +103,21 @@ public final class TrainingSession {
         self.recipe = recipe
         self.options = options
         self.collective = collective
-        try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
+        try RunFolder.create(options.outputFolder)
+        if collective.rank == 0 {
+            lock = try RunFolderLock(folder: options.outputFolder)
+            for name in AtomicFile.removeStaleTemporaryFiles(in: options.outputFolder) {
+                FileHandle.standardError.write(Data("Removed \(options.outputFolder)/\(name), left by a run that was killed.\n".utf8))
+            }
+        } else {
+            lock = nil
+        }
         let checkpoint = "\(options.outputFolder)/checkpoint.h5"
         var start = TrainingProgress()
         var resuming = false
         if FileManager.default.fileExists(atPath: checkpoint) {
             let stored = try Checkpoint.recipe(at: checkpoint)
-            guard stored == recipe else {
+            guard stored == recipe || (options.allowsResumableChanges && recipe.resumableChanges(from: stored) != nil) else {
                 throw TaskConfigurationError(
                     "\(options.outputFolder) holds a checkpoint of a different configuration; choose another --output "
                         + "(or resume it with `ssl-run --resume \(options.outputFolder)`).")
@@ -90,11 +132,24 @@ public final class TrainingSession {
         trainer = try recipe.makeTrainer(registry: registry, iterationsPerEpoch: iterations, collective: collective)
         if !resuming, let source = options.initializeFrom {
             let report = trainer.initialize(from: try Checkpoint.initializationState(from: source))
+            guard report.loaded.contains(where: { $0.hasPrefix("backbone.") }) else {
+                throw CheckpointError(
+                    path: source,
+                    problem: "has no backbone tensor of this run's shapes (\(report.skipped.count) skipped, e.g. "
+                        + "\(report.skipped.first ?? "none")): it holds another architecture; pass the same --arch, "
+                        + "--patch-size and --global-size, or drop --init-from")
+            }
             FileHandle.standardError.write(Data("Initialising from \(source):\n\(report)\n".utf8))
         }
+        let metricsPath = "\(options.outputFolder)/\(RunReport.metricsFileName)"
         if resuming {
             start = try Checkpoint.restore(trainer, from: checkpoint).progress
             FileHandle.standardError.write(Data("Resuming \(options.outputFolder) at epoch \(start.epoch), step \(start.stepInEpoch).\n".utf8))
+        }
+        if collective.rank == 0 {
+            // Lines past the checkpoint (or, for a new run, from a run killed before its first
+            // checkpoint) describe steps that are about to run again.
+            try RunFolder.truncate(metricsPath, toLength: resuming ? start.metricsLength : 0)
         }
         progress = start
         loader = try DataLoader(
@@ -103,7 +158,7 @@ public final class TrainingSession {
             start: DataLoader.Cursor(epoch: min(start.epoch, recipe.epochs), position: start.stepInEpoch))
         report = try RunReport(folder: options.outputFolder)
         if collective.rank == 0 {
-            try Data(recipe.prettyJSON().utf8).write(to: URL(fileURLWithPath: "\(options.outputFolder)/config.json"))
+            try AtomicFile.write(Array(recipe.prettyJSON().utf8), to: "\(options.outputFolder)/config.json")
         }
     }
 
@@ -142,7 +197,7 @@ public final class TrainingSession {
                 var values: [String: Double] = ["data/skipped_files": Double(loader.skippedFileCount(epoch: finished))]
                 if let evaluateEpoch { values.merge(try evaluateEpoch(trainer, finished)) { $1 } }
                 latestMetrics.merge(values) { $1 }
-                if collective.rank == 0 { try report.log(step: globalStep + 1, epoch: finished, values) }
+                try log(step: globalStep + 1, epoch: finished, values)
                 try saveCheckpoint(copyForEpoch: options.saveEveryEpochs > 0 && (finished + 1) % options.saveEveryEpochs == 0 ? finished : nil)
             }
             if let signal = agreedStopSignal() {
@@ -179,18 +234,29 @@ public final class TrainingSession {
         values["teacher_momentum"] = step.teacherMomentum
         for (phase, seconds) in step.seconds { values["time/\(phase)"] = seconds }
         latestMetrics.merge(values) { $1 }
-        if collective.rank == 0 { try report.log(step: globalStep, epoch: progress.epoch, values) }
+        try log(step: globalStep, epoch: progress.epoch, values)
+    }
+
+    /// Appends a line to `metrics.jsonl` (first process only).
+    private func log(step: Int, epoch: Int, _ values: [String: Double]) throws {
+        guard collective.rank == 0 else { return }
+        do {
+            try report.log(step: step, epoch: epoch, values)
+        } catch {
+            throw RunFolderError(path: "\(options.outputFolder)/\(RunReport.metricsFileName)", problem: "could not be written", error)
+        }
     }
 
     private func saveCheckpoint(copyForEpoch epoch: Int?) throws {
         guard collective.rank == 0 else { return }
         let metrics = String(decoding: try JSONSerialization.data(withJSONObject: latestMetrics.filter { $0.value.isFinite }), as: UTF8.self)
-        let state = TrainingProgress(epoch: progress.epoch, stepInEpoch: progress.stepInEpoch, metrics: metrics)
-        try Checkpoint.save(trainer, recipe: recipe, progress: state, to: checkpointPath)
+        let state = TrainingProgress(
+            epoch: progress.epoch, stepInEpoch: progress.stepInEpoch, metrics: metrics,
+            metricsLength: RunFolder.length(of: "\(options.outputFolder)/\(RunReport.metricsFileName)"))
+        try Checkpoint.save(trainer, recipe: recipe, progress: state, intervals: options.intervals, to: checkpointPath)
         if let epoch {
-            let copy = "\(options.outputFolder)/checkpoint-epoch\(String(format: "%04d", epoch + 1)).h5"
-            try? FileManager.default.removeItem(atPath: copy)
-            try FileManager.default.copyItem(atPath: checkpointPath, toPath: copy)
+            try AtomicFile.copy(
+                from: checkpointPath, to: "\(options.outputFolder)/checkpoint-epoch\(String(format: "%04d", epoch + 1)).h5")
         }
     }
 }

@@ -1,0 +1,80 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// File operations on a run folder with errors that name the path and the system's reason.
+public enum RunFolder {
+    /// Creates the folder at `path` and any missing parents.
+    ///
+    /// - Throws: ``RunFolderError`` naming the path and the reason (a file in the way, a
+    ///   read-only file system, a permission).
+    public static func create(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/\(component)"
+            var status = stat()
+            if stat(prefix, &status) == 0 {
+                guard (status.st_mode & S_IFMT) == S_IFDIR else {
+                    throw RunFolderError(path: prefix, problem: "is a file, not a folder; choose another --output")
+                }
+                continue
+            }
+            guard mkdir(prefix, 0o755) == 0 || errno == EEXIST else {
+                throw RunFolderError(path: path, problem: "cannot be created (\(String(cString: strerror(errno))))")
+            }
+        }
+    }
+
+    /// The size in bytes of the file at `path`, or `nil` when there is none.
+    public static func length(of path: String) -> Int? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        return Int(status.st_size)
+    }
+
+    /// Shortens the file at `path` to `length` bytes when it is longer (`nil`: leave it).
+    public static func truncate(_ path: String, toLength length: Int?) throws {
+        guard let length, let current = self.length(of: path), current > length else { return }
+        guard Glibc.truncate(path, off_t(length)) == 0 else {
+            throw RunFolderError(path: path, problem: "cannot be shortened (\(String(cString: strerror(errno))))")
+        }
+    }
+}
+
+/// A run-folder file that cannot be created, written or read, with the reason.
+public struct RunFolderError: Error, CustomStringConvertible {
+    public var path: String
+    public var problem: String
+
+    public init(path: String, problem: String) {
+        self.path = path
+        self.problem = problem
+    }
+
+    /// An error whose reason comes from `error` (a Foundation or POSIX error): "No space left
+    /// on device" rather than a dump of the error's domain and code.
+    public init(path: String, problem: String, _ error: Error) {
+        self.init(path: path, problem: "\(problem) (\(Self.reason(of: error)))")
+    }
+
+    public var description: String { "\(path): \(problem)." }
+
+    /// The system's description of what caused `error`.
+    public static func reason(of error: Error) -> String {
+        let error = error as NSError
+        if error.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(error.code))) }
+        if let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError { return reason(of: underlying) }
+        if error.domain == NSCocoaErrorDomain {
+            switch CocoaError.Code(rawValue: error.code) {
+            case .fileNoSuchFile, .fileReadNoSuchFile: return String(cString: strerror(ENOENT))
+            case .fileWriteOutOfSpace: return String(cString: strerror(ENOSPC))
+            case .fileWriteVolumeReadOnly: return String(cString: strerror(EROFS))
+            case .fileWriteNoPermission, .fileReadNoPermission: return String(cString: strerror(EACCES))
+            default: break
+            }
+        }
+        return error.localizedDescription
+    }
+}
