@@ -8,15 +8,12 @@ public enum BackboneFile {
     /// Writes `backbone` to `path` (atomically).
     public static func write(_ backbone: VisionTransformer, to path: String, source: String = "") throws {
         let configuration = String(decoding: try JSONEncoder().encode(backbone.configuration), as: UTF8.self)
-        try AtomicFile.write(to: path) { temporary in
-            let file = try HDF5File(path: temporary, mode: .create)
-            defer { file.close() }
+        try HDF5File.writeAtomically(to: path) { file in
             try file.setAttribute("format_version", Double(Checkpoint.formatVersion))
             try file.setAttribute("kind", "backbone")
             try file.setAttribute("architecture", configuration)
             try file.setAttribute("source", source)
             for (name, tensor) in backbone.stateDictionary() { try file.write(tensor, at: name) }
-            try file.finish()
         }
     }
 

@@ -85,9 +85,7 @@ public enum Checkpoint {
         attributes.texts["metrics"] = progress.metrics
         if let length = progress.metricsLength { attributes.numbers["metrics_length"] = Double(length) }
         if let intervals { attributes.texts["intervals"] = String(decoding: try JSONEncoder().encode(intervals), as: UTF8.self) }
-        try AtomicFile.write(to: path) { temporaryPath in
-            let file = try HDF5File(path: temporaryPath, mode: .create)
-            defer { file.close() }
+        try HDF5File.writeAtomically(to: path) { file in
             try file.setAttribute("library_version", libraryVersion)
             try attributes.write(to: file)
             try writeNetwork(trainer.student, group: "student", file: file)
@@ -106,7 +104,6 @@ public enum Checkpoint {
             for (name, words) in generators {
                 try file.write(integers: words.map { Int(Int64(bitPattern: $0)) }, at: "random/\(name)")
             }
-            try file.finish()
         }
     }
 

@@ -28,6 +28,8 @@ public final class HDF5File {
         case create
         /// Change an existing file.
         case readWrite
+        /// Create a file in memory only; ``image()`` gives its bytes.
+        case createInMemory
     }
 
     /// The file's path, for messages.
@@ -48,11 +50,16 @@ public final class HDF5File {
             handle = H5Fcreate(path, ssl_h5f_acc_trunc(), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
         case .readWrite:
             handle = H5Fopen(path, ssl_h5f_acc_rdwr(), hid_t(H5P_DEFAULT))
+        case .createInMemory:
+            let access = H5Pcreate(ssl_h5p_file_access())
+            defer { H5Pclose(access) }
+            H5Pset_fapl_core(access, 1 << 20, false)
+            handle = H5Fcreate(path, ssl_h5f_acc_trunc(), hid_t(H5P_DEFAULT), access)
         }
         if handle < 0 {
             throw HDF5Error(
                 file: path, object: "",
-                problem: mode == .create
+                problem: mode == .create || mode == .createInMemory
                     ? "cannot be created\(Self.systemReason())"
                     : "cannot be opened as an HDF5 file (missing, unreadable or corrupt)")
         }
@@ -73,14 +80,28 @@ public final class HDF5File {
         if H5Fflush(handle, H5F_SCOPE_GLOBAL) < 0 { throw error("", "could not be flushed\(Self.systemReason())") }
     }
 
-    /// Flushes and closes the file, reporting a failure (e.g. a full disk) instead of ignoring
-    /// it as ``close()`` does.
-    public func finish() throws {
+    /// The bytes of the whole file, as they would be on disk.
+    public func image() throws -> [UInt8] {
         try flush()
-        guard isOpen else { return }
-        isOpen = false
-        errno = 0
-        if H5Fclose(handle) < 0 { throw error("", "could not be closed\(Self.systemReason())") }
+        let size = H5Fget_file_image(handle, nil, 0)
+        guard size > 0 else { throw error("", "its image could not be made") }
+        var bytes = [UInt8](repeating: 0, count: size)
+        guard bytes.withUnsafeMutableBytes({ H5Fget_file_image(handle, $0.baseAddress, size) }) == size else {
+            throw error("", "its image could not be made")
+        }
+        return bytes
+    }
+
+    /// Builds a file in memory with `write`, then stores it at `path` atomically. The disk is
+    /// only written by ``AtomicFile``, so a full disk or any other failure leaves the previous
+    /// file in place and no temporary file behind.
+    public static func writeAtomically(to path: String, _ write: (HDF5File) throws -> Void) throws {
+        let file = try HDF5File(path: path, mode: .createInMemory)
+        defer { file.close() }
+        try write(file)
+        let bytes = try file.image()
+        file.close()
+        try AtomicFile.write(bytes, to: path)
     }
 
     /// The system's reason for the last failure, as " (reason)", or "" when there is none.

@@ -11,7 +11,7 @@ extension HDF5File {
             throw HDF5Error(
                 file: path, object: datasetPath,
                 problem: "holds \(type) values of shape \(try shape(of: datasetPath)); images must be uint8 "
-                    + "(0…255), e.g. convert with numpy: (images * 255).round().astype('uint8')")
+                    + "(0…255), e.g. convert with numpy: (images * 255).round().astype('uint8').")
         }
         return try read(datasetPath, type: ssl_h5t_native_uint8(), repeating: 0)
     }

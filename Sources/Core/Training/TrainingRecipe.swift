@@ -1,3 +1,5 @@
+import Foundation
+
 /// A task chosen for a run, with its loss weight and option overrides.
 public struct TaskSelection: Codable, Sendable, Equatable {
     public var name: String
@@ -75,5 +77,74 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         }
         let backboneModel = VisionTransformer(backbone, seed: seed)
         return try Trainer(backbone: backboneModel, tasks: weighted, optimization: optimization, setup: setup, globalBatchSize: batchSize)
+    }
+}
+
+extension TrainingRecipe {
+    /// Reads a recipe from a JSON file (as `--print-config` or a run's `config.json` writes it).
+    ///
+    /// - Throws: ``TaskConfigurationError`` naming the file and the problem: missing or
+    ///   unreadable, not JSON, a value of the wrong type (with its key), or a key that no
+    ///   recipe has (a misspelling would otherwise be ignored).
+    public init(jsonFile path: String) throws {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw TaskConfigurationError("--config \(path): cannot be read (\(RunFolderError.reason(of: error))).")
+        }
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+            throw TaskConfigurationError("--config \(path): not valid JSON (\((error as NSError).userInfo["NSDebugDescription"] ?? error)).")
+        }
+        do {
+            self = try JSONDecoder().decode(TrainingRecipe.self, from: data)
+        } catch let error as DecodingError {
+            throw TaskConfigurationError("--config \(path): \(Self.describe(error))")
+        }
+        var template = self
+        template.data = DataSource(path: "", subset: 0)  // Optional keys, so that they count as known.
+        let known = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(template))
+        if let unknown = Self.unknownKey(in: object, known: known, path: "") {
+            throw TaskConfigurationError("--config \(path): unknown key '\(unknown)'; compare with the output of --print-config.")
+        }
+    }
+
+    /// A decoding error as `key.path: what is wrong`.
+    private static func describe(_ error: DecodingError) -> String {
+        func key(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let missing, let context):
+            let parent = key(context)
+            return "missing key '\(parent.isEmpty ? "" : parent + ".")\(missing.stringValue)'."
+        case .typeMismatch(let type, let context):
+            return "'\(key(context))' must be \(type == Int.self ? "a whole number" : "of type \(type)")."
+        case .valueNotFound(_, let context):
+            return "'\(key(context))' must not be null."
+        case .dataCorrupted(let context):
+            return "'\(key(context))': \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+
+    /// The first key path of `object` that `known` does not have; task options are free-form.
+    private static func unknownKey(in object: Any, known: Any, path: String) -> String? {
+        if let dictionary = object as? [String: Any], let knownDictionary = known as? [String: Any] {
+            for (key, value) in dictionary.sorted(by: { $0.key < $1.key }) {
+                let keyPath = path.isEmpty ? key : "\(path).\(key)"
+                guard let knownValue = knownDictionary[key] else {
+                    if value is NSNull { continue }
+                    return keyPath
+                }
+                if key == "options" { continue }
+                if let found = unknownKey(in: value, known: knownValue, path: keyPath) { return found }
+            }
+        } else if let array = object as? [Any], let knownArray = known as? [Any] {
+            for (index, (value, knownValue)) in zip(array, knownArray).enumerated() {
+                if let found = unknownKey(in: value, known: knownValue, path: "\(path)[\(index)]") { return found }
+            }
+        }
+        return nil
     }
 }

@@ -9,8 +9,13 @@ struct DataOptions: ParsableArguments {
             + "or an HDF5 file of uint8 images. Default: Fashion-MNIST from the dataset-fashion-mnist package.",
         valueName: "path"))
     var data: String?
-    @Option(help: "Train on this many images of the dataset (a seeded subset), e.g. for quick runs.")
+    @Option(parsing: .unconditional, help: "Train on this many images of the dataset (a seeded subset), e.g. for quick runs.")
     var subset: Int?
+
+    /// The flags given, by name.
+    var givenFlags: [String] {
+        [("--data", data as Any?), ("--subset", subset)].filter { $0.1 != nil }.map(\.0)
+    }
 
     /// Sets the recipe's data source from these options (those given).
     func apply(to recipe: inout TrainingRecipe) throws {
@@ -33,7 +38,12 @@ struct DataOptions: ParsableArguments {
         guard let path else { return try FashionMNISTDataset(split: split) }
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
-            throw DataError(path: path, problem: "does not exist")
+            // Arguments that are not UTF-8 reach the program with U+FFFD in place of the bytes.
+            throw DataError(
+                path: path,
+                problem: path.contains("\u{FFFD}")
+                    ? "is not a UTF-8 path, which ssl-run cannot open; rename it or pass a link with a UTF-8 name"
+                    : "does not exist")
         }
         if !isFolder.boolValue {
             guard path.hasSuffix(".h5") || path.hasSuffix(".hdf5") else {

@@ -10,8 +10,18 @@ extension SSLRun {
         @Argument(help: "Run folders.") var runs: [String]
         @Option(help: "Where to write the side-by-side page for several runs.") var output = "comparison.html"
 
-        func run() throws {
+        func validate() throws {
             guard !runs.isEmpty else { throw ValidationError("Name at least one run folder.") }
+            for folder in runs {
+                var isFolder: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+                    throw ValidationError("\(folder): no such run folder; pass the --output folder of a run.")
+                }
+            }
+        }
+
+        func run() throws {
+            for folder in runs { try Self.checkMetrics(in: folder) }
             if runs.count == 1 {
                 print(try RunReport(folder: runs[0]).writeReport())
                 return
@@ -19,6 +29,23 @@ extension SSLRun {
             try RunReport.renderComparison(runs: runs).write(toFile: output, atomically: true, encoding: .utf8)
             print(SummaryTable.comparing(try runs.map { try RunReport.loadRun(folder: $0).summary }).render())
             print("Comparison: \(output)")
+        }
+
+        /// Throws naming the file and line of the first line of the run's `metrics.jsonl` that
+        /// is not a metrics record (e.g. torn by a crash while it was written).
+        static func checkMetrics(in folder: String) throws {
+            let path = "\(folder)/\(RunReport.metricsFileName)"
+            guard let data = FileManager.default.contents(atPath: path) else { return }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw ValidationError("\(path): not UTF-8 text; the file is damaged.")
+            }
+            for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            where !line.allSatisfy(\.isWhitespace) {
+                guard (try? MetricsRecord(jsonLine: String(line))) != nil else {
+                    throw ValidationError(
+                        "\(path) line \(index + 1): not a metrics record ('\(line.prefix(60))'); delete or repair that line.")
+                }
+            }
         }
     }
 
@@ -30,6 +57,12 @@ extension SSLRun {
         @Option(help: "teacher or student.") var from = "teacher"
         @Flag(help: "Export only the backbone (the only export currently offered).") var backboneOnly = false
         @Option(help: "The file to write.") var output: String
+
+        func validate() throws {
+            guard ["teacher", "student"].contains(from) else {
+                throw ValidationError("--from must be teacher or student, got '\(from)'.")
+            }
+        }
 
         func run() throws {
             let backbone = try BackboneFile.load(checkpoint, network: from)
@@ -58,13 +91,11 @@ extension SSLRun {
             let features = probed.backbone.extractFeatures(
                 images.images, includePatches: patches, imageEmbedding: probed.imageEmbedding, progress: progress)
             progress.finish()
-            try AtomicFile.write(to: output) { temporary in
-                let file = try HDF5File(path: temporary, mode: .create)
+            try HDF5File.writeAtomically(to: output) { file in
                 try file.write(features.images, at: "image_features")
                 if let patchFeatures = features.patches { try file.write(patchFeatures.tokens, at: "patch_features") }
                 try file.write(integers: images.labels, at: "labels")
                 try file.setAttribute("source", checkpoint)
-                file.close()
             }
             print("Wrote \(output): \(features.images.shape[0]) images × \(features.images.shape[1]) features.")
         }

@@ -56,9 +56,11 @@ extension SSLRun {
 }
 
 /// The options that shape a training recipe, applied over a preset or a JSON configuration.
+/// Numeric options read their next argument even when it starts with a dash, so that
+/// `--batch-size -16` is refused for its value rather than reported as missing.
 struct RecipeOptions: ParsableArguments {
-    @Option(help: "Start from a preset: \(Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var preset: String = Preset.small.rawValue
+    @Option(help: "Start from a preset: \(Preset.allCases.map(\.rawValue).joined(separator: ", ")) (default: small).")
+    var preset: String?
     @Option(help: "Start from a JSON configuration file instead of a preset (see --print-config).")
     var config: String?
     @Option(help: "Comma-separated pretext tasks, e.g. dino,selfpatch.")
@@ -67,37 +69,59 @@ struct RecipeOptions: ParsableArguments {
     var weights: String?
     @Option(help: "Backbone: tiny, small, base, or WIDTHxDEPTH (e.g. 192x6).")
     var arch: String?
-    @Option(help: "Attention heads (default: the architecture's).")
+    @Option(parsing: .unconditional, help: "Attention heads (default: the architecture's).")
     var heads: Int?
-    @Option(help: "Patch size in pixels.")
+    @Option(parsing: .unconditional, help: "Patch size in pixels.")
     var patchSize: Int?
-    @Option(help: "Number of global crops.") var globalCrops: Int?
-    @Option(help: "Side of the global crops in pixels.") var globalSize: Int?
-    @Option(help: "Number of local crops.") var localCrops: Int?
-    @Option(help: "Side of the local crops in pixels.") var localSize: Int?
-    @Option(help: "Training epochs.") var epochs: Int?
-    @Option(help: "Images per step over all processes (each of N MPI processes takes 1/N).") var batchSize: Int?
-    @Option(help: "Peak learning rate per 256 images (scaled by the batch size).") var lr: Double?
-    @Option(help: "Warm-up epochs of the learning rate.") var warmupEpochs: Int?
-    @Option(help: "Starting teacher EMA momentum.") var teacherMomentum: Double?
-    @Option(help: "Stochastic-depth rate of the last block.") var dropPathRate: Float?
-    @Option(help: "Random seed.") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Number of global crops.") var globalCrops: Int?
+    @Option(parsing: .unconditional, help: "Side of the global crops in pixels.") var globalSize: Int?
+    @Option(parsing: .unconditional, help: "Number of local crops.") var localCrops: Int?
+    @Option(parsing: .unconditional, help: "Side of the local crops in pixels.") var localSize: Int?
+    @Option(parsing: .unconditional, help: "Training epochs (with --resume: extend the run).") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Images per step over all processes (each of N MPI processes takes 1/N).")
+    var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Peak learning rate per 256 images (scaled by the batch size; with --resume: a new rate).")
+    var lr: Double?
+    @Option(parsing: .unconditional, help: "Warm-up epochs of the learning rate.") var warmupEpochs: Int?
+    @Option(parsing: .unconditional, help: "Starting teacher EMA momentum.") var teacherMomentum: Double?
+    @Option(parsing: .unconditional, help: "Stochastic-depth rate of the last block.") var dropPathRate: Float?
+    @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64?
     @Argument(parsing: .allUnrecognized, help: "Task options: --<task>.<option> <value>.")
     var taskOptions: [String] = []
+
+    func validate() throws {
+        if config != nil && preset != nil {
+            throw ValidationError("--config and --preset both choose the starting recipe; pass only one.")
+        }
+        if let preset, Preset(rawValue: preset) == nil {
+            throw ValidationError("Unknown --preset '\(preset)'; choose one of \(Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
+        }
+        if let weights { _ = try TaskOptionArguments.weights(weights) }
+        _ = try TaskOptionArguments.parse(taskOptions)
+    }
+
+    /// The flags given that change the recipe (all of them but --epochs and --lr, which a
+    /// resumed run may change).
+    var recipeDefiningFlags: [String] {
+        let given: [(String, Any?)] = [
+            ("--preset", preset), ("--config", config), ("--tasks", tasks), ("--weights", weights), ("--arch", arch),
+            ("--heads", heads), ("--patch-size", patchSize), ("--global-crops", globalCrops), ("--global-size", globalSize),
+            ("--local-crops", localCrops), ("--local-size", localSize), ("--batch-size", batchSize),
+            ("--warmup-epochs", warmupEpochs), ("--teacher-momentum", teacherMomentum), ("--drop-path-rate", dropPathRate),
+            ("--seed", seed),
+        ]
+        return given.filter { $0.1 != nil }.map(\.0) + taskOptions.filter { $0.hasPrefix("--") }
+    }
 
     /// The recipe these options describe.
     func recipe(registry: TaskRegistry) throws -> TrainingRecipe {
         var recipe: TrainingRecipe
         if let config {
-            let data = try Data(contentsOf: URL(fileURLWithPath: config))
-            do {
-                recipe = try JSONDecoder().decode(TrainingRecipe.self, from: data)
-            } catch {
-                throw ValidationError("--config \(config) is not a valid run configuration: \(error)")
-            }
+            recipe = try TrainingRecipe(jsonFile: config)
         } else {
-            guard let chosen = Preset(rawValue: preset) else {
-                throw ValidationError("Unknown --preset '\(preset)'; choose one of \(Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
+            let name = preset ?? Preset.small.rawValue
+            guard let chosen = Preset(rawValue: name) else {
+                throw ValidationError("Unknown --preset '\(name)'; choose one of \(Preset.allCases.map(\.rawValue).joined(separator: ", ")).")
             }
             recipe = chosen.recipe
         }

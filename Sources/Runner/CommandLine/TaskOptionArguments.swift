@@ -41,7 +41,9 @@ enum TaskOptionArguments {
                     "--weights expects task=weight pairs with finite weights ≥ 0 separated by commas "
                         + "(e.g. dino=1,selfpatch=0.1), got '\(item)'.")
             }
-            result[parts[0]] = weight
+            guard result.updateValue(weight, forKey: parts[0]) == nil else {
+                throw TaskConfigurationError("--weights gives '\(parts[0])' twice; give each task one weight.")
+            }
         }
         return result
     }

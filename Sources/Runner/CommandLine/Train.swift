@@ -11,32 +11,64 @@ extension SSLRun {
 
         @OptionGroup var recipeOptions: RecipeOptions
         @OptionGroup var dataOptions: DataOptions
-        @Option(help: "The run folder (checkpoints, metrics, report). A folder holding a checkpoint of the same configuration resumes.")
-        var output: String = "runs/latest"
-        @Option(help: "Continue the run in this folder with its stored configuration.")
+        @Option(help: "The run folder (checkpoints, metrics, report; default: runs/latest). A folder holding a checkpoint of the same configuration resumes.")
+        var output: String?
+        @Option(help: ArgumentHelp(
+            "Continue the run in this folder with its stored configuration and intervals; only --epochs (more), --lr, "
+                + "--log-every, --save-every, --eval-every and --max-steps may change."))
         var resume: String?
         @Option(help: "Initialise matching parameters from a checkpoint or backbone file (e.g. continue a DINO run as DINO + SelfPatch).")
         var initFrom: String?
-        @Option(help: "Keep a checkpoint copy every N epochs (0: only the latest).")
-        var saveEvery = 0
-        @Option(help: "Stop after N steps (with a checkpoint), e.g. for a smoke test.")
+        @Option(parsing: .unconditional, help: "Keep a checkpoint copy every N epochs (default 0: only the latest).")
+        var saveEvery: Int?
+        @Option(parsing: .unconditional, help: "Stop after N steps (with a checkpoint), e.g. for a smoke test.")
         var maxSteps: Int?
-        @Option(help: "Evaluate k-NN and dense k-NN on held-out Fashion-MNIST every N epochs (0: never).")
-        var evalEvery = 1
-        @Option(help: "Log metrics every N steps.")
-        var logEvery = 10
-        @Option(help: "Data-loading threads.")
+        @Option(
+            name: .customLong("eval-every"), parsing: .unconditional,
+            help: "Evaluate k-NN and dense k-NN on held-out Fashion-MNIST every N epochs (default 1; 0: never).")
+        var evaluationInterval: Int?
+        @Option(parsing: .unconditional, help: "Log metrics every N steps (default 10).")
+        var logEvery: Int?
+        @Option(parsing: .unconditional, help: "Data-loading threads (1…\(SessionOptions.maximumLoaderThreads)).")
         var loaderThreads = Parallel.threadCount
-        @Option(help: "Seconds a process of an MPI run waits for the others in a collective before it stops the job.")
+        @Option(parsing: .unconditional, help: "Seconds a process of an MPI run waits for the others in a collective before it stops the job.")
         var collectiveTimeout = 600.0
         @Flag(help: "Print the resolved run configuration as JSON and exit.")
         var printConfig = false
 
+        /// The evaluation interval in epochs: the flag's, or (resolved by ``resolve()``) the
+        /// resumed run's.
+        var evalEvery: Int {
+            get { evaluationInterval ?? 1 }
+            set { evaluationInterval = newValue }
+        }
+
+        func validate() throws {
+            guard collectiveTimeout.isFinite, collectiveTimeout > 0 else {
+                throw ValidationError("--collective-timeout must be a positive number of seconds, got \(collectiveTimeout).")
+            }
+            do { try sessionOptions(intervals: givenIntervals).validate() } catch let error as TaskConfigurationError {
+                throw ValidationError(error.description)
+            }
+            if let resume {
+                let refused = recipeOptions.recipeDefiningFlags + dataOptions.givenFlags
+                    + [("--init-from", initFrom), ("--output", output.flatMap { $0 == resume ? nil : $0 })]
+                        .filter { $0.1 != nil }.map(\.0)
+                guard refused.isEmpty else {
+                    throw ValidationError(
+                        "--resume \(resume) continues the stored configuration; \(refused.joined(separator: ", ")) cannot change it "
+                            + "(allowed: --epochs, --lr, --log-every, --save-every, --eval-every, --max-steps). Start a new run "
+                            + "with --output to change more.")
+                }
+            }
+        }
+
         func run() throws {
-            guard collectiveTimeout > 0 else { throw ValidationError("--collective-timeout must be positive, got \(collectiveTimeout).") }
             let collective = try MPICollective.forThisProcess(timeout: collectiveTimeout)
             do {
-                try train(collective: collective)
+                var command = self
+                let (recipe, intervals) = try command.resolve()
+                try command.train(recipe: recipe, intervals: intervals, collective: collective)
             } catch let error where !(error is ExitCode) && collective.worldSize > 1 {
                 // One process failing alone would leave the others waiting in a collective.
                 (collective as? MPICollective)?.abortJob(reporting: error)
@@ -44,26 +76,79 @@ extension SSLRun {
             }
         }
 
-        private func train(collective: Collective) throws {
-            var recipe = try recipeOptions.recipe(registry: SSLRun.registry)
-            try dataOptions.apply(to: &recipe)
-            var folder = output
-            if let resume {
-                folder = resume
-                recipe = try Checkpoint.recipe(at: "\(resume)/checkpoint.h5")
+        /// The intervals of a new run whose flags are not given.
+        private var defaultIntervals: RunIntervals { RunIntervals(logEverySteps: 10, saveEveryEpochs: 0, evaluateEveryEpochs: 1) }
+
+        /// The intervals of a new run.
+        private var givenIntervals: RunIntervals {
+            RunIntervals(
+                logEverySteps: logEvery ?? defaultIntervals.logEverySteps,
+                saveEveryEpochs: saveEvery ?? defaultIntervals.saveEveryEpochs, evaluateEveryEpochs: evalEvery)
+        }
+
+        /// The recipe and intervals to run: from the flags, or from the checkpoint of the run
+        /// to resume with the changes the flags allow (reported on standard error). Sets
+        /// ``evalEvery`` to the interval used.
+        private mutating func resolve() throws -> (TrainingRecipe, RunIntervals) {
+            guard let resume else {
+                var recipe = try recipeOptions.recipe(registry: SSLRun.registry)
+                try dataOptions.apply(to: &recipe)
+                try recipe.validate(registry: SSLRun.registry)
+                return (recipe, givenIntervals)
             }
+            let checkpoint = "\(resume)/checkpoint.h5"
+            guard FileManager.default.fileExists(atPath: checkpoint) else {
+                throw ValidationError(
+                    "--resume \(resume): there is no \(checkpoint) (the folder is missing or no checkpoint was written yet); "
+                        + "start the run with --output \(resume).")
+            }
+            let stored = try Checkpoint.recipe(at: checkpoint)
+            var recipe = stored
+            if let epochs = recipeOptions.epochs { recipe.epochs = epochs }
+            if let lr = recipeOptions.lr { recipe.optimization.learningRate = lr }
+            try recipe.validate(registry: SSLRun.registry)
+            guard let recipeChanges = recipe.resumableChanges(from: stored) else {
+                throw ValidationError("--epochs \(recipe.epochs) is fewer than the \(stored.epochs) epochs of \(resume); a resumed run can only be extended.")
+            }
+            let storedIntervals = try Checkpoint.intervals(at: checkpoint) ?? defaultIntervals
+            let intervals = RunIntervals(
+                logEverySteps: logEvery ?? storedIntervals.logEverySteps,
+                saveEveryEpochs: saveEvery ?? storedIntervals.saveEveryEpochs,
+                evaluateEveryEpochs: evaluationInterval ?? storedIntervals.evaluateEveryEpochs)
+            evalEvery = intervals.evaluateEveryEpochs
+            let intervalChanges = [
+                ("--log-every", storedIntervals.logEverySteps, intervals.logEverySteps),
+                ("--save-every", storedIntervals.saveEveryEpochs, intervals.saveEveryEpochs),
+                ("--eval-every", storedIntervals.evaluateEveryEpochs, intervals.evaluateEveryEpochs),
+            ].filter { $0.1 != $0.2 }.map { "\($0.0) \($0.1) → \($0.2)" }
+            let changes = recipeChanges + intervalChanges
+            if !changes.isEmpty {
+                FileHandle.standardError.write(Data("Resuming \(resume) with changes: \(changes.joined(separator: ", ")).\n".utf8))
+            }
+            return (recipe, intervals)
+        }
+
+        private func sessionOptions(intervals: RunIntervals) -> SessionOptions {
+            var options = SessionOptions(outputFolder: resume ?? output ?? "runs/latest")
+            options.saveEveryEpochs = intervals.saveEveryEpochs
+            options.maximumSteps = maxSteps
+            options.logEverySteps = intervals.logEverySteps
+            options.evaluateEveryEpochs = intervals.evaluateEveryEpochs
+            options.loaderThreads = loaderThreads
+            options.initializeFrom = initFrom
+            options.allowsResumableChanges = resume != nil
+            return options
+        }
+
+        private func train(recipe: TrainingRecipe, intervals: RunIntervals, collective: Collective) throws {
             if printConfig {
                 print(try recipe.prettyJSON())
                 return
             }
+            let options = sessionOptions(intervals: intervals)
+            let folder = options.outputFolder
             let dataset = try DataOptions.trainingDataset(recipe.data, seed: recipe.seed)
             let style = AugmentationStyle(task: recipe.tasks.first?.name ?? "dino")
-            var options = SessionOptions(outputFolder: folder)
-            options.saveEveryEpochs = saveEvery
-            options.maximumSteps = maxSteps
-            options.logEverySteps = logEvery
-            options.loaderThreads = loaderThreads
-            options.initializeFrom = initFrom
             let session = try TrainingSession(
                 recipe: recipe, registry: SSLRun.registry, dataset: dataset, augmentation: style.recipe(for: recipe.views),
                 options: options, collective: collective)
