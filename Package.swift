@@ -110,7 +110,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SSLRunnerTests",
-            dependencies: ["SSLCore", "SSLPlugins", "SSLTestSupport"],
+            dependencies: ["SSLCore", "SSLPlugins", "SSLCommandLine", "SSLTestSupport"],
             path: "Tests/SSLRunnerTests"
         ),
         .testTarget(

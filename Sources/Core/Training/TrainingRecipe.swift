@@ -98,6 +98,9 @@ extension TrainingRecipe {
         do {
             self = try JSONDecoder().decode(TrainingRecipe.self, from: data)
         } catch let error as DecodingError {
+            if let fraction = Self.fractionForWholeNumber(in: object, template: try Self.typeTemplate(), path: "") {
+                throw TaskConfigurationError("--config \(path): '\(fraction.path)' must be a whole number, got \(fraction.value).")
+            }
             throw TaskConfigurationError("--config \(path): \(Self.describe(error))")
         }
         var template = self
@@ -106,6 +109,40 @@ extension TrainingRecipe {
         if let unknown = Self.unknownKey(in: object, known: known, path: "") {
             throw TaskConfigurationError("--config \(path): unknown key '\(unknown)'; compare with the output of --print-config.")
         }
+    }
+
+    /// A recipe's JSON object in which every floating-point value is fractional, so that the
+    /// integral numbers mark exactly the integer fields.
+    private static func typeTemplate() throws -> Any {
+        var template = TrainingRecipe(
+            backbone: .tiny(), views: ViewPlan(globalSize: 224), tasks: [TaskSelection(name: "task", weight: 0.5)], epochs: 1,
+            batchSize: 1)
+        template.backbone.dropPathRate = 0.5
+        template.optimization.finalTeacherMomentum = 0.5
+        template.optimization.clipGradient = 0.5
+        template.data = DataSource(path: "", subset: 0)
+        return try JSONSerialization.jsonObject(with: try JSONEncoder().encode(template))
+    }
+
+    /// The first key path where `object` holds a fractional number and `template` an integer.
+    private static func fractionForWholeNumber(in object: Any, template: Any, path: String) -> (path: String, value: Double)? {
+        if let dictionary = object as? [String: Any], let templateDictionary = template as? [String: Any] {
+            for (key, value) in dictionary.sorted(by: { $0.key < $1.key }) {
+                guard let templateValue = templateDictionary[key] else { continue }
+                let keyPath = path.isEmpty ? key : "\(path).\(key)"
+                if let found = fractionForWholeNumber(in: value, template: templateValue, path: keyPath) { return found }
+            }
+        } else if let array = object as? [Any], let templateArray = template as? [Any], let first = templateArray.first {
+            for (index, value) in array.enumerated() {
+                if let found = fractionForWholeNumber(in: value, template: first, path: "\(path)[\(index)]") { return found }
+            }
+        } else if let number = object as? NSNumber, let templateNumber = template as? NSNumber, !(object is Bool),
+            templateNumber.doubleValue.rounded() == templateNumber.doubleValue,
+            number.doubleValue.rounded() != number.doubleValue
+        {
+            return (path, number.doubleValue)
+        }
+        return nil
     }
 
     /// A decoding error as `key.path: what is wrong`.
