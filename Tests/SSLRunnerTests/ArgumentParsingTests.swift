@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import SSLCore
+@testable import SSLCommandLine
+import SSLPlugins
+import XCTest
+
+/// The command line parsed in process: no value of a numeric flag may trap; each is either
+/// accepted into a valid recipe or refused with an error that names its flag.
+final class ArgumentParsingTests: XCTestCase {
+    /// Integer flags of `train` and values around their edges, plus seeded random ones.
+    static let integerFlags = [
+        "--heads", "--patch-size", "--global-crops", "--global-size", "--local-crops", "--local-size", "--epochs", "--batch-size",
+        "--warmup-epochs", "--subset", "--save-every", "--max-steps", "--eval-every", "--log-every", "--loader-threads",
+        "--dino.out-dim", "--dino.hidden-dim", "--dino.head-layers",
+    ]
+    static let realFlags = ["--lr", "--teacher-momentum", "--drop-path-rate", "--collective-timeout", "--weights"]
+
+    func testNoIntegerValueTraps() throws {
+        var generator = RandomGenerator(seed: 7)
+        let edges = [Int.min, Int.min + 1, -1_000_000, -16, -1, 0, 1, 2, 3, 5, 7, 16, 100_000, 1 << 40, Int.max - 1, Int.max]
+        for flag in Self.integerFlags {
+            let randoms = (0..<4).map { _ in Int(generator.nextUniform() * 2_000_000) - 1_000_000 }
+            for value in edges + randoms { try check([flag, "\(value)"]) }
+        }
+    }
+
+    func testNoRealValueTraps() throws {
+        var generator = RandomGenerator(seed: 11)
+        let edges = ["nan", "-nan", "inf", "-inf", "0", "-0", "-1", "1e308", "-1e308", "1e-320", "2", "0.5", "abc", ""]
+        for flag in Self.realFlags {
+            let randoms = (0..<6).map { _ in "\(Double(generator.nextUniform() * 40 - 20))" }
+            for value in edges + randoms {
+                try check([flag, flag == "--weights" ? "dino=\(value)" : value])
+            }
+        }
+    }
+
+    func testWeightsAndTaskOptionsAreChecked() throws {
+        for arguments in [["--weights", "dino=0"], ["--weights", "dino=1,dino=2"], ["--dino.out-dim", "1.5"], ["--dino.out-dim", "-5"]] {
+            XCTAssertThrowsError(try recipe(arguments), "\(arguments)")
+        }
+        XCTAssertEqual(try recipe(["--dino.out-dim", "128"]).tasks.first?.options["out-dim"], "128")
+    }
+
+    func testResumeRefusesRecipeFlagsAndAllowsIntervals() throws {
+        XCTAssertThrowsError(try SSLRun.parseAsRoot(["--resume", "runs/x", "--arch", "tiny"])) { error in
+            XCTAssertTrue(SSLRun.message(for: error).contains("--arch cannot change it"), SSLRun.message(for: error))
+        }
+        XCTAssertNoThrow(try SSLRun.parseAsRoot(["--resume", "runs/x", "--epochs", "4", "--lr", "0.1", "--log-every", "5", "--save-every", "2"]))
+        XCTAssertThrowsError(try SSLRun.parseAsRoot(["--config", "x.json", "--preset", "bogus"]))
+    }
+
+    /// Parses `arguments` (after a tiny DINO recipe) and validates what they describe; any
+    /// error must name a flag, a task option or a value.
+    private func check(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        do {
+            _ = try recipe(arguments)
+        } catch {
+            let message = SSLRun.message(for: error)
+            XCTAssertFalse(message.isEmpty, "\(arguments)", file: file, line: line)
+            XCTAssertFalse(message.contains("\n"), "one line for \(arguments): \(message)", file: file, line: line)
+        }
+    }
+
+    private func recipe(_ arguments: [String]) throws -> TrainingRecipe {
+        let tiny = [
+            "--tasks", "dino", "--arch", "48x1", "--heads", "2", "--global-size", "16", "--local-crops", "0", "--batch-size", "16",
+            "--dino.out-dim", "64", "--dino.hidden-dim", "32", "--dino.bottleneck-dim", "16",
+        ]
+        let command = try SSLRun.parseAsRoot(tiny + arguments)
+        let train = try XCTUnwrap(command as? SSLRun.Train)
+        var recipe = try train.recipeOptions.recipe(registry: .builtIn)
+        try train.dataOptions.apply(to: &recipe)
+        try recipe.validate(registry: .builtIn)
+        // Task options are decoded when the tasks are made.
+        for selection in recipe.tasks {
+            _ = try TaskOptionCoding.decode(DINOTask.Configuration.self, task: selection.name, options: selection.options)
+        }
+        return recipe
+    }
+}
