@@ -56,7 +56,7 @@ final class DataDatasetTests: XCTestCase {
         assertError(folder, contains: "holds no JPEG or PNG file")
         write(Array("garbage".utf8), to: "\(folder)/broken.jpg")
         write([0xFF, 0xD8, 0xFF, 0xE0, 0, 0], to: "\(folder)/cut.jpg")
-        assertError(folder, contains: "none of its first 2 image files decodes")
+        assertError(folder, contains: "none of its 2 image files decodes")
     }
 
     func testFashionMNISTReadsBothSplits() throws {

@@ -96,7 +96,8 @@ public final class HDF5File {
     /// only written by ``AtomicFile``, so a full disk or any other failure leaves the previous
     /// file in place and no temporary file behind.
     public static func writeAtomically(to path: String, _ write: (HDF5File) throws -> Void) throws {
-        let file = try HDF5File(path: path, mode: .createInMemory)
+        // Named apart from `path`, which this process may have open for reading.
+        let file = try HDF5File(path: "\(path).in-memory-\(getpid())", mode: .createInMemory)
         defer { file.close() }
         try write(file)
         let bytes = try file.image()

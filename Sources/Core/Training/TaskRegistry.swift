@@ -81,7 +81,8 @@ public enum TaskOptionCoding {
                 throw TaskConfigurationError(
                     "Task '\(task)' has no option '\(key)'. Its options: \(object.keys.sorted().joined(separator: ", ")).")
             }
-            object[key] = try parse(text, like: defaultValue, option: "--\(task).\(key)")
+            object[key] = try parse(
+                text, like: defaultValue, isInteger: isIntegerOption(key, of: type), option: "--\(task).\(key)")
         }
         let data = try JSONSerialization.data(withJSONObject: object)
         do {
@@ -92,6 +93,17 @@ public enum TaskOptionCoding {
         }
     }
 
+    /// Whether the option `key` of `Configuration` holds an integer: its defaults with a
+    /// fraction there do not decode. (JSON writes a floating-point 1.0 as 1, so the default's
+    /// text cannot tell.)
+    private static func isIntegerOption<Configuration: TaskConfiguration>(_ key: String, of type: Configuration.Type) -> Bool {
+        var object = defaultObject(type)
+        guard object[key] is NSNumber else { return false }
+        object[key] = 0.5
+        guard let data = try? JSONSerialization.data(withJSONObject: object) else { return false }
+        return (try? JSONDecoder().decode(Configuration.self, from: data)) == nil
+    }
+
     private static func defaultObject<Configuration: TaskConfiguration>(_ type: Configuration.Type) -> [String: Any] {
         guard let data = try? JSONEncoder().encode(Configuration()),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
@@ -99,7 +111,7 @@ public enum TaskOptionCoding {
         return object
     }
 
-    private static func parse(_ text: String, like defaultValue: Any, option: String) throws -> Any {
+    private static func parse(_ text: String, like defaultValue: Any, isInteger: Bool, option: String) throws -> Any {
         if defaultValue is String { return text }
         let rendered = render(defaultValue)
         if rendered == "true" || rendered == "false" {
@@ -109,7 +121,7 @@ public enum TaskOptionCoding {
             default: throw TaskConfigurationError("\(option) expects true or false, got '\(text)'.")
             }
         }
-        if Int(rendered) != nil {
+        if isInteger {
             // Integer options count things (layers, epochs, neighbours) or size them (`*-dim`).
             let smallest = Self.isSize(option) ? 1 : 0
             guard let value = Int(text), value >= smallest else {
