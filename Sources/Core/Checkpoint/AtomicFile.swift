@@ -26,7 +26,7 @@ public enum AtomicFile {
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
-            throw CheckpointError(path: path, problem: "could not be replaced (\(reason))")
+            throw FileSystemError(path: path, problem: "could not be replaced (\(reason))")
         }
         try sync(folder)
     }
@@ -100,8 +100,8 @@ public enum AtomicFile {
     }
 
     /// An error naming `path`, `problem` and the system's reason (e.g. "No space left on device").
-    static func failure(_ path: String, _ problem: String) -> CheckpointError {
-        CheckpointError(path: path, problem: "\(problem) (\(String(cString: strerror(errno))))")
+    static func failure(_ path: String, _ problem: String) -> FileSystemError {
+        FileSystemError(path: path, problem: "\(problem) (\(String(cString: strerror(errno))))")
     }
 
     private static func sync(_ path: String) throws {

@@ -42,6 +42,13 @@ public final class HDF5File {
     public init(path: String, mode: Mode = .read) throws {
         HDF5Library.prepare()
         self.path = path
+        if mode == .read || mode == .readWrite {
+            // Opening a FIFO would block until something writes to it.
+            var status = stat()
+            if stat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
+                throw HDF5Error(file: path, object: "", problem: "is not a regular file")
+            }
+        }
         errno = 0
         switch mode {
         case .read:

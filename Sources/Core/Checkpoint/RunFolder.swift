@@ -8,7 +8,7 @@ import Glibc
 public enum RunFolder {
     /// Creates the folder at `path` and any missing parents.
     ///
-    /// - Throws: ``RunFolderError`` naming the path and the reason (a file in the way, a
+    /// - Throws: ``FileSystemError`` naming the path and the reason (a file in the way, a
     ///   read-only file system, a permission).
     public static func create(_ path: String) throws {
         var prefix = path.hasPrefix("/") ? "" : "."
@@ -17,12 +17,12 @@ public enum RunFolder {
             var status = stat()
             if stat(prefix, &status) == 0 {
                 guard (status.st_mode & S_IFMT) == S_IFDIR else {
-                    throw RunFolderError(path: prefix, problem: "is a file, not a folder; choose another --output")
+                    throw FileSystemError(path: prefix, problem: "is a file, not a folder; choose another --output")
                 }
                 continue
             }
             guard mkdir(prefix, 0o755) == 0 || errno == EEXIST else {
-                throw RunFolderError(path: path, problem: "cannot be created (\(String(cString: strerror(errno))))")
+                throw FileSystemError(path: path, problem: "cannot be created (\(String(cString: strerror(errno))))")
             }
         }
     }
@@ -38,13 +38,13 @@ public enum RunFolder {
     public static func truncate(_ path: String, toLength length: Int?) throws {
         guard let length, let current = self.length(of: path), current > length else { return }
         guard Glibc.truncate(path, off_t(length)) == 0 else {
-            throw RunFolderError(path: path, problem: "cannot be shortened (\(String(cString: strerror(errno))))")
+            throw FileSystemError(path: path, problem: "cannot be shortened (\(String(cString: strerror(errno))))")
         }
     }
 }
 
-/// A run-folder file that cannot be created, written or read, with the reason.
-public struct RunFolderError: Error, CustomStringConvertible {
+/// A file or folder that cannot be created, written or read, with the system's reason.
+public struct FileSystemError: Error, CustomStringConvertible {
     public var path: String
     public var problem: String
 

@@ -89,7 +89,7 @@ extension TrainingRecipe {
     public init(jsonFile path: String) throws {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw TaskConfigurationError("--config \(path): cannot be read (\(RunFolderError.reason(of: error))).")
+            throw TaskConfigurationError("--config \(path): cannot be read (\(FileSystemError.reason(of: error))).")
         }
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: data) } catch {

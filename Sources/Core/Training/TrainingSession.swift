@@ -243,7 +243,7 @@ public final class TrainingSession {
         do {
             try report.log(step: step, epoch: epoch, values)
         } catch {
-            throw RunFolderError(path: "\(options.outputFolder)/\(RunReport.metricsFileName)", problem: "could not be written", error)
+            throw FileSystemError(path: "\(options.outputFolder)/\(RunReport.metricsFileName)", problem: "could not be written", error)
         }
     }
 
