@@ -134,6 +134,19 @@ final class RobustnessTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(folder)/checkpoint.h5"))
     }
 
+    /// An output folder on a read-only file system is refused with the system's reason.
+    func testReadOnlyOutputIsRefusedWithItsReason() throws {
+        guard getuid() == 0 else { throw XCTSkip("mounting a read-only tmpfs needs root") }
+        let mountPoint = try CommandLine.temporaryFolder("read-only")
+        defer { try? FileManager.default.removeItem(atPath: mountPoint) }
+        guard Self.shell("mount -t tmpfs -o ro tmpfs '\(mountPoint)'") == 0 else { throw XCTSkip("tmpfs cannot be mounted here") }
+        defer { _ = Self.shell("umount '\(mountPoint)'") }
+        let result = try CommandLine.runBounded(Self.tiny + ["--subset", "16", "--output", "\(mountPoint)/run"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.output.contains("\(mountPoint)/run: cannot be created (Read-only file system)"), result.output)
+        Self.assertOneErrorLine(result)
+    }
+
     // MARK: Traps become errors
 
     /// Every value that used to trap or hang is refused with one error line and status 1 (64

@@ -39,7 +39,7 @@ extension SSLRun {
         /// The evaluation interval in epochs: the flag's, or (resolved by ``resolve()``) the
         /// resumed run's.
         var evalEvery: Int {
-            get { evaluationInterval ?? 1 }
+            get { evaluationInterval ?? defaultIntervals.evaluateEveryEpochs }
             set { evaluationInterval = newValue }
         }
 
