@@ -89,7 +89,7 @@ public final class SelfPatchTask: PretextTask {
         aggregator = PatchAggregationHead(dimension: dimension, heads: headCount, blocks: blocks, generator: &generator)
         teacherAggregator = PatchAggregationHead(dimension: dimension, heads: headCount, blocks: blocks, generator: &generator)
         teacherAggregator.copyState(from: aggregator)
-        distillation = Distillation(settings: configuration.distillation, inputDimension: dimension, generator: &generator)
+        distillation = Distillation(settings: configuration.distillation, inputDimension: dimension, setup: setup, generator: &generator)
         heads = ModuleDictionary([("ca_head", aggregator), ("p_head", distillation.head)])
         teacherHeads = ModuleDictionary([("ca_head", teacherAggregator), ("p_head", distillation.teacherHead)])
     }
@@ -100,10 +100,10 @@ public final class SelfPatchTask: PretextTask {
 
     public var state: [(name: String, tensor: Tensor)] { [("patch_center", distillation.targets.center)] }
 
-    public func isFrozen(_ name: String, epoch: Int) -> Bool { distillation.isFrozen(name, epoch: epoch) }
+    public func isFrozen(_ name: String, iteration: Int) -> Bool { distillation.isFrozen(name, iteration: iteration) }
 
-    public func scheduleValues(epoch: Int) -> [String: Double] {
-        ["teacher_temperature": distillation.teacherTemperature(epoch: epoch)]
+    public func scheduleValues(iteration: Int) -> [String: Double] {
+        ["teacher_temperature": distillation.teacherTemperature(iteration: iteration)]
     }
 
     public func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor? {
@@ -129,7 +129,7 @@ public final class SelfPatchTask: PretextTask {
             teacherLogits.append(logits)
             let studentPatches = forward.student(view).lastBlockPatches
             let studentLogits = distillation.head(aggregator.norm(studentPatches).reshaped([-1, studentPatches.shape[2]]))
-            let term = distillation.loss(studentLogits: studentLogits, targets: distillation.teacherTargets(logits, epoch: step.epoch))
+            let term = distillation.loss(studentLogits: studentLogits, targets: distillation.teacherTargets(logits, iteration: step.iteration))
             total = total.map { $0 + term } ?? term
         }
         let loss = total! / Float(forward.views.count)

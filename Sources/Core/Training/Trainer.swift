@@ -11,7 +11,10 @@ public struct OptimizationConfiguration: Codable, Sendable, Equatable {
     /// The peak learning rate for a global batch of 256 images; scaled linearly with the batch.
     public var learningRate = 5e-4
     public var minimumLearningRate = 1e-6
-    public var warmupEpochs = 10
+    /// The learning rate's linear warm-up from 0.
+    public var warmup = TrainingSpan.epochs(10)
+    /// How the warm-up reaches the peak (DINO's linspace, or MoCo v3's proportional ramp).
+    public var warmupRamp = WarmupRamp.inclusive
     public var weightDecay = 0.04
     public var finalWeightDecay = 0.4
     public var teacherMomentum = 0.996
@@ -137,8 +140,8 @@ public final class Trainer {
             : ParameterGroup.dinoGroups(parameters)
         let peak = optimization.learningRate * Double(globalBatchSize) / 256
         learningRateSchedule = CosineSchedule(
-            base: peak, final: optimization.minimumLearningRate, epochs: setup.epochs,
-            iterationsPerEpoch: setup.iterationsPerEpoch, warmupEpochs: min(optimization.warmupEpochs, setup.epochs))
+            base: peak, final: optimization.minimumLearningRate, iterations: setup.totalIterations,
+            warmupIterations: setup.iterations(of: optimization.warmup), ramp: optimization.warmupRamp)
         weightDecaySchedule = CosineSchedule(
             base: optimization.weightDecay, final: optimization.finalWeightDecay, epochs: setup.epochs,
             iterationsPerEpoch: setup.iterationsPerEpoch)
@@ -178,7 +181,7 @@ public final class Trainer {
             let weight = entry.weight.value(at: iteration)
             terms["\(entry.name).loss"] = Double(result.total.scalar)
             for (key, value) in result.terms { terms["\(entry.name).\(key)"] = value }
-            for (key, value) in entry.task.scheduleValues(epoch: epoch) { terms["\(entry.name).\(key)"] = value }
+            for (key, value) in entry.task.scheduleValues(iteration: iteration) { terms["\(entry.name).\(key)"] = value }
             weightedLosses.append(weight == 1 ? result.total : result.total * Float(weight))
             loss += Double(weightedLosses.last!.scalar)
         }
@@ -206,7 +209,7 @@ public final class Trainer {
             let norms = GradientClipping.clipPerParameter(
                 student.trainableParameters(), maximumNorm: optimization.clipGradient > 0 ? optimization.clipGradient : .infinity)
             terms["backbone_gradient_norm"] = norms.reduce(0.0) { $0 + ($1.key.hasPrefix("backbone.") ? $1.value * $1.value : 0) }.squareRoot()
-            freezeParameters(epoch: epoch)
+            freezeParameters(iteration: iteration)
             optimizer.step()
             if optimization.teacherUpdate == .afterStep { updateTeacher(momentum: momentum) }
         }
@@ -278,10 +281,10 @@ public final class Trainer {
     /// The largest all-reduce of gradients, in floats (32 MB).
     static let gradientBucketElements = 8 << 20
 
-    /// Drops the gradients of parameters a task holds fixed this epoch, so AdamW skips them.
-    private func freezeParameters(epoch: Int) {
+    /// Drops the gradients of parameters a task holds fixed at this iteration, so AdamW skips them.
+    private func freezeParameters(iteration: Int) {
         for entry in tasks {
-            for (name, parameter) in entry.task.heads.namedParameters() where entry.task.isFrozen(name, epoch: epoch) {
+            for (name, parameter) in entry.task.heads.namedParameters() where entry.task.isFrozen(name, iteration: iteration) {
                 parameter.gradient = nil
             }
         }

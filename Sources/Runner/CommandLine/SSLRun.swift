@@ -78,7 +78,9 @@ struct RecipeOptions: ParsableArguments {
     @Option(help: "Training epochs.") var epochs: Int?
     @Option(help: "Images per step over all processes (each of N MPI processes takes 1/N).") var batchSize: Int?
     @Option(help: "Peak learning rate per 256 images (scaled by the batch size).") var lr: Double?
-    @Option(help: "Warm-up epochs of the learning rate.") var warmupEpochs: Int?
+    @Option(name: [.customLong("warmup"), .customLong("warmup-epochs")],
+            help: "The learning rate's warm-up: epochs (10), steps (200 steps) or a share of the run (10%).")
+    var warmup: TrainingSpan?
     @Option(help: "Starting teacher EMA momentum.") var teacherMomentum: Double?
     @Option(help: "Stochastic-depth rate of the last block.") var dropPathRate: Float?
     @Option(help: "Random seed.") var seed: UInt64?
@@ -114,7 +116,7 @@ struct RecipeOptions: ParsableArguments {
         if let epochs { recipe.epochs = epochs }
         if let batchSize { recipe.batchSize = batchSize }
         if let lr { recipe.optimization.learningRate = lr }
-        if let warmupEpochs { recipe.optimization.warmupEpochs = warmupEpochs }
+        if let warmup { recipe.optimization.warmup = warmup }
         if let teacherMomentum { recipe.optimization.teacherMomentum = teacherMomentum }
         if let seed { recipe.seed = seed }
         if let dropPathRate { recipe.backbone.dropPathRate = dropPathRate }
@@ -168,5 +170,12 @@ struct RecipeOptions: ParsableArguments {
         result.freezePatchProjection = current.freezePatchProjection
         result.dropPathRate = current.dropPathRate
         return result
+    }
+}
+
+extension TrainingSpan: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let span = try? TrainingSpan(parsing: argument) else { return nil }
+        self = span
     }
 }
