@@ -89,12 +89,8 @@ public final class DINOTask: PretextTask {
         }
         let loss = total! / Float(pairs)
         distillation.targets.update(with: teacherLogits, collective: step.collective)
-        // Collapse indicators: a uniform teacher (entropy → log K) or one prototype for every
-        // image (KL to uniform → log K), and the spread of the student's embeddings.
-        let health = HealthMetrics.teacherDistribution(probabilities)
-        return TaskLoss(total: loss, terms: [
-            "teacher_entropy": health.entropy, "teacher_kl_uniform": health.klDivergenceToUniform,
-            "embedding_std": HealthMetrics.embeddingStandardDeviation(studentEmbeddings),
-        ])
+        return TaskLoss(total: loss, health: TaskHealth(
+            teacher: TeacherDistribution(probabilities: probabilities),
+            embeddingSpread: EmbeddingSpread(embeddings: studentEmbeddings)))
     }
 }

@@ -115,6 +115,8 @@ public final class SelfPatchTask: PretextTask {
         let forward = step.forward
         var total: Tensor?
         var teacherLogits: [Tensor] = []
+        // The patch targets of the first view show whether the patch teacher collapses.
+        var health = TaskHealth()
         for view in 0..<forward.views.count {
             let teacherFeatures = forward.teacher(view)
             let table = neighborTable(height: teacherFeatures.gridHeight, width: teacherFeatures.gridWidth)
@@ -129,12 +131,14 @@ public final class SelfPatchTask: PretextTask {
             teacherLogits.append(logits)
             let studentPatches = forward.student(view).lastBlockPatches
             let studentLogits = distillation.head(aggregator.norm(studentPatches).reshaped([-1, studentPatches.shape[2]]))
-            let term = distillation.loss(studentLogits: studentLogits, targets: distillation.teacherTargets(logits, iteration: step.iteration))
+            let targets = distillation.teacherTargets(logits, iteration: step.iteration)
+            if view == 0 { health.teacher = TeacherDistribution(probabilities: targets) }
+            let term = distillation.loss(studentLogits: studentLogits, targets: targets)
             total = total.map { $0 + term } ?? term
         }
         let loss = total! / Float(forward.views.count)
         distillation.targets.update(with: teacherLogits, collective: step.collective)
-        return TaskLoss(total: loss)
+        return TaskLoss(total: loss, health: health)
     }
 
     private func neighborTable(height: Int, width: Int) -> NeighborTable {

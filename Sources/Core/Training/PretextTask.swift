@@ -179,9 +179,12 @@ public struct TaskLoss {
     public var total: Tensor
     /// Named values to log (sub-terms, statistics).
     public var terms: [String: Double]
+    /// Collapse signals, logged with the terms and watched by the run's ``CollapseMonitor``.
+    public var health: TaskHealth
 
-    public init(total: Tensor, terms: [String: Double] = [:]) {
+    public init(total: Tensor, terms: [String: Double] = [:], health: TaskHealth = TaskHealth()) {
         self.total = total
         self.terms = terms
+        self.health = health
     }
 }

@@ -78,6 +78,8 @@ public struct StepReport {
     public var teacherMomentum: Double
     /// Seconds spent in each phase: `backbone`, each task's name, `backward`, `optimizer`.
     public var seconds: [String: Double]
+    /// Each task's collapse signals on this process's share of the batch, by task name.
+    public var health: [String: TaskHealth]
 }
 
 /// Runs the optimisation step shared by every combination of tasks:
@@ -173,6 +175,7 @@ public final class Trainer {
         var weightedLosses: [Tensor] = []
         var loss = 0.0
         var terms: [String: Double] = [:]
+        var health: [String: TaskHealth] = [:]
         let context = TaskStep(forward: forward, epoch: epoch, iteration: iteration, collective: setup.collective)
         for entry in tasks {
             var result: TaskLoss!
@@ -180,7 +183,10 @@ public final class Trainer {
             seconds[entry.name] = MonotonicClock.measure { result = entry.task.loss(context) }
             let weight = entry.weight.value(at: iteration)
             terms["\(entry.name).loss"] = Double(result.total.scalar)
-            for (key, value) in result.terms { terms["\(entry.name).\(key)"] = value }
+            for (key, value) in result.terms.merging(result.health.terms, uniquingKeysWith: { $1 }) {
+                terms["\(entry.name).\(key)"] = value
+            }
+            health[entry.name] = result.health
             for (key, value) in entry.task.scheduleValues(iteration: iteration) { terms["\(entry.name).\(key)"] = value }
             weightedLosses.append(weight == 1 ? result.total : result.total * Float(weight))
             loss += Double(weightedLosses.last!.scalar)
@@ -215,7 +221,7 @@ public final class Trainer {
         }
         return StepReport(
             loss: loss, terms: terms, learningRate: learningRate, weightDecay: weightDecay,
-            teacherMomentum: momentum, seconds: seconds)
+            teacherMomentum: momentum, seconds: seconds, health: health)
     }
 
     /// The image embedding a task provides instead of the backbone's class token (SelfPatch's

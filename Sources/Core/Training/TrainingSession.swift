@@ -48,6 +48,10 @@ public final class TrainingSession {
     public private(set) var latestMetrics: [String: Double] = [:]
     private var progress: TrainingProgress
     private let collective: Collective
+    /// Watches the tasks' collapse signals; its warnings are printed and marked in the metrics.
+    private var collapseMonitor: CollapseMonitor
+    /// The collapse warnings of this session, in order.
+    public private(set) var collapseWarnings: [CollapseMonitor.Warning] = []
 
     /// The latest checkpoint's path in the run folder.
     public var checkpointPath: String { "\(options.outputFolder)/checkpoint.h5" }
@@ -97,6 +101,7 @@ public final class TrainingSession {
             FileHandle.standardError.write(Data("Resuming \(options.outputFolder) at epoch \(start.epoch), step \(start.stepInEpoch).\n".utf8))
         }
         progress = start
+        collapseMonitor = CollapseMonitor(patience: CollapseMonitor.patience(forRunOf: recipe.epochs * iterations))
         loader = try DataLoader(
             dataset: dataset, recipe: augmentation, batchSize: recipe.batchSize / collective.worldSize, seed: recipe.seed,
             threadCount: options.loaderThreads, rank: collective.rank, worldSize: collective.worldSize,
@@ -131,7 +136,10 @@ public final class TrainingSession {
             stepsThisProcess += 1
             imagesThisSession += recipe.batchSize
             progressBar?.update(step: globalStep + 1, images: imagesThisSession, epoch: progress.epoch, loss: step.loss)
-            if globalStep % options.logEverySteps == 0 || batch.endsEpoch {
+            let warnings = collapseMonitor.observe(step.health, step: globalStep)
+            collapseWarnings += warnings
+            for warning in warnings { progressBar?.note(warning.description) }
+            if globalStep % options.logEverySteps == 0 || batch.endsEpoch || !warnings.isEmpty {
                 try log(step, globalStep: globalStep)
             }
             progress.stepInEpoch += 1
@@ -178,6 +186,8 @@ public final class TrainingSession {
         values["weight_decay"] = step.weightDecay
         values["teacher_momentum"] = step.teacherMomentum
         for (phase, seconds) in step.seconds { values["time/\(phase)"] = seconds }
+        // A collapsed stretch is marked at every logged step while it lasts.
+        for key in collapseMonitor.ongoingCollapses { values[key] = 1 }
         latestMetrics.merge(values) { $1 }
         if collective.rank == 0 { try report.log(step: globalStep, epoch: progress.epoch, values) }
     }
