@@ -49,7 +49,7 @@ public final class DINOTask: PretextTask {
         self.configuration = configuration
         var generator = setup.generator(for: Self.name)
         distillation = Distillation(
-            settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, generator: &generator)
+            settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup, generator: &generator)
         heads = ModuleDictionary([("head", distillation.head)])
         teacherHeads = ModuleDictionary([("head", distillation.teacherHead)])
     }
@@ -60,10 +60,10 @@ public final class DINOTask: PretextTask {
 
     public var state: [(name: String, tensor: Tensor)] { [("center", distillation.targets.center)] }
 
-    public func isFrozen(_ name: String, epoch: Int) -> Bool { distillation.isFrozen(name, epoch: epoch) }
+    public func isFrozen(_ name: String, iteration: Int) -> Bool { distillation.isFrozen(name, iteration: iteration) }
 
-    public func scheduleValues(epoch: Int) -> [String: Double] {
-        ["teacher_temperature": distillation.teacherTemperature(epoch: epoch)]
+    public func scheduleValues(iteration: Int) -> [String: Double] {
+        ["teacher_temperature": distillation.teacherTemperature(iteration: iteration)]
     }
 
     public func loss(_ step: TaskStep) -> TaskLoss {
@@ -75,7 +75,7 @@ public final class DINOTask: PretextTask {
         let teacherLogits = GradientMode.withoutGradient {
             distillation.teacherHead(Tensor.concatenate((0..<teacherViews).map { forward.imageEmbedding($0, role: .teacher) }))
         }
-        let probabilities = distillation.teacherTargets(teacherLogits.sliced(0..<(globalCount * batch)), epoch: step.epoch)
+        let probabilities = distillation.teacherTargets(teacherLogits.sliced(0..<(globalCount * batch)), iteration: step.iteration)
         let studentBlocks = studentLogits.chunked(viewCount)
         let teacherBlocks = probabilities.chunked(globalCount)
         var total: Tensor?
@@ -89,12 +89,8 @@ public final class DINOTask: PretextTask {
         }
         let loss = total! / Float(pairs)
         distillation.targets.update(with: teacherLogits, collective: step.collective)
-        // Collapse indicators: a uniform teacher (entropy → log K) or one prototype for every
-        // image (KL to uniform → log K), and the spread of the student's embeddings.
-        let health = HealthMetrics.teacherDistribution(probabilities)
-        return TaskLoss(total: loss, terms: [
-            "teacher_entropy": health.entropy, "teacher_kl_uniform": health.klDivergenceToUniform,
-            "embedding_std": HealthMetrics.embeddingStandardDeviation(studentEmbeddings),
-        ])
+        return TaskLoss(total: loss, health: TaskHealth(
+            teacher: TeacherDistribution(probabilities: probabilities),
+            embeddingSpread: EmbeddingSpread(embeddings: studentEmbeddings)))
     }
 }

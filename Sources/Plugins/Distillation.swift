@@ -11,10 +11,10 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
     public var normalizeLastLayer = true
     public var teacherTemperature = 0.04
     public var warmupTeacherTemperature = 0.04
-    public var warmupTeacherTemperatureEpochs = 0
+    public var teacherTemperatureWarmup = TrainingSpan.epochs(0)
     public var studentTemperature = 0.1
     public var centerMomentum = 0.9
-    public var freezeLastLayerEpochs = 1
+    public var lastLayerFreeze = TrainingSpan.epochs(1)
 
     public init(outputDimension: Int) {
         self.outputDimension = outputDimension
@@ -29,10 +29,10 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
         case normalizeLastLayer = "norm-last-layer"
         case teacherTemperature = "teacher-temp"
         case warmupTeacherTemperature = "warmup-teacher-temp"
-        case warmupTeacherTemperatureEpochs = "warmup-teacher-temp-epochs"
+        case teacherTemperatureWarmup = "warmup-teacher-temp-epochs"
         case studentTemperature = "student-temp"
         case centerMomentum = "center-momentum"
-        case freezeLastLayerEpochs = "freeze-last-layer"
+        case lastLayerFreeze = "freeze-last-layer"
     }
 
     /// One line per option.
@@ -44,17 +44,20 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
         "head-batch-norm": "Batch norm after the head's hidden layers.",
         "norm-last-layer": "Freeze the last layer's weight-norm magnitudes at 1.",
         "teacher-temp": "Teacher temperature after warm-up.",
-        "warmup-teacher-temp": "Teacher temperature at epoch 0.",
-        "warmup-teacher-temp-epochs": "Epochs of linear teacher-temperature warm-up.",
+        "warmup-teacher-temp": "Teacher temperature at the start of the run.",
+        "warmup-teacher-temp-epochs": "Length of the linear teacher-temperature warm-up: epochs (30), steps (500 steps) or a share of the run (10%).",
         "student-temp": "Student temperature.",
         "center-momentum": "EMA momentum of the centre.",
-        "freeze-last-layer": "Epochs during which the head's last layer is not trained.",
+        "freeze-last-layer": "How long the head's last layer is not trained: epochs (1), steps (50 steps) or a share of the run (5%).",
     ]
 }
 
 /// Self-distillation through a projection head, as DINO defines it (spec §2.1–2.3): a student
 /// and a teacher ``DINOHead``, the teacher's outputs centred and sharpened into targets, the
 /// centre's EMA, the teacher-temperature warm-up and the last layer's freeze.
+///
+/// The warm-up and the freeze are spans of the run (``TrainingSpan``): in epochs they behave
+/// exactly as DINO's per-epoch schedules, in steps or as a share of the run they suit short runs.
 public final class Distillation {
     public let settings: DistillationSettings
     public let head: DINOHead
@@ -62,8 +65,11 @@ public final class Distillation {
     public let teacherHead: DINOHead
     public let targets: CenteredTargets
     private let temperatures: LinearWarmupSchedule
+    /// The iterations during which the last layer is held fixed.
+    private let frozenIterations: Int
 
-    public init(settings: DistillationSettings, inputDimension: Int, generator: inout RandomGenerator) {
+    /// A distillation head for `inputDimension`-wide embeddings in the run `setup` describes.
+    public init(settings: DistillationSettings, inputDimension: Int, setup: TaskSetup, generator: inout RandomGenerator) {
         self.settings = settings
         func makeHead(_ generator: inout RandomGenerator) -> DINOHead {
             DINOHead(
@@ -78,15 +84,16 @@ public final class Distillation {
         targets = CenteredTargets(outputDimension: settings.outputDimension, momentum: settings.centerMomentum)
         temperatures = LinearWarmupSchedule(
             start: settings.warmupTeacherTemperature, final: settings.teacherTemperature,
-            warmupEpochs: settings.warmupTeacherTemperatureEpochs)
+            span: settings.teacherTemperatureWarmup, epochs: setup.epochs, iterationsPerEpoch: setup.iterationsPerEpoch)
+        frozenIterations = setup.iterations(of: settings.lastLayerFreeze)
     }
 
-    /// The teacher temperature during `epoch`.
-    public func teacherTemperature(epoch: Int) -> Double { temperatures.value(atEpoch: epoch) }
+    /// The teacher temperature at global iteration `iteration`.
+    public func teacherTemperature(iteration: Int) -> Double { temperatures.value(at: iteration) }
 
     /// The teacher's centred, sharpened probabilities for its logits, as constants.
-    public func teacherTargets(_ teacherLogits: Tensor, epoch: Int) -> Tensor {
-        targets.targets(teacherLogits, temperature: teacherTemperature(epoch: epoch))
+    public func teacherTargets(_ teacherLogits: Tensor, iteration: Int) -> Tensor {
+        targets.targets(teacherLogits, temperature: teacherTemperature(iteration: iteration))
     }
 
     /// The mean cross-entropy of the student's logits against teacher targets.
@@ -94,8 +101,8 @@ public final class Distillation {
         studentLogits.distillationLoss(targets: teacherTargets, studentTemperature: settings.studentTemperature)
     }
 
-    /// Whether the head parameter `name` is held fixed in `epoch` (the last layer, early on).
-    public func isFrozen(_ name: String, epoch: Int) -> Bool {
-        epoch < settings.freezeLastLayerEpochs && name.contains("last_layer")
+    /// Whether the head parameter `name` is held fixed at `iteration` (the last layer, early on).
+    public func isFrozen(_ name: String, iteration: Int) -> Bool {
+        iteration < frozenIterations && name.contains("last_layer")
     }
 }

@@ -53,7 +53,8 @@ public enum Preset: String, CaseIterable, Sendable {
             var optimization = OptimizationConfiguration()
             optimization.learningRate = 1.5e-4
             optimization.minimumLearningRate = 0
-            optimization.warmupEpochs = 40
+            optimization.warmup = .epochs(40)
+            optimization.warmupRamp = .exclusive
             optimization.weightDecay = 0.1
             optimization.finalWeightDecay = 0.1
             optimization.teacherMomentum = 0.99
@@ -71,7 +72,7 @@ public enum Preset: String, CaseIterable, Sendable {
             backbone.dropPathRate = 0.1
             var optimization = OptimizationConfiguration()
             optimization.learningRate = 8e-3
-            optimization.warmupEpochs = 1
+            optimization.warmup = .epochs(1)
             optimization.teacherMomentum = 0.996
             let head = ["hidden-dim": "512", "bottleneck-dim": "128", "freeze-last-layer": "0"]
             return TrainingRecipe(

@@ -89,7 +89,7 @@ public final class SelfPatchTask: PretextTask {
         aggregator = PatchAggregationHead(dimension: dimension, heads: headCount, blocks: blocks, generator: &generator)
         teacherAggregator = PatchAggregationHead(dimension: dimension, heads: headCount, blocks: blocks, generator: &generator)
         teacherAggregator.copyState(from: aggregator)
-        distillation = Distillation(settings: configuration.distillation, inputDimension: dimension, generator: &generator)
+        distillation = Distillation(settings: configuration.distillation, inputDimension: dimension, setup: setup, generator: &generator)
         heads = ModuleDictionary([("ca_head", aggregator), ("p_head", distillation.head)])
         teacherHeads = ModuleDictionary([("ca_head", teacherAggregator), ("p_head", distillation.teacherHead)])
     }
@@ -100,10 +100,10 @@ public final class SelfPatchTask: PretextTask {
 
     public var state: [(name: String, tensor: Tensor)] { [("patch_center", distillation.targets.center)] }
 
-    public func isFrozen(_ name: String, epoch: Int) -> Bool { distillation.isFrozen(name, epoch: epoch) }
+    public func isFrozen(_ name: String, iteration: Int) -> Bool { distillation.isFrozen(name, iteration: iteration) }
 
-    public func scheduleValues(epoch: Int) -> [String: Double] {
-        ["teacher_temperature": distillation.teacherTemperature(epoch: epoch)]
+    public func scheduleValues(iteration: Int) -> [String: Double] {
+        ["teacher_temperature": distillation.teacherTemperature(iteration: iteration)]
     }
 
     public func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor? {
@@ -115,6 +115,8 @@ public final class SelfPatchTask: PretextTask {
         let forward = step.forward
         var total: Tensor?
         var teacherLogits: [Tensor] = []
+        // The patch targets of the first view show whether the patch teacher collapses.
+        var health = TaskHealth()
         for view in 0..<forward.views.count {
             let teacherFeatures = forward.teacher(view)
             let table = neighborTable(height: teacherFeatures.gridHeight, width: teacherFeatures.gridWidth)
@@ -129,12 +131,14 @@ public final class SelfPatchTask: PretextTask {
             teacherLogits.append(logits)
             let studentPatches = forward.student(view).lastBlockPatches
             let studentLogits = distillation.head(aggregator.norm(studentPatches).reshaped([-1, studentPatches.shape[2]]))
-            let term = distillation.loss(studentLogits: studentLogits, targets: distillation.teacherTargets(logits, epoch: step.epoch))
+            let targets = distillation.teacherTargets(logits, iteration: step.iteration)
+            if view == 0 { health.teacher = TeacherDistribution(probabilities: targets) }
+            let term = distillation.loss(studentLogits: studentLogits, targets: targets)
             total = total.map { $0 + term } ?? term
         }
         let loss = total! / Float(forward.views.count)
         distillation.targets.update(with: teacherLogits, collective: step.collective)
-        return TaskLoss(total: loss)
+        return TaskLoss(total: loss, health: health)
     }
 
     private func neighborTable(height: Int, width: Int) -> NeighborTable {

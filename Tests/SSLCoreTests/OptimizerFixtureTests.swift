@@ -129,10 +129,14 @@ final class ScheduleTests: XCTestCase {
     func testTeacherTemperatureWarmup() throws {
         let file = try Fixtures.open("schedules.h5")
         let expected = try file.readDoubles("teacher_temp")
-        let schedule = LinearWarmupSchedule(start: 0.04, final: 0.07, warmupEpochs: 30)
+        let iterationsPerEpoch = 3
+        let schedule = LinearWarmupSchedule(
+            start: 0.04, final: 0.07, span: .epochs(30), epochs: expected.count, iterationsPerEpoch: iterationsPerEpoch)
         for (epoch, value) in expected.enumerated() {
-            XCTAssertEqual(schedule.value(atEpoch: epoch), value, accuracy: 1e-12, "epoch \(epoch)")
+            for step in 0..<iterationsPerEpoch {
+                XCTAssertEqual(schedule.value(at: epoch * iterationsPerEpoch + step), value, accuracy: 1e-12, "epoch \(epoch)")
+            }
         }
-        XCTAssertEqual(schedule.value(atEpoch: 1), 0.041034, accuracy: 1e-6)
+        XCTAssertEqual(schedule.value(at: iterationsPerEpoch), 0.041034, accuracy: 1e-6)
     }
 }

@@ -70,7 +70,7 @@ final class DINOFixtureTests: XCTestCase {
         var optimization = OptimizationConfiguration()
         optimization.learningRate = try file.numericAttribute("lr_base", of: "mini") * 256 / batch
         optimization.minimumLearningRate = try file.numericAttribute("lr_final", of: "mini")
-        optimization.warmupEpochs = Int(try file.numericAttribute("lr_warmup_epochs", of: "mini"))
+        optimization.warmup = .epochs(Int(try file.numericAttribute("lr_warmup_epochs", of: "mini")))
         optimization.weightDecay = try file.numericAttribute("wd_base", of: "mini")
         optimization.finalWeightDecay = try file.numericAttribute("wd_final", of: "mini")
         optimization.teacherMomentum = try file.numericAttribute("momentum_base", of: "mini")

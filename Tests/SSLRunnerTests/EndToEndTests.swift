@@ -65,6 +65,24 @@ final class EndToEndTests: XCTestCase {
         XCTAssertTrue(evaluation.output.contains("knn/top1@20"), evaluation.output)
     }
 
+    func testACollapsingRunSaysSoAndMarksTheStretch() throws {
+        let folder = try CommandLine.temporaryFolder("collapse")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // A teacher temperature of 10 flattens every target: the uniform collapse.
+        let (status, output) = try CommandLine.run(
+            CommandLine.tinyRun + ["--subset", "256", "--epochs", "1", "--dino.teacher-temp", "10",
+                                   "--dino.warmup-teacher-temp", "10", "--output", folder])
+        XCTAssertEqual(status, 0, output)
+        let warnings = output.split(separator: "\n").filter { $0.hasPrefix("Warning: dino's teacher has been nearly uniform") }
+        XCTAssertEqual(warnings.count, 1, output)
+        let metrics = try String(contentsOfFile: "\(folder)/metrics.jsonl", encoding: .utf8)
+        XCTAssertTrue(metrics.contains("\"collapse/dino.uniform_teacher\":1"), "the stretch is marked in metrics.jsonl")
+
+        let healthy = try CommandLine.run(CommandLine.tinyRun + ["--output", folder + "/healthy"])
+        XCTAssertEqual(healthy.status, 0, healthy.output)
+        XCTAssertFalse(healthy.output.contains("Warning:"), healthy.output)
+    }
+
     func testClearErrorsBeforeTraining() throws {
         let missing = try CommandLine.run(CommandLine.tinyRun + ["--data", "/nonexistent/images", "--output", "/tmp/unused-\(getpid())"])
         XCTAssertNotEqual(missing.status, 0)

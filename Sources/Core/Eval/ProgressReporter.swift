@@ -82,6 +82,14 @@ public final class ProgressReporter {
         lastDrawn = now
     }
 
+    /// Writes `text` as a line of its own; a bar is cleared first and redrawn below it.
+    public func note(_ text: String) {
+        switch style {
+        case .bar: write("\r\u{1B}[2K" + text + "\n" + lastLine)
+        case .lines: write(text + "\n")
+        }
+    }
+
     /// Ends the report: the bar's line is closed with a newline. Calling it again does nothing.
     public func finish() {
         guard !finished else { return }

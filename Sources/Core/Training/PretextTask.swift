@@ -44,10 +44,12 @@ public protocol PretextTask: AnyObject {
     func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor?
     /// Computes the task's loss for one step; may update its state (centre EMA) afterwards.
     func loss(_ step: TaskStep) -> TaskLoss
-    /// Whether the head parameter `name` (without the task prefix) is held fixed in `epoch`.
-    func isFrozen(_ name: String, epoch: Int) -> Bool
-    /// Values to log with the step (e.g. the teacher temperature).
-    func scheduleValues(epoch: Int) -> [String: Double]
+    /// Whether the head parameter `name` (without the task prefix) is held fixed at global
+    /// iteration `iteration`.
+    func isFrozen(_ name: String, iteration: Int) -> Bool
+    /// Scheduled values to log with the step at global iteration `iteration` (e.g. the teacher
+    /// temperature).
+    func scheduleValues(iteration: Int) -> [String: Double]
 }
 
 extension PretextTask {
@@ -55,8 +57,8 @@ extension PretextTask {
     public var teacherHeads: Module? { nil }
     public var state: [(name: String, tensor: Tensor)] { [] }
     public func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor? { nil }
-    public func isFrozen(_ name: String, epoch: Int) -> Bool { false }
-    public func scheduleValues(epoch: Int) -> [String: Double] { [:] }
+    public func isFrozen(_ name: String, iteration: Int) -> Bool { false }
+    public func scheduleValues(iteration: Int) -> [String: Double] { [:] }
 }
 
 /// A task's options: `Codable` with a default for every property.
@@ -89,6 +91,14 @@ public struct TaskSetup {
         self.iterationsPerEpoch = iterationsPerEpoch
         self.seed = seed
         self.collective = collective
+    }
+
+    /// The run's length in iterations.
+    public var totalIterations: Int { epochs * iterationsPerEpoch }
+
+    /// The iterations `span` covers in this run.
+    public func iterations(of span: TrainingSpan) -> Int {
+        span.iterations(epochs: epochs, iterationsPerEpoch: iterationsPerEpoch)
     }
 
     /// A generator for the named task's initialisation, independent of other tasks.
@@ -169,9 +179,12 @@ public struct TaskLoss {
     public var total: Tensor
     /// Named values to log (sub-terms, statistics).
     public var terms: [String: Double]
+    /// Collapse signals, logged with the terms and watched by the run's ``CollapseMonitor``.
+    public var health: TaskHealth
 
-    public init(total: Tensor, terms: [String: Double] = [:]) {
+    public init(total: Tensor, terms: [String: Double] = [:], health: TaskHealth = TaskHealth()) {
         self.total = total
         self.terms = terms
+        self.health = health
     }
 }

@@ -97,7 +97,6 @@ extension OptimizationConfiguration {
         try require(learningRate.isFinite && learningRate > 0, "--lr", learningRate, "must be a positive number")
         try require(
             minimumLearningRate.isFinite && minimumLearningRate >= 0, "minimumLearningRate", minimumLearningRate, "must be 0 or more")
-        try require(warmupEpochs >= 0, "--warmup-epochs", warmupEpochs, "must be 0 or more")
         try require(weightDecay.isFinite && weightDecay >= 0, "weightDecay", weightDecay, "must be 0 or more")
         try require(finalWeightDecay.isFinite && finalWeightDecay >= 0, "finalWeightDecay", finalWeightDecay, "must be 0 or more")
         try require((0...1).contains(teacherMomentum), "--teacher-momentum", teacherMomentum, "must be in [0, 1]")

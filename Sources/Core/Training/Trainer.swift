@@ -11,7 +11,10 @@ public struct OptimizationConfiguration: Codable, Sendable, Equatable {
     /// The peak learning rate for a global batch of 256 images; scaled linearly with the batch.
     public var learningRate = 5e-4
     public var minimumLearningRate = 1e-6
-    public var warmupEpochs = 10
+    /// The learning rate's linear warm-up from 0.
+    public var warmup = TrainingSpan.epochs(10)
+    /// How the warm-up reaches the peak (DINO's linspace, or MoCo v3's proportional ramp).
+    public var warmupRamp = WarmupRamp.inclusive
     public var weightDecay = 0.04
     public var finalWeightDecay = 0.4
     public var teacherMomentum = 0.996
@@ -75,6 +78,8 @@ public struct StepReport {
     public var teacherMomentum: Double
     /// Seconds spent in each phase: `backbone`, each task's name, `backward`, `optimizer`.
     public var seconds: [String: Double]
+    /// Each task's collapse signals on this process's share of the batch, by task name.
+    public var health: [String: TaskHealth]
 }
 
 /// Runs the optimisation step shared by every combination of tasks:
@@ -137,8 +142,8 @@ public final class Trainer {
             : ParameterGroup.dinoGroups(parameters)
         let peak = optimization.learningRate * Double(globalBatchSize) / 256
         learningRateSchedule = CosineSchedule(
-            base: peak, final: optimization.minimumLearningRate, epochs: setup.epochs,
-            iterationsPerEpoch: setup.iterationsPerEpoch, warmupEpochs: min(optimization.warmupEpochs, setup.epochs))
+            base: peak, final: optimization.minimumLearningRate, iterations: setup.totalIterations,
+            warmupIterations: setup.iterations(of: optimization.warmup), ramp: optimization.warmupRamp)
         weightDecaySchedule = CosineSchedule(
             base: optimization.weightDecay, final: optimization.finalWeightDecay, epochs: setup.epochs,
             iterationsPerEpoch: setup.iterationsPerEpoch)
@@ -170,6 +175,7 @@ public final class Trainer {
         var weightedLosses: [Tensor] = []
         var loss = 0.0
         var terms: [String: Double] = [:]
+        var health: [String: TaskHealth] = [:]
         let context = TaskStep(forward: forward, epoch: epoch, iteration: iteration, collective: setup.collective)
         for entry in tasks {
             var result: TaskLoss!
@@ -177,8 +183,11 @@ public final class Trainer {
             seconds[entry.name] = MonotonicClock.measure { result = entry.task.loss(context) }
             let weight = entry.weight.value(at: iteration)
             terms["\(entry.name).loss"] = Double(result.total.scalar)
-            for (key, value) in result.terms { terms["\(entry.name).\(key)"] = value }
-            for (key, value) in entry.task.scheduleValues(epoch: epoch) { terms["\(entry.name).\(key)"] = value }
+            for (key, value) in result.terms.merging(result.health.terms, uniquingKeysWith: { $1 }) {
+                terms["\(entry.name).\(key)"] = value
+            }
+            health[entry.name] = result.health
+            for (key, value) in entry.task.scheduleValues(iteration: iteration) { terms["\(entry.name).\(key)"] = value }
             weightedLosses.append(weight == 1 ? result.total : result.total * Float(weight))
             loss += Double(weightedLosses.last!.scalar)
         }
@@ -206,13 +215,13 @@ public final class Trainer {
             let norms = GradientClipping.clipPerParameter(
                 student.trainableParameters(), maximumNorm: optimization.clipGradient > 0 ? optimization.clipGradient : .infinity)
             terms["backbone_gradient_norm"] = norms.reduce(0.0) { $0 + ($1.key.hasPrefix("backbone.") ? $1.value * $1.value : 0) }.squareRoot()
-            freezeParameters(epoch: epoch)
+            freezeParameters(iteration: iteration)
             optimizer.step()
             if optimization.teacherUpdate == .afterStep { updateTeacher(momentum: momentum) }
         }
         return StepReport(
             loss: loss, terms: terms, learningRate: learningRate, weightDecay: weightDecay,
-            teacherMomentum: momentum, seconds: seconds)
+            teacherMomentum: momentum, seconds: seconds, health: health)
     }
 
     /// The image embedding a task provides instead of the backbone's class token (SelfPatch's
@@ -278,10 +287,10 @@ public final class Trainer {
     /// The largest all-reduce of gradients, in floats (32 MB).
     static let gradientBucketElements = 8 << 20
 
-    /// Drops the gradients of parameters a task holds fixed this epoch, so AdamW skips them.
-    private func freezeParameters(epoch: Int) {
+    /// Drops the gradients of parameters a task holds fixed at this iteration, so AdamW skips them.
+    private func freezeParameters(iteration: Int) {
         for entry in tasks {
-            for (name, parameter) in entry.task.heads.namedParameters() where entry.task.isFrozen(name, epoch: epoch) {
+            for (name, parameter) in entry.task.heads.namedParameters() where entry.task.isFrozen(name, iteration: iteration) {
                 parameter.gradient = nil
             }
         }

@@ -74,6 +74,10 @@ public final class TrainingSession {
     public private(set) var latestMetrics: [String: Double] = [:]
     private var progress: TrainingProgress
     private let collective: Collective
+    /// Watches the tasks' collapse signals; its warnings are printed and marked in the metrics.
+    private var collapseMonitor: CollapseMonitor
+    /// The collapse warnings of this session, in order.
+    public private(set) var collapseWarnings: [CollapseMonitor.Warning] = []
     /// Held for the session's lifetime by the process that writes the folder.
     private let lock: RunFolderLock?
 
@@ -152,6 +156,7 @@ public final class TrainingSession {
             try RunFolder.truncate(metricsPath, toLength: resuming ? start.metricsLength : 0)
         }
         progress = start
+        collapseMonitor = CollapseMonitor(patience: CollapseMonitor.patience(forRunOf: recipe.epochs * iterations))
         loader = try DataLoader(
             dataset: dataset, recipe: augmentation, batchSize: recipe.batchSize / collective.worldSize, seed: recipe.seed,
             threadCount: options.loaderThreads, rank: collective.rank, worldSize: collective.worldSize,
@@ -186,7 +191,10 @@ public final class TrainingSession {
             stepsThisProcess += 1
             imagesThisSession += recipe.batchSize
             progressBar?.update(step: globalStep + 1, images: imagesThisSession, epoch: progress.epoch, loss: step.loss)
-            if globalStep % options.logEverySteps == 0 || batch.endsEpoch {
+            let warnings = collapseMonitor.observe(step.health, step: globalStep)
+            collapseWarnings += warnings
+            for warning in warnings { progressBar?.note(warning.description) }
+            if globalStep % options.logEverySteps == 0 || batch.endsEpoch || !warnings.isEmpty {
                 try log(step, globalStep: globalStep)
             }
             progress.stepInEpoch += 1
@@ -233,6 +241,8 @@ public final class TrainingSession {
         values["weight_decay"] = step.weightDecay
         values["teacher_momentum"] = step.teacherMomentum
         for (phase, seconds) in step.seconds { values["time/\(phase)"] = seconds }
+        // A collapsed stretch is marked at every logged step while it lasts.
+        for key in collapseMonitor.ongoingCollapses { values[key] = 1 }
         latestMetrics.merge(values) { $1 }
         try log(step: globalStep, epoch: progress.epoch, values)
     }

@@ -82,7 +82,9 @@ struct RecipeOptions: ParsableArguments {
     var batchSize: Int?
     @Option(parsing: .unconditional, help: "Peak learning rate per 256 images (scaled by the batch size; with --resume: a new rate).")
     var lr: Double?
-    @Option(parsing: .unconditional, help: "Warm-up epochs of the learning rate.") var warmupEpochs: Int?
+    @Option(name: [.customLong("warmup"), .customLong("warmup-epochs")], parsing: .unconditional,
+            help: "The learning rate's warm-up: epochs (10), steps (200 steps) or a share of the run (10%).")
+    var warmup: TrainingSpan?
     @Option(parsing: .unconditional, help: "Starting teacher EMA momentum.") var teacherMomentum: Double?
     @Option(parsing: .unconditional, help: "Stochastic-depth rate of the last block.") var dropPathRate: Float?
     @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64?
@@ -107,7 +109,7 @@ struct RecipeOptions: ParsableArguments {
             ("--preset", preset), ("--config", config), ("--tasks", tasks), ("--weights", weights), ("--arch", arch),
             ("--heads", heads), ("--patch-size", patchSize), ("--global-crops", globalCrops), ("--global-size", globalSize),
             ("--local-crops", localCrops), ("--local-size", localSize), ("--batch-size", batchSize),
-            ("--warmup-epochs", warmupEpochs), ("--teacher-momentum", teacherMomentum), ("--drop-path-rate", dropPathRate),
+            ("--warmup", warmup), ("--teacher-momentum", teacherMomentum), ("--drop-path-rate", dropPathRate),
             ("--seed", seed),
         ]
         return given.filter { $0.1 != nil }.map(\.0) + taskOptions.filter { $0.hasPrefix("--") }
@@ -138,7 +140,7 @@ struct RecipeOptions: ParsableArguments {
         if let epochs { recipe.epochs = epochs }
         if let batchSize { recipe.batchSize = batchSize }
         if let lr { recipe.optimization.learningRate = lr }
-        if let warmupEpochs { recipe.optimization.warmupEpochs = warmupEpochs }
+        if let warmup { recipe.optimization.warmup = warmup }
         if let teacherMomentum { recipe.optimization.teacherMomentum = teacherMomentum }
         if let seed { recipe.seed = seed }
         if let dropPathRate { recipe.backbone.dropPathRate = dropPathRate }
@@ -192,5 +194,12 @@ struct RecipeOptions: ParsableArguments {
         result.freezePatchProjection = current.freezePatchProjection
         result.dropPathRate = current.dropPathRate
         return result
+    }
+}
+
+extension TrainingSpan: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let span = try? TrainingSpan(parsing: argument) else { return nil }
+        self = span
     }
 }
