@@ -59,8 +59,16 @@ final class ResumeTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: root) }
         // Tiny epochs: a checkpoint is written every step.
         let arguments = CommandLine.tinyRun + ["--subset", "16", "--epochs", "1000", "--output", root]
-        for delay in [700_000, 900_000, 1_100_000] as [useconds_t] {
+        for delay in [0, 200_000, 400_000] as [useconds_t] {
+            let started = Date()
             let (process, pipe) = try CommandLine.start(arguments)
+            // Count from this process's first checkpoint, however long start-up takes on a busy machine.
+            let deadline = started.addingTimeInterval(60)
+            func checkpointIsNew() -> Bool {
+                let modified = (try? FileManager.default.attributesOfItem(atPath: "\(root)/checkpoint.h5"))?[.modificationDate] as? Date
+                return modified.map { $0 >= started } ?? false
+            }
+            while process.isRunning && Date() < deadline && !checkpointIsNew() { usleep(1_000) }
             usleep(delay)
             kill(process.processIdentifier, SIGKILL)
             _ = pipe.fileHandleForReading.readDataToEndOfFile()
