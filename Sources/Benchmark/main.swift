@@ -14,6 +14,11 @@ struct Benchmark: ParsableCommand {
         discussion: "Run without a subcommand for the full suite recorded in BENCHMARKS.md.",
         subcommands: [Suite.self, ViTStep.self, TrainingStep.self, GEMM.self, Loader.self],
         defaultSubcommand: Suite.self)
+
+    static func main() {
+        BLAS.restartWithNativeKernelsIfNeeded()
+        main(nil)
+    }
 }
 
 /// The options that select a ViT forward+backward workload.

@@ -17,6 +17,20 @@
 #define SSL_VECTORIZED_REDUCTIONS
 #endif
 
+// MARK: - Processor features
+
+int ssl_cpu_vector_level(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+        return 2;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
 // MARK: - Scalar building blocks (inlined into the vectorised loops)
 
 // exp(x) by Cody–Waite range reduction and a degree-6 polynomial (Cephes coefficients);

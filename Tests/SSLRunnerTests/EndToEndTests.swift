@@ -65,6 +65,20 @@ final class EndToEndTests: XCTestCase {
         XCTAssertTrue(evaluation.output.contains("knn/top1@20"), evaluation.output)
     }
 
+    func testTrainingUsesTheProcessorsBLASKernels() throws {
+        let flags = Set(((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "")
+            .split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        guard ["avx512f", "avx512bw", "avx512vl", "avx512dq"].allSatisfy(flags.contains),
+            ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil
+        else { throw XCTSkip("needs an AVX-512 processor and no OPENBLAS_CORETYPE set") }
+        let folder = try CommandLine.temporaryFolder("kernels")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let (status, output) = try CommandLine.run(CommandLine.tinyRun + ["--max-steps", "1", "--output", folder])
+        XCTAssertEqual(status, 0, output)
+        let family = output.components(separatedBy: "OpenBLAS kernels ").last?.prefix { !$0.isWhitespace } ?? ""
+        XCTAssertTrue(["SkylakeX", "Cooperlake", "SapphireRapids"].contains(String(family)), output)
+    }
+
     func testACollapsingRunSaysSoAndMarksTheStretch() throws {
         let folder = try CommandLine.temporaryFolder("collapse")
         defer { try? FileManager.default.removeItem(atPath: folder) }

@@ -13,6 +13,10 @@
 extern "C" {
 #endif
 
+/// The instruction sets the processor offers, as OpenBLAS's kernel families need them:
+/// 2 for AVX-512 (F, BW, VL, DQ), 1 for AVX2 with FMA, 0 for neither.
+int ssl_cpu_vector_level(void);
+
 /// y = exp(x), accurate to about 2 ulp.
 void ssl_exp(const float *x, float *y, int64_t count);
 

@@ -1,4 +1,9 @@
+import CKernels
 import COpenBLAS
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Single-precision matrix products through OpenBLAS.
 ///
@@ -78,5 +83,43 @@ public enum BLAS {
     /// The OpenBLAS build and the kernel it selected for this processor.
     public static var configuration: String {
         "\(String(cString: openblas_get_config())) (core \(String(cString: openblas_get_corename())))"
+    }
+}
+
+extension BLAS {
+    /// The OpenBLAS kernel family in use (`openblas_get_corename`), e.g. `SkylakeX`.
+    public static var kernelFamily: String { String(cString: openblas_get_corename()) }
+
+    /// The kernel family to ask OpenBLAS for through `OPENBLAS_CORETYPE`, or `nil` when the one
+    /// it chose is right: a processor newer than the library (Debian's OpenBLAS 0.3.21 does not
+    /// know Emerald Rapids, for one) makes it fall back to its generic `Prescott` kernels, which
+    /// run matrix products about four times slower than the AVX-512 ones the processor has.
+    ///
+    /// - Parameters:
+    ///   - current: the family OpenBLAS chose.
+    ///   - vectorLevel: 2 when the processor has AVX-512 (F, BW, VL, DQ), 1 for AVX2 with FMA.
+    ///   - requested: the `OPENBLAS_CORETYPE` already set, which is always respected.
+    public static func kernelFamilyOverride(current: String, vectorLevel: Int, requested: String?) -> String? {
+        guard requested == nil else { return nil }
+        let avx512Families: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
+        let avx2Families = avx512Families.union(["haswell", "zen"])
+        switch vectorLevel {
+        case 2 where !avx512Families.contains(current.lowercased()): return "SkylakeX"
+        case 1 where !avx2Families.contains(current.lowercased()): return "Haswell"
+        default: return nil
+        }
+    }
+
+    /// Starts this program again with `OPENBLAS_CORETYPE` set when OpenBLAS chose kernels
+    /// slower than the processor supports (see ``kernelFamilyOverride(current:vectorLevel:requested:)``).
+    /// OpenBLAS reads the variable only when it loads, before `main`, hence the restart; call
+    /// this first thing in `main`, before any thread or MPI starts. Returns only when no
+    /// restart is needed or it failed.
+    public static func restartWithNativeKernelsIfNeeded() {
+        let requested = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }
+        guard let family = kernelFamilyOverride(current: kernelFamily, vectorLevel: Int(ssl_cpu_vector_level()), requested: requested)
+        else { return }
+        setenv("OPENBLAS_CORETYPE", family, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
     }
 }

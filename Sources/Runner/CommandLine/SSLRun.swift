@@ -28,8 +28,10 @@ public struct SSLRun: ParsableCommand {
     /// The tasks the command knows; set once, by ``main(registry:)``, before parsing.
     nonisolated(unsafe) static var registry = TaskRegistry.builtIn
 
-    /// Runs the command with `registry`'s tasks.
+    /// Runs the command with `registry`'s tasks (restarting first, when OpenBLAS chose slower
+    /// kernels than the processor supports: see ``BLAS/restartWithNativeKernelsIfNeeded()``).
     public static func main(registry: TaskRegistry) {
+        BLAS.restartWithNativeKernelsIfNeeded()
         self.registry = registry
         main()
     }

@@ -153,7 +153,8 @@ extension SSLRun {
                 recipe: recipe, registry: SSLRun.registry, dataset: dataset, augmentation: style.recipe(for: recipe.views),
                 options: options, collective: collective)
             if collective.rank == 0 { FileHandle.standardError.write(Data(("Training \(recipe.tasks.map { "\($0.name)×\($0.weight)" }.joined(separator: " + ")) on \(dataset), "
-                  + "\(recipe.epochs) epochs × \(session.loader.batchesPerEpoch) steps of \(recipe.batchSize) images; run folder \(folder)\n").utf8)) }
+                  + "\(recipe.epochs) epochs × \(session.loader.batchesPerEpoch) steps of \(recipe.batchSize) images; run folder \(folder); "
+                  + "OpenBLAS kernels \(BLAS.kernelFamily)\n").utf8)) }
             if evalEvery > 0, recipe.data.path == nil, collective.rank == 0 {
                 // Small held-out sets: cheap enough to probe every epoch.
                 let suite = try EvaluationSuite.fashionMNIST(

@@ -1,3 +1,5 @@
 import SSLCommandLine
+import SSLCore
 
+BLAS.restartWithNativeKernelsIfNeeded()
 SSLRun.main()

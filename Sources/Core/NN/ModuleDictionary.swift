@@ -7,9 +7,4 @@ public final class ModuleDictionary: Module {
     }
 
     public override var submodules: [(name: String, module: Module)] { children }
-
-    /// The child named `name`.
-    public subscript(name: String) -> Module? {
-        children.first { $0.name == name }?.module
-    }
 }

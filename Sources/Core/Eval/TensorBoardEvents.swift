@@ -1,0 +1,307 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes a run's scalars and pictures as TensorBoard event files, so `tensorboard --logdir
+/// runs` shows them beside runs of PyTorch frameworks.
+///
+/// A file `events.out.tfevents.<seconds>.<host>` holds TFRecord records (a little-endian
+/// 64-bit length, its masked CRC-32C, the bytes, their masked CRC-32C), each one `Event`
+/// protocol buffer (tensorflow/core/util/event.proto): a first one naming the file version,
+/// then one per logged step with a `Summary` of `simple_value`s or encoded PNG images. Every
+/// record is written through at once, so a killed run keeps what it logged; a resumed run
+/// first drops the records past its checkpoint (``truncate(after:)``) and appends after them.
+public final class TensorBoardEventWriter {
+    /// The event file's path.
+    public let path: String
+    private let handle: FileHandle
+
+    /// Opens the event file of the run in `folder`: the newest one there, appended to, or a new one.
+    public init(folder: String) throws {
+        let existing = try Self.eventFiles(in: folder)
+        if let newest = existing.last {
+            path = newest
+            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: newest))
+            try handle.seekToEnd()
+        } else {
+            var host = [CChar](repeating: 0, count: 256)
+            gethostname(&host, host.count - 1)
+            let seconds = Int(Date().timeIntervalSince1970)
+            let hostName = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            path = "\(folder)/events.out.tfevents.\(seconds).\(hostName)"
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw RunReportError.unreadable(path: path, reason: "could not be created (\(String(decoding: Data(bytes: strerror(errno), count: strlen(strerror(errno))), as: UTF8.self)))")
+            }
+            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try write(TensorBoardEvent(wallTime: Date().timeIntervalSince1970, step: 0, content: .fileVersion("brain.Event:2")))
+        }
+    }
+
+    deinit {
+        try? handle.close()
+    }
+
+    /// The event files in `folder`, oldest first.
+    public static func eventFiles(in folder: String) throws -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return names.filter { $0.hasPrefix("events.out.tfevents.") }.sorted().map { "\(folder)/\($0)" }
+    }
+
+    /// Logs `values` as scalars of `step`, each under its metrics name; non-finite values are
+    /// left out.
+    public func addScalars(_ values: [String: Double], step: Int, wallTime: Double = Date().timeIntervalSince1970) throws {
+        let scalars = values.filter { $0.value.isFinite }.sorted { $0.key < $1.key }.map { (tag: $0.key, value: Float($0.value)) }
+        guard !scalars.isEmpty else { return }
+        try write(TensorBoardEvent(wallTime: wallTime, step: step, content: .scalars(scalars)))
+    }
+
+    /// Logs a PNG picture of `width` × `height` pixels under `tag`.
+    public func addImage(tag: String, png: Data, width: Int, height: Int, step: Int,
+                         wallTime: Double = Date().timeIntervalSince1970) throws {
+        try write(TensorBoardEvent(
+            wallTime: wallTime, step: step, content: .image(tag: tag, png: png, width: width, height: height)))
+    }
+
+    /// Drops every record whose step is past `step` (keeping the file-version record), so a
+    /// run resumed from a checkpoint at `step` does not log those steps twice; the file is
+    /// replaced atomically.
+    public static func truncate(folder: String, after step: Int) throws {
+        for path in try eventFiles(in: folder) {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            let records = try TFRecord.records(in: data, path: path)
+            let kept = records.filter { record in (try? TensorBoardEvent.step(of: record)).map { $0 <= step } ?? true }
+            guard kept.count < records.count else { continue }
+            var output = Data()
+            for record in kept { output.append(TFRecord.frame(record)) }
+            try output.write(to: URL(fileURLWithPath: path), options: .atomic)
+        }
+    }
+
+    private func write(_ event: TensorBoardEvent) throws {
+        try handle.write(contentsOf: TFRecord.frame(event.encoded))
+    }
+}
+
+/// One `Event` message of tensorflow/core/util/event.proto, with the few kinds of content a
+/// run writes.
+struct TensorBoardEvent {
+    enum Content {
+        /// `file_version` (field 3).
+        case fileVersion(String)
+        /// A `Summary` (field 5) of `simple_value`s.
+        case scalars([(tag: String, value: Float)])
+        /// A `Summary` with one `Summary.Image`.
+        case image(tag: String, png: Data, width: Int, height: Int)
+    }
+
+    var wallTime: Double
+    var step: Int
+    var content: Content
+
+    /// The protocol-buffer encoding.
+    var encoded: Data {
+        var message = ProtocolBufferWriter()
+        message.writeDouble(field: 1, wallTime)
+        message.writeVarint(field: 2, UInt64(bitPattern: Int64(step)))
+        switch content {
+        case .fileVersion(let version):
+            message.writeBytes(field: 3, Data(version.utf8))
+        case .scalars(let scalars):
+            var summary = ProtocolBufferWriter()
+            for scalar in scalars {
+                var value = ProtocolBufferWriter()
+                value.writeBytes(field: 1, Data(scalar.tag.utf8))
+                value.writeFloat(field: 2, scalar.value)
+                summary.writeBytes(field: 1, value.data)
+            }
+            message.writeBytes(field: 5, summary.data)
+        case .image(let tag, let png, let width, let height):
+            var image = ProtocolBufferWriter()
+            image.writeVarint(field: 1, UInt64(height))
+            image.writeVarint(field: 2, UInt64(width))
+            image.writeVarint(field: 3, 3)  // RGB
+            image.writeBytes(field: 4, png)
+            var value = ProtocolBufferWriter()
+            value.writeBytes(field: 1, Data(tag.utf8))
+            value.writeBytes(field: 4, image.data)
+            var summary = ProtocolBufferWriter()
+            summary.writeBytes(field: 1, value.data)
+            message.writeBytes(field: 5, summary.data)
+        }
+        return message.data
+    }
+
+    /// The `step` (field 2) of an encoded event; 0 when absent, as protocol buffers define.
+    static func step(of encoded: Data) throws -> Int {
+        var reader = ProtocolBufferReader(encoded)
+        var step = 0
+        while let (field, value) = try reader.next() {
+            if field == 2, case .varint(let raw) = value { step = Int(Int64(bitPattern: raw)) }
+        }
+        return step
+    }
+}
+
+/// TFRecord framing: `uint64 length, uint32 masked_crc32c(length), bytes, uint32 masked_crc32c(bytes)`.
+enum TFRecord {
+    /// `record` framed.
+    static func frame(_ record: Data) -> Data {
+        var output = Data(capacity: record.count + 16)
+        var length = UInt64(record.count).littleEndian
+        let lengthBytes = withUnsafeBytes(of: &length) { Data($0) }
+        output.append(lengthBytes)
+        output.append(littleEndian: CRC32C.masked(lengthBytes))
+        output.append(record)
+        output.append(littleEndian: CRC32C.masked(record))
+        return output
+    }
+
+    /// The records of a framed file, each checked against its CRCs; a torn last record (a run
+    /// killed while writing it) is left out.
+    static func records(in data: Data, path: String) throws -> [Data] {
+        var records: [Data] = []
+        var offset = data.startIndex
+        while data.endIndex - offset >= 12 {
+            let lengthBytes = data[offset..<offset + 8]
+            let length = lengthBytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+            let lengthCRC = data[offset + 8..<offset + 12].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian
+            guard lengthCRC == CRC32C.masked(Data(lengthBytes)) else {
+                throw RunReportError.unreadable(path: path, reason: "has a damaged record length at byte \(offset - data.startIndex)")
+            }
+            let start = offset + 12
+            guard length <= UInt64(data.endIndex - start), data.endIndex - start - Int(length) >= 4 else { break }
+            let record = Data(data[start..<start + Int(length)])
+            let crc = data[start + Int(length)..<start + Int(length) + 4].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian
+            guard crc == CRC32C.masked(record) else {
+                throw RunReportError.unreadable(path: path, reason: "has a damaged record at byte \(offset - data.startIndex)")
+            }
+            records.append(record)
+            offset = start + Int(length) + 4
+        }
+        return records
+    }
+}
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as TFRecord uses it.
+enum CRC32C {
+    private static let table: [UInt32] = (0..<256).map { byte in
+        var crc = UInt32(byte)
+        for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+        return crc
+    }
+
+    /// The CRC of `bytes`.
+    static func checksum(_ bytes: Data) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        return crc ^ 0xFFFF_FFFF
+    }
+
+    /// TFRecord's masked CRC: rotated right by 15 bits plus 0xa282ead8.
+    static func masked(_ bytes: Data) -> UInt32 {
+        let crc = checksum(bytes)
+        return ((crc >> 15) | (crc << 17)) &+ 0xA282_EAD8
+    }
+}
+
+/// Appends protocol-buffer fields.
+struct ProtocolBufferWriter {
+    private(set) var data = Data()
+
+    mutating func writeVarint(field: Int, _ value: UInt64) {
+        appendVarint(UInt64(field << 3))
+        appendVarint(value)
+    }
+
+    mutating func writeDouble(field: Int, _ value: Double) {
+        appendVarint(UInt64(field << 3 | 1))
+        data.append(littleEndian: value.bitPattern)
+    }
+
+    mutating func writeFloat(field: Int, _ value: Float) {
+        appendVarint(UInt64(field << 3 | 5))
+        data.append(littleEndian: value.bitPattern)
+    }
+
+    mutating func writeBytes(field: Int, _ bytes: Data) {
+        appendVarint(UInt64(field << 3 | 2))
+        appendVarint(UInt64(bytes.count))
+        data.append(bytes)
+    }
+
+    private mutating func appendVarint(_ value: UInt64) {
+        var rest = value
+        while rest >= 0x80 {
+            data.append(UInt8(rest & 0x7F) | 0x80)
+            rest >>= 7
+        }
+        data.append(UInt8(rest))
+    }
+}
+
+/// Reads protocol-buffer fields one by one (enough to find an event's step).
+struct ProtocolBufferReader {
+    enum Value: Equatable {
+        case varint(UInt64)
+        case fixed64(UInt64)
+        case bytes(Data)
+        case fixed32(UInt32)
+    }
+
+    private let data: Data
+    private var offset: Int
+
+    init(_ data: Data) {
+        self.data = data
+        offset = data.startIndex
+    }
+
+    /// The next field number and value, or `nil` at the end.
+    mutating func next() throws -> (field: Int, value: Value)? {
+        guard offset < data.endIndex else { return nil }
+        let key = try varint()
+        let field = Int(key >> 3)
+        switch key & 7 {
+        case 0: return (field, .varint(try varint()))
+        case 1: return (field, .fixed64(try fixed(UInt64.self)))
+        case 2:
+            let length = Int(try varint())
+            guard length >= 0, data.endIndex - offset >= length else { throw ProtocolBufferError() }
+            defer { offset += length }
+            return (field, .bytes(Data(data[offset..<offset + length])))
+        case 5: return (field, .fixed32(try fixed(UInt32.self)))
+        default: throw ProtocolBufferError()
+        }
+    }
+
+    private mutating func varint() throws -> UInt64 {
+        var value: UInt64 = 0, shift: UInt64 = 0
+        while offset < data.endIndex, shift < 64 {
+            let byte = data[offset]
+            offset += 1
+            value |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+        throw ProtocolBufferError()
+    }
+
+    private mutating func fixed<Integer: FixedWidthInteger>(_ type: Integer.Type) throws -> Integer {
+        let size = MemoryLayout<Integer>.size
+        guard data.endIndex - offset >= size else { throw ProtocolBufferError() }
+        defer { offset += size }
+        return Integer(littleEndian: data[offset..<offset + size].withUnsafeBytes { $0.loadUnaligned(as: Integer.self) })
+    }
+}
+
+/// A malformed protocol buffer.
+struct ProtocolBufferError: Error {}
+
+extension Data {
+    fileprivate mutating func append<Integer: FixedWidthInteger>(littleEndian value: Integer) {
+        var little = value.littleEndian
+        Swift.withUnsafeBytes(of: &little) { append(contentsOf: $0) }
+    }
+}
