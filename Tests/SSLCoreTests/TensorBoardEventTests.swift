@@ -1,9 +1,9 @@
 import Foundation
 @testable import SSLCore
+import SSLTestSupport
 import XCTest
 
-/// TensorBoard event files: CRC-32C, TFRecord framing, the Event encoding, and a resumed run
-/// that drops the records past its checkpoint.
+/// TensorBoard event files: CRC-32C, TFRecord framing, the Event encoding, and the writer.
 final class TensorBoardEventTests: XCTestCase {
     func testCRC32CKnownValues() {
         // The check value of CRC-32C (RFC 3720, appendix B.4).
@@ -16,15 +16,13 @@ final class TensorBoardEventTests: XCTestCase {
         let records = [Data("first".utf8), Data(), Data((0..<300).map { UInt8($0 % 256) })]
         var file = Data()
         for record in records { file.append(TFRecord.frame(record)) }
-        XCTAssertEqual(try TFRecord.records(in: file, path: "f"), records)
+        XCTAssertEqual(try TensorBoardFile.records(in: file), records)
         XCTAssertEqual(file.count, records.reduce(0) { $0 + $1.count + 16 })
         // A torn last record (a killed writer) is left out; a flipped byte is an error.
-        XCTAssertEqual(try TFRecord.records(in: file.dropLast(3), path: "f"), Array(records.prefix(2)))
+        XCTAssertEqual(try TensorBoardFile.records(in: file.dropLast(3)), Array(records.prefix(2)))
         var damaged = file
         damaged[damaged.startIndex + 14] ^= 0x01
-        XCTAssertThrowsError(try TFRecord.records(in: damaged, path: "f")) { error in
-            XCTAssertTrue("\(error)".contains("damaged record"), "\(error)")
-        }
+        XCTAssertThrowsError(try TensorBoardFile.records(in: damaged))
     }
 
     func testScalarEventEncoding() throws {
@@ -33,31 +31,28 @@ final class TensorBoardEventTests: XCTestCase {
         let expected: [UInt8] = [0x09, 0, 0, 0, 0, 0, 0, 0xF8, 0x3F, 0x10, 0xAC, 0x02, 0x2A, 0x0D, 0x0A, 0x0B,
                                  0x0A, 0x04] + Array("loss".utf8) + [0x15, 0, 0, 0, 0x40]
         XCTAssertEqual(Array(event.encoded), expected)
-        XCTAssertEqual(try TensorBoardEvent.step(of: event.encoded), 300)
+        XCTAssertEqual(try TensorBoardFile.decode(event.encoded).step, 300)
     }
 
-    func testResumedRunDropsRecordsPastItsCheckpoint() throws {
+    func testWriterStartsWithTheFileVersionAndAppends() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tensorboard-\(getpid())").path
         try? FileManager.default.removeItem(atPath: folder)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         do {
             let writer = try TensorBoardEventWriter(folder: folder)
-            for step in 0..<10 { try writer.addScalars(["loss": Double(step), "nan": .nan], step: step) }
-            try writer.addImage(tag: "pca", png: Data([0x89, 0x50]), width: 2, height: 1, step: 9)
+            for step in 0..<3 { try writer.addScalars(["loss": Double(step), "nan": .nan], step: step) }
         }
-        try TensorBoardEventWriter.truncate(folder: folder, after: 5)
         do {
             let writer = try TensorBoardEventWriter(folder: folder)
-            try writer.addScalars(["loss": 6], step: 6)
+            try writer.addImage(tag: "pca", png: Data([0x89, 0x50]), width: 2, height: 1, step: 3)
         }
         let files = try TensorBoardEventWriter.eventFiles(in: folder)
-        XCTAssertEqual(files.count, 1)
-        let records = try TFRecord.records(in: try Data(contentsOf: URL(fileURLWithPath: files[0])), path: files[0])
-        XCTAssertEqual(try records.map(TensorBoardEvent.step(of:)), [0, 0, 1, 2, 3, 4, 5, 6], "version record, steps 0–5, then 6")
-        var reader = ProtocolBufferReader(records[0])
-        var version: Data?
-        while let (field, value) = try reader.next() { if field == 3, case .bytes(let bytes) = value { version = bytes } }
-        XCTAssertEqual(version.map { String(decoding: $0, as: UTF8.self) }, "brain.Event:2")
+        XCTAssertEqual(files.count, 1, "a reopened run appends to its file")
+        let events = try TensorBoardFile.events(at: files[0])
+        XCTAssertEqual(events.map(\.step), [0, 0, 1, 2, 3])
+        XCTAssertEqual(events[0].fileVersion, "brain.Event:2")
+        XCTAssertEqual(events[1].scalars, ["loss": 0], "non-finite values are left out")
+        XCTAssertEqual(events[4].imageTags, ["pca"])
     }
 }

@@ -79,6 +79,44 @@ final class EndToEndTests: XCTestCase {
         XCTAssertTrue(["SkylakeX", "Cooperlake", "SapphireRapids"].contains(String(family)), output)
     }
 
+    func testTensorBoardEventsMatchTheMetricsAcrossAResume() throws {
+        let folder = try CommandLine.temporaryFolder("tensorboard")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let first = try CommandLine.run(CommandLine.tinyRun + ["--max-steps", "3", "--output", folder])
+        XCTAssertEqual(first.status, 0, first.output)
+        // A record logged after the checkpoint by a run that was then killed.
+        let events = try XCTUnwrap(TensorBoardEventWriter.eventFiles(in: folder).first)
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: events))
+        try handle.seekToEnd()
+        let contents = try Data(contentsOf: URL(fileURLWithPath: events))
+        let last = try XCTUnwrap(TensorBoardFile.records(in: contents).last)
+        try handle.write(contentsOf: contents.suffix(last.count + 16))
+        try handle.close()
+        let resumed = try CommandLine.run(["--resume", folder])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+
+        // Values parsed from their text with Double(_:), which is exact (Foundation's JSON
+        // reader can land one ulp away), then rounded to float as the event file stores them.
+        var expected: [String: Float] = [:]
+        for line in try String(contentsOfFile: "\(folder)/metrics.jsonl", encoding: .utf8).split(separator: "\n") {
+            let fields = line.dropFirst().dropLast().split(separator: ",").map { $0.split(separator: ":") }
+            let step = try XCTUnwrap(fields.first { $0[0] == "\"step\"" }.flatMap { Int($0[1]) })
+            for field in fields where !["\"step\"", "\"epoch\""].contains(field[0]) {
+                guard let value = Double(field[1]) else { continue }
+                expected["\(step)/\(field[0].dropFirst().dropLast())"] = Float(value)
+            }
+        }
+        var found: [String: Float] = [:]
+        for event in try TensorBoardFile.events(at: events) {
+            for (tag, value) in event.scalars {
+                XCTAssertNil(found["\(event.step)/\(tag)"], "step \(event.step) of \(tag) logged twice")
+                found["\(event.step)/\(tag)"] = value
+            }
+        }
+        XCTAssertEqual(found, expected, "every scalar of metrics.jsonl, once, in the event file")
+        XCTAssertEqual(try TensorBoardEventWriter.eventFiles(in: folder).count, 1)
+    }
+
     func testACollapsingRunSaysSoAndMarksTheStretch() throws {
         let folder = try CommandLine.temporaryFolder("collapse")
         defer { try? FileManager.default.removeItem(atPath: folder) }

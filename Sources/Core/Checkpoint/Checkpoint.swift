@@ -16,12 +16,15 @@ public struct TrainingProgress: Codable, Sendable, Equatable {
     /// The length in bytes of the run's `metrics.jsonl` when the checkpoint was written; lines
     /// past it belong to steps a resumed run takes again.
     public var metricsLength: Int?
+    /// The length in bytes of the run's TensorBoard event file at the checkpoint, likewise.
+    public var eventsLength: Int?
 
-    public init(epoch: Int = 0, stepInEpoch: Int = 0, metrics: String = "{}", metricsLength: Int? = nil) {
+    public init(epoch: Int = 0, stepInEpoch: Int = 0, metrics: String = "{}", metricsLength: Int? = nil, eventsLength: Int? = nil) {
         self.epoch = epoch
         self.stepInEpoch = stepInEpoch
         self.metrics = metrics
         self.metricsLength = metricsLength
+        self.eventsLength = eventsLength
     }
 }
 
@@ -47,7 +50,7 @@ public struct RunIntervals: Codable, Sendable, Equatable {
 ///
 /// ```text
 /// /                       attributes: format_version, library_version, configuration (JSON),
-///                         epoch, step_in_epoch, metrics (JSON), metrics_length, intervals
+///                         epoch, step_in_epoch, metrics (JSON), metrics_length, events_length, intervals
 ///                         (JSON), run_checksum (CRC-32 of the attributes before it)
 /// /student/backbone/<key> the trained backbone (e.g. blocks.0.attn.qkv.weight)
 /// /student/<task>/<key>   each task's heads (e.g. /student/dino/head.mlp.0.weight)
@@ -84,6 +87,7 @@ public enum Checkpoint {
         attributes.numbers["step_in_epoch"] = Double(progress.stepInEpoch)
         attributes.texts["metrics"] = progress.metrics
         if let length = progress.metricsLength { attributes.numbers["metrics_length"] = Double(length) }
+        if let length = progress.eventsLength { attributes.numbers["events_length"] = Double(length) }
         if let intervals { attributes.texts["intervals"] = String(decoding: try JSONEncoder().encode(intervals), as: UTF8.self) }
         try HDF5File.writeAtomically(to: path) { file in
             try file.setAttribute("library_version", libraryVersion)
@@ -156,7 +160,8 @@ public enum Checkpoint {
         let progress = TrainingProgress(
             epoch: Int(try file.numericAttribute("epoch")), stepInEpoch: Int(try file.numericAttribute("step_in_epoch")),
             metrics: (try? file.stringAttribute("metrics")) ?? "{}",
-            metricsLength: (try? file.numericAttribute("metrics_length")).map { Int($0) })
+            metricsLength: (try? file.numericAttribute("metrics_length")).map { Int($0) },
+            eventsLength: (try? file.numericAttribute("events_length")).map { Int($0) })
         return (progress, random)
     }
 

@@ -11,8 +11,8 @@ import Glibc
 /// 64-bit length, its masked CRC-32C, the bytes, their masked CRC-32C), each one `Event`
 /// protocol buffer (tensorflow/core/util/event.proto): a first one naming the file version,
 /// then one per logged step with a `Summary` of `simple_value`s or encoded PNG images. Every
-/// record is written through at once, so a killed run keeps what it logged; a resumed run
-/// first drops the records past its checkpoint (``truncate(after:)``) and appends after them.
+/// record is written through at once, so a killed run keeps what it logged; a resumed run cuts
+/// the file back to its length at the checkpoint (as `metrics.jsonl`) and appends after it.
 public final class TensorBoardEventWriter {
     /// The event file's path.
     public let path: String
@@ -24,7 +24,9 @@ public final class TensorBoardEventWriter {
         if let newest = existing.last {
             path = newest
             handle = try FileHandle(forWritingTo: URL(fileURLWithPath: newest))
-            try handle.seekToEnd()
+            if try handle.seekToEnd() == 0 {
+                try write(TensorBoardEvent(wallTime: Date().timeIntervalSince1970, step: 0, content: .fileVersion("brain.Event:2")))
+            }
         } else {
             var host = [CChar](repeating: 0, count: 256)
             gethostname(&host, host.count - 1)
@@ -62,21 +64,6 @@ public final class TensorBoardEventWriter {
                          wallTime: Double = Date().timeIntervalSince1970) throws {
         try write(TensorBoardEvent(
             wallTime: wallTime, step: step, content: .image(tag: tag, png: png, width: width, height: height)))
-    }
-
-    /// Drops every record whose step is past `step` (keeping the file-version record), so a
-    /// run resumed from a checkpoint at `step` does not log those steps twice; the file is
-    /// replaced atomically.
-    public static func truncate(folder: String, after step: Int) throws {
-        for path in try eventFiles(in: folder) {
-            let data = try Data(contentsOf: URL(fileURLWithPath: path))
-            let records = try TFRecord.records(in: data, path: path)
-            let kept = records.filter { record in (try? TensorBoardEvent.step(of: record)).map { $0 <= step } ?? true }
-            guard kept.count < records.count else { continue }
-            var output = Data()
-            for record in kept { output.append(TFRecord.frame(record)) }
-            try output.write(to: URL(fileURLWithPath: path), options: .atomic)
-        }
     }
 
     private func write(_ event: TensorBoardEvent) throws {
@@ -132,16 +119,6 @@ struct TensorBoardEvent {
         }
         return message.data
     }
-
-    /// The `step` (field 2) of an encoded event; 0 when absent, as protocol buffers define.
-    static func step(of encoded: Data) throws -> Int {
-        var reader = ProtocolBufferReader(encoded)
-        var step = 0
-        while let (field, value) = try reader.next() {
-            if field == 2, case .varint(let raw) = value { step = Int(Int64(bitPattern: raw)) }
-        }
-        return step
-    }
 }
 
 /// TFRecord framing: `uint64 length, uint32 masked_crc32c(length), bytes, uint32 masked_crc32c(bytes)`.
@@ -156,31 +133,6 @@ enum TFRecord {
         output.append(record)
         output.append(littleEndian: CRC32C.masked(record))
         return output
-    }
-
-    /// The records of a framed file, each checked against its CRCs; a torn last record (a run
-    /// killed while writing it) is left out.
-    static func records(in data: Data, path: String) throws -> [Data] {
-        var records: [Data] = []
-        var offset = data.startIndex
-        while data.endIndex - offset >= 12 {
-            let lengthBytes = data[offset..<offset + 8]
-            let length = lengthBytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
-            let lengthCRC = data[offset + 8..<offset + 12].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian
-            guard lengthCRC == CRC32C.masked(Data(lengthBytes)) else {
-                throw RunReportError.unreadable(path: path, reason: "has a damaged record length at byte \(offset - data.startIndex)")
-            }
-            let start = offset + 12
-            guard length <= UInt64(data.endIndex - start), data.endIndex - start - Int(length) >= 4 else { break }
-            let record = Data(data[start..<start + Int(length)])
-            let crc = data[start + Int(length)..<start + Int(length) + 4].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian
-            guard crc == CRC32C.masked(record) else {
-                throw RunReportError.unreadable(path: path, reason: "has a damaged record at byte \(offset - data.startIndex)")
-            }
-            records.append(record)
-            offset = start + Int(length) + 4
-        }
-        return records
     }
 }
 
@@ -240,64 +192,6 @@ struct ProtocolBufferWriter {
         data.append(UInt8(rest))
     }
 }
-
-/// Reads protocol-buffer fields one by one (enough to find an event's step).
-struct ProtocolBufferReader {
-    enum Value: Equatable {
-        case varint(UInt64)
-        case fixed64(UInt64)
-        case bytes(Data)
-        case fixed32(UInt32)
-    }
-
-    private let data: Data
-    private var offset: Int
-
-    init(_ data: Data) {
-        self.data = data
-        offset = data.startIndex
-    }
-
-    /// The next field number and value, or `nil` at the end.
-    mutating func next() throws -> (field: Int, value: Value)? {
-        guard offset < data.endIndex else { return nil }
-        let key = try varint()
-        let field = Int(key >> 3)
-        switch key & 7 {
-        case 0: return (field, .varint(try varint()))
-        case 1: return (field, .fixed64(try fixed(UInt64.self)))
-        case 2:
-            let length = Int(try varint())
-            guard length >= 0, data.endIndex - offset >= length else { throw ProtocolBufferError() }
-            defer { offset += length }
-            return (field, .bytes(Data(data[offset..<offset + length])))
-        case 5: return (field, .fixed32(try fixed(UInt32.self)))
-        default: throw ProtocolBufferError()
-        }
-    }
-
-    private mutating func varint() throws -> UInt64 {
-        var value: UInt64 = 0, shift: UInt64 = 0
-        while offset < data.endIndex, shift < 64 {
-            let byte = data[offset]
-            offset += 1
-            value |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return value }
-            shift += 7
-        }
-        throw ProtocolBufferError()
-    }
-
-    private mutating func fixed<Integer: FixedWidthInteger>(_ type: Integer.Type) throws -> Integer {
-        let size = MemoryLayout<Integer>.size
-        guard data.endIndex - offset >= size else { throw ProtocolBufferError() }
-        defer { offset += size }
-        return Integer(littleEndian: data[offset..<offset + size].withUnsafeBytes { $0.loadUnaligned(as: Integer.self) })
-    }
-}
-
-/// A malformed protocol buffer.
-struct ProtocolBufferError: Error {}
 
 extension Data {
     fileprivate mutating func append<Integer: FixedWidthInteger>(littleEndian value: Integer) {

@@ -21,6 +21,8 @@ public struct SessionOptions: Sendable {
     /// Evaluate every this many epochs (0: never). The session does not evaluate by itself
     /// (see ``TrainingSession/evaluateEpoch``); it records the interval in its checkpoints.
     public var evaluateEveryEpochs = 0
+    /// Write TensorBoard event files beside `metrics.jsonl` (see ``TensorBoardEventWriter``).
+    public var writesTensorBoard = true
     /// Continue a checkpoint whose recipe differs from the session's in what a resumed run
     /// may change (more epochs, another learning rate); otherwise the recipes must be equal.
     public var allowsResumableChanges = false
@@ -68,6 +70,8 @@ public final class TrainingSession {
     public let trainer: Trainer
     public let loader: DataLoader
     public let report: RunReport
+    /// The TensorBoard event file the first process writes, unless turned off.
+    private let tensorBoard: TensorBoardEventWriter?
     /// Called after every epoch with the trainer and the finished epoch; returns metrics to log.
     public var evaluateEpoch: ((Trainer, Int) throws -> [String: Double])?
     /// The latest metrics logged.
@@ -154,6 +158,9 @@ public final class TrainingSession {
             // Lines past the checkpoint (or, for a new run, from a run killed before its first
             // checkpoint) describe steps that are about to run again.
             try RunFolder.truncate(metricsPath, toLength: resuming ? start.metricsLength : 0)
+            if let events = try TensorBoardEventWriter.eventFiles(in: options.outputFolder).last {
+                try RunFolder.truncate(events, toLength: resuming ? start.eventsLength : 0)
+            }
         }
         progress = start
         collapseMonitor = CollapseMonitor(patience: CollapseMonitor.patience(forRunOf: recipe.epochs * iterations))
@@ -162,6 +169,8 @@ public final class TrainingSession {
             threadCount: options.loaderThreads, rank: collective.rank, worldSize: collective.worldSize,
             start: DataLoader.Cursor(epoch: min(start.epoch, recipe.epochs), position: start.stepInEpoch))
         report = try RunReport(folder: options.outputFolder)
+        tensorBoard = collective.rank == 0 && options.writesTensorBoard
+            ? try TensorBoardEventWriter(folder: options.outputFolder) : nil
         if collective.rank == 0 {
             try AtomicFile.write(Array(recipe.prettyJSON().utf8), to: "\(options.outputFolder)/config.json")
         }
@@ -252,6 +261,7 @@ public final class TrainingSession {
         guard collective.rank == 0 else { return }
         do {
             try report.log(step: step, epoch: epoch, values)
+            try tensorBoard?.addScalars(values, step: step)
         } catch {
             throw FileSystemError(path: "\(options.outputFolder)/\(RunReport.metricsFileName)", problem: "could not be written", error)
         }
@@ -262,7 +272,8 @@ public final class TrainingSession {
         let metrics = String(decoding: try JSONSerialization.data(withJSONObject: latestMetrics.filter { $0.value.isFinite }), as: UTF8.self)
         let state = TrainingProgress(
             epoch: progress.epoch, stepInEpoch: progress.stepInEpoch, metrics: metrics,
-            metricsLength: RunFolder.length(of: "\(options.outputFolder)/\(RunReport.metricsFileName)"))
+            metricsLength: RunFolder.length(of: "\(options.outputFolder)/\(RunReport.metricsFileName)"),
+            eventsLength: tensorBoard.flatMap { RunFolder.length(of: $0.path) })
         try Checkpoint.save(trainer, recipe: recipe, progress: state, intervals: options.intervals, to: checkpointPath)
         if let epoch {
             try AtomicFile.copy(

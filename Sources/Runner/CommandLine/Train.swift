@@ -33,6 +33,8 @@ extension SSLRun {
         var loaderThreads = Parallel.threadCount
         @Option(parsing: .unconditional, help: "Seconds a process of an MPI run waits for the others in a collective before it stops the job.")
         var collectiveTimeout = 600.0
+        @Flag(inversion: .prefixedEnableDisable, help: "Write TensorBoard event files beside metrics.jsonl.")
+        var tensorboard = true
         @Flag(help: "Print the resolved run configuration as JSON and exit.")
         var printConfig = false
 
@@ -135,6 +137,7 @@ extension SSLRun {
             options.logEverySteps = intervals.logEverySteps
             options.evaluateEveryEpochs = intervals.evaluateEveryEpochs
             options.loaderThreads = loaderThreads
+            options.writesTensorBoard = tensorboard
             options.initializeFrom = initFrom
             options.allowsResumableChanges = resume != nil
             return options
