@@ -14,6 +14,8 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
     public var warmupTeacherTemperatureEpochs = 0
     public var studentTemperature = 0.1
     public var centerMomentum = 0.9
+    /// How the teacher's logits become targets: DINO's EMA centre or DINOv2's Sinkhorn-Knopp.
+    public var centering = TeacherCentering.ema
     public var freezeLastLayerEpochs = 1
 
     public init(outputDimension: Int) {
@@ -32,6 +34,7 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
         case warmupTeacherTemperatureEpochs = "warmup-teacher-temp-epochs"
         case studentTemperature = "student-temp"
         case centerMomentum = "center-momentum"
+        case centering
         case freezeLastLayerEpochs = "freeze-last-layer"
     }
 
@@ -48,6 +51,7 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
         "warmup-teacher-temp-epochs": "Epochs of linear teacher-temperature warm-up.",
         "student-temp": "Student temperature.",
         "center-momentum": "EMA momentum of the centre.",
+        "centering": "Teacher targets: ema (DINO's centre) or sinkhorn (DINOv2's Sinkhorn-Knopp, 3 iterations, no centre).",
         "freeze-last-layer": "Epochs during which the head's last layer is not trained.",
     ]
 }
@@ -75,7 +79,8 @@ public final class Distillation {
         head = makeHead(&generator)
         teacherHead = makeHead(&generator)
         teacherHead.copyState(from: head)
-        targets = CenteredTargets(outputDimension: settings.outputDimension, momentum: settings.centerMomentum)
+        targets = CenteredTargets(
+            outputDimension: settings.outputDimension, momentum: settings.centerMomentum, centering: settings.centering)
         temperatures = LinearWarmupSchedule(
             start: settings.warmupTeacherTemperature, final: settings.teacherTemperature,
             warmupEpochs: settings.warmupTeacherTemperatureEpochs)
@@ -84,9 +89,10 @@ public final class Distillation {
     /// The teacher temperature during `epoch`.
     public func teacherTemperature(epoch: Int) -> Double { temperatures.value(atEpoch: epoch) }
 
-    /// The teacher's centred, sharpened probabilities for its logits, as constants.
-    public func teacherTargets(_ teacherLogits: Tensor, epoch: Int) -> Tensor {
-        targets.targets(teacherLogits, temperature: teacherTemperature(epoch: epoch))
+    /// The teacher's centred, sharpened probabilities for its logits, as constants
+    /// (Sinkhorn-Knopp normalises over the logits of every process of `collective`).
+    public func teacherTargets(_ teacherLogits: Tensor, epoch: Int, collective: Collective) -> Tensor {
+        targets.targets(teacherLogits, temperature: teacherTemperature(epoch: epoch), collective: collective)
     }
 
     /// The mean cross-entropy of the student's logits against teacher targets.

@@ -129,7 +129,8 @@ public final class SelfPatchTask: PretextTask {
             teacherLogits.append(logits)
             let studentPatches = forward.student(view).lastBlockPatches
             let studentLogits = distillation.head(aggregator.norm(studentPatches).reshaped([-1, studentPatches.shape[2]]))
-            let term = distillation.loss(studentLogits: studentLogits, targets: distillation.teacherTargets(logits, epoch: step.epoch))
+            let targets = distillation.teacherTargets(logits, epoch: step.epoch, collective: step.collective)
+            let term = distillation.loss(studentLogits: studentLogits, targets: targets)
             total = total.map { $0 + term } ?? term
         }
         let loss = total! / Float(forward.views.count)
