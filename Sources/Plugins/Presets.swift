@@ -15,8 +15,11 @@ public enum Preset: String, CaseIterable, Sendable {
     /// DINOv2's image-level recipe (facebookresearch/dinov2 `dinov2/configs/ssl_default_config.yaml`,
     /// with `train.centering: sinkhorn_knopp` as its ViT-L/14 and ViT-g/14 configurations) at
     /// ViT-S/16 size: DINO with Sinkhorn-Knopp targets, K = 65536, trainable weight-norm
-    /// magnitudes, teacher temperature 0.04 → 0.07 over 30 epochs, plus KoLeo (weight 0.1);
-    /// 2×224 + 8×96 crops. Not modelled: iBOT, LayerScale, layer-wise learning-rate decay.
+    /// magnitudes, teacher temperature 0.04 → 0.07 over 30 epochs, KoLeo (weight 0.1) and iBOT
+    /// with a separate head (half the images masked, ratios in [0.1, 0.5]); 2×224 + 8×96 crops.
+    /// Differences: iBOT keeps an EMA centre (DINOv2 runs Sinkhorn-Knopp over the masked
+    /// patches), its masks are iBOT's, and the image-level loss reads the unmasked student pass
+    /// (see ``IBOTTask``). Not modelled: LayerScale, layer-wise learning-rate decay.
     case dinoV2 = "dinov2"
     /// DINO + SelfPatch sized for 28×28 images (Fashion-MNIST) on a 2-core CPU: the main job.
     case small
@@ -27,7 +30,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .dino: "DINO ViT-S/16, 2x224 + 8x96 crops, K 65536"
         case .selfPatchOriginal: "original SelfPatch: ViT-S/16 without class token, K 65536 / K_p 4096, dino=1, selfpatch=0.1"
         case .mocoV3: "MoCo v3 ViT-S/16: 12 heads, MoCo v3 init, sin-cos positions, frozen patch projection, 2x224"
-        case .dinoV2: "DINOv2-style ViT-S/16: DINO with Sinkhorn-Knopp targets + KoLeo 0.1, 2x224 + 8x96 crops, K 65536"
+        case .dinoV2: "DINOv2-style ViT-S/16: DINO with Sinkhorn-Knopp targets + KoLeo 0.1 + iBOT, 2x224 + 8x96 crops, K 65536"
         case .small: "DINO + SelfPatch for 28x28 images: ViT 192x6, patch 4, 2x28 + 4x12 crops"
         }
     }
@@ -81,14 +84,20 @@ public enum Preset: String, CaseIterable, Sendable {
             optimization.learningRate = 0.004
             optimization.warmupEpochs = 10
             optimization.teacherMomentum = 0.992
-            let dino = [
+            let head = [
                 "out-dim": "65536", "hidden-dim": "2048", "bottleneck-dim": "256", "head-layers": "3",
                 "norm-last-layer": "false", "warmup-teacher-temp": "0.04", "teacher-temp": "0.07",
-                "warmup-teacher-temp-epochs": "30", "freeze-last-layer": "1", "centering": "sinkhorn",
+                "warmup-teacher-temp-epochs": "30", "freeze-last-layer": "1",
             ]
+            // `ibot.mask_sample_probability` 0.5 and `mask_ratio_min_max` [0.1, 0.5] in iBOT's terms.
+            let masking = ["pred-ratio": "[0, 0.3]", "pred-ratio-var": "[0, 0.2]"]
             return TrainingRecipe(
                 backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 224, localCount: 8, localSize: 96),
-                tasks: [TaskSelection(name: "dino", options: dino), TaskSelection(name: "koleo", weight: 0.1)],
+                tasks: [
+                    TaskSelection(name: "dino", options: head.merging(["centering": "sinkhorn"]) { $1 }),
+                    TaskSelection(name: "koleo", weight: 0.1),
+                    TaskSelection(name: "ibot", options: head.merging(masking) { $1 }),
+                ],
                 optimization: optimization, epochs: 100, batchSize: 64)
         case .small:
             // Chosen by measurement for runs of a few hundred to a few thousand steps of 64

@@ -33,7 +33,7 @@ final class KoLeoTaskTests: XCTestCase {
         let entry = try TaskRegistry.builtIn.entry(named: "koleo")
         XCTAssertEqual(entry.defaultWeight, 0.1)
         XCTAssertTrue(entry.defaults.isEmpty)
-        XCTAssertEqual(Preset.dinoV2.recipe.tasks.map(\.name), ["dino", "koleo"])
+        XCTAssertEqual(Preset.dinoV2.recipe.tasks.map(\.name), ["dino", "koleo", "ibot"])
         XCTAssertEqual(Preset.dinoV2.recipe.tasks[1].weight, 0.1)
         XCTAssertEqual(Preset.dinoV2.recipe.tasks[0].options["centering"], "sinkhorn")
     }

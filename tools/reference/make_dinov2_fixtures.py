@@ -1,5 +1,5 @@
-"""Write `Tests/Fixtures/dinov2_micro.h5`: DINOv2's Sinkhorn-Knopp targets and KoLeo loss and
-MoCo v3's ViT initialisation, computed by the official code.
+"""Write `Tests/Fixtures/dinov2_micro.h5`: DINOv2's Sinkhorn-Knopp targets and KoLeo loss, MoCo
+v3's ViT initialisation and iBOT's masked-patch loss and block masks, computed by the official code.
 
 Usage (from the repository root; the official repositories are imported at run time, never
 copied into this one):
@@ -8,9 +8,11 @@ copied into this one):
     git -C /tmp/dinov2 checkout b8931f7bf91576930313be2c6d6af376033b35f0
     git clone https://github.com/facebookresearch/moco-v3 /tmp/moco-v3
     git -C /tmp/moco-v3 checkout c349e6e24f40d3fedb22d973f92defa4cedf37a7
-    python3 tools/reference/make_dinov2_fixtures.py --dinov2 /tmp/dinov2 --moco-v3 /tmp/moco-v3
+    git clone https://github.com/bytedance/ibot /tmp/ibot
+    git -C /tmp/ibot checkout da316d82636a7a7356835ef224b13d5f3ace0489
+    python3 tools/reference/make_dinov2_fixtures.py --dinov2 /tmp/dinov2 --moco-v3 /tmp/moco-v3 --ibot /tmp/ibot
 
-Both checkouts must be at the pinned commits (checked with `git rev-parse HEAD`). fp32, CPU,
+The checkouts must be at the pinned commits (checked with `git rev-parse HEAD`). fp32, CPU,
 1 thread; output is byte-identical from run to run.
 
 Official code used:
@@ -25,6 +27,11 @@ Official code used:
   and `VisionTransformer.num_tokens` (set to 1, the one class token). Neither touches the
   initialisation, which `VisionTransformerMoCo.__init__` overrides for every parameter except
   the layer norms (weight 1, bias 0 in every timm version).
+- ibot `main_ibot.py` `iBOTLoss` (its `patch` term and `update_center`, on a 1-process gloo
+  group because `update_center` all-reduces unconditionally) and `loader.py` `ImageFolderMask`
+  (block masks on a one-image folder; python `random` seeded with 0). main_ibot imports
+  tensorboardX and `evaluation.unsupervised.unsup_cls.eval_pred` at module level; stand-ins are
+  registered for both (neither is used here).
 
 Groups and datasets (float32 unless noted):
 - `sinkhorn/`: `logits` (16, 64) teacher logits (cosines of unit vectors, as a weight-normalised
@@ -50,7 +57,16 @@ Groups and datasets (float32 unless noted):
   std are within 6 standard errors of the distribution's (see `check_in_distribution`).
   `pos_embed_mean`, `pos_embed_std` float64 (the fixed table). Attributes `embed_dim`, `depth`,
   `num_heads`, `patch_size`, `img_size`, `seed`.
-Root attributes: `dinov2_commit`, `moco_v3_commit`, `torch_version`, `timm_version`.
+- `ibot/`: `iBOTLoss(8, 32, ngcrops=2, nlcrops=0, ...)` at epoch 1 (teacher patch temperature
+  linspace(0.04, 0.07, 3)[1] = 0.055, attribute `teacher_patch_temperature`; student 0.1, centre
+  momentum 0.9): `student_patch`, `teacher_patch` (6, 16, 32) (2 global crops x B 3, 4 x 4
+  grid), `masks` (6, 16) int64 (image 5 has none), `center_before`, `center_after` (1, 32),
+  `patch_loss` (), `gradient` (6, 16, 32) d patch_loss / d student_patch.
+  `masks_default/`, `masks_vit_small/`: 4,000 `ImageFolderMask` masks of a 224-px crop, patch 16
+  (14 x 14), with `pred_ratio` / `pred_ratio_var` (float64 datasets) 0.3 / 0 (main_ibot.py's
+  defaults) and [0, 0.3] / [0, 0.2] (the README's ViT-S/16 recipe): `count_mean`, `count_std`,
+  `fraction_empty` (float64); attributes `grid`, `draws`.
+Root attributes: `dinov2_commit`, `moco_v3_commit`, `ibot_commit`, `torch_version`, `timm_version`.
 """
 
 from __future__ import annotations
@@ -75,6 +91,7 @@ from make_fixtures import h5_create, put, put_attrs, put_strings, setup_torch  #
 
 DINOV2_COMMIT = "b8931f7bf91576930313be2c6d6af376033b35f0"
 MOCO_V3_COMMIT = "c349e6e24f40d3fedb22d973f92defa4cedf37a7"
+IBOT_COMMIT = "da316d82636a7a7356835ef224b13d5f3ace0489"
 ROOT = Path(__file__).resolve().parents[2]
 KOLEO_WEIGHT = 0.1  # dinov2/configs/ssl_default_config.yaml dino.koleo_loss_weight
 
@@ -83,6 +100,22 @@ def require_checkout(path: str, commit: str) -> None:
     head = subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
     if head.stdout.strip() != commit:
         sys.exit(f"{path} is at {head.stdout.strip()}, expected the pinned commit {commit}")
+
+
+def import_ibot(ibot: str):
+    """`main_ibot.iBOTLoss` and `loader.ImageFolderMask`. main_ibot imports tensorboardX and
+    `evaluation.unsupervised.unsup_cls.eval_pred` at module level; neither is used by the loss
+    or the masks, so both are stand-ins here."""
+    sys.path.insert(0, ibot)
+    tensorboard = types.ModuleType("tensorboardX")
+    tensorboard.SummaryWriter = None
+    sys.modules["tensorboardX"] = tensorboard
+    evaluation = types.ModuleType("evaluation.unsupervised.unsup_cls")
+    evaluation.eval_pred = None
+    sys.modules["evaluation.unsupervised.unsup_cls"] = evaluation
+    import main_ibot
+
+    return main_ibot.iBOTLoss, main_ibot.ImageFolderMask
 
 
 def import_official(dinov2: str, moco_v3: str):
@@ -265,24 +298,86 @@ def write_mocov3_init(f: h5py.File, vits) -> None:
     put(group, "pos_embed_std", pos_embed.std(unbiased=False), dtype=np.float64)
 
 
+# ------------------------------------------ iBOT ----------------------------------------------
+
+def write_ibot(f: h5py.File, iBOTLoss, ImageFolderMask) -> None:
+    group = f.create_group("ibot")
+    batch, grid, prototypes, patch_prototypes, epoch = 3, 4, 8, 32, 1
+    g = torch.Generator().manual_seed(3)
+    loss = iBOTLoss(prototypes, patch_prototypes, ngcrops=2, nlcrops=0, warmup_teacher_temp=0.04, teacher_temp=0.04,
+                    warmup_teacher_temp2=0.04, teacher_temp2=0.07, warmup_teacher_temp_epochs=3, nepochs=5,
+                    student_temp=0.1, center_momentum2=0.9)
+    loss.center2 = torch.randn(1, 1, patch_prototypes, generator=g) * 0.1
+    center_before = loss.center2.clone()
+    student_cls = torch.randn(2 * batch, prototypes, generator=g)
+    teacher_cls = torch.randn(2 * batch, prototypes, generator=g)
+    student_patch = torch.randn(2 * batch, grid * grid, patch_prototypes, generator=g).requires_grad_()
+    teacher_patch = torch.randn(2 * batch, grid * grid, patch_prototypes, generator=g)
+    masks = [torch.rand(batch, grid, grid, generator=g) < 0.4 for _ in range(2)]
+    masks[1][2] = False  # an image without hidden patches: its term is 0 (mask count clamped at 1)
+    dist.init_process_group("gloo", init_method="tcp://127.0.0.1:29518", rank=0, world_size=1)
+    result = loss((student_cls, student_patch), (teacher_cls, teacher_patch), None, masks, epoch)
+    dist.destroy_process_group()
+    result["patch"].backward()
+    put_attrs(group, epoch=epoch, teacher_patch_temperature=float(loss.teacher_temp2_schedule[epoch]),
+              student_temperature=0.1, center_momentum=0.9)
+    put(group, "student_patch", student_patch)
+    put(group, "teacher_patch", teacher_patch)
+    put(group, "masks", torch.cat(masks).flatten(1), dtype=np.int64)
+    put(group, "center_before", center_before.reshape(1, patch_prototypes))
+    put(group, "patch_loss", result["patch"])
+    put(group, "gradient", student_patch.grad)
+    put(group, "center_after", loss.center2.reshape(1, patch_prototypes))
+    write_ibot_masks(group, ImageFolderMask)
+
+
+def write_ibot_masks(group: h5py.Group, ImageFolderMask, draws: int = 4000) -> None:
+    """Masked-patch counts of `ImageFolderMask` on a 224-px crop with patch 16 (14 x 14), for
+    main_ibot.py's defaults and the ViT-S recipe of the iBOT README."""
+    import random
+    import tempfile
+    from PIL import Image
+
+    settings = {"default": ([0.3], [0.0]), "vit_small": ([0.0, 0.3], [0.0, 0.2])}
+    with tempfile.TemporaryDirectory() as root:
+        os.makedirs(f"{root}/class0")
+        Image.new("RGB", (8, 8)).save(f"{root}/class0/image.png")
+        for name, (ratios, spreads) in settings.items():
+            dataset = ImageFolderMask(root, patch_size=16, pred_ratio=ratios, pred_ratio_var=spreads,
+                                      pred_aspect_ratio=(0.3, 1 / 0.3), pred_shape="block",
+                                      transform=lambda image: [torch.zeros(3, 224, 224)])
+            random.seed(0)
+            counts = np.array([int(dataset[0][2][0].sum()) for _ in range(draws)], dtype=np.float64)
+            sub = group.create_group(f"masks_{name}")
+            put_attrs(sub, grid=14, draws=draws)
+            put(sub, "pred_ratio", ratios, dtype=np.float64)
+            put(sub, "pred_ratio_var", spreads, dtype=np.float64)
+            put(sub, "count_mean", counts.mean(), dtype=np.float64)
+            put(sub, "count_std", counts.std(), dtype=np.float64)
+            put(sub, "fraction_empty", (counts == 0).mean(), dtype=np.float64)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dinov2", required=True, help="a checkout of facebookresearch/dinov2")
     parser.add_argument("--moco-v3", required=True, help="a checkout of facebookresearch/moco-v3")
+    parser.add_argument("--ibot", required=True, help="a checkout of bytedance/ibot")
     parser.add_argument("--out", default=str(ROOT / "Tests/Fixtures/dinov2_micro.h5"))
     args = parser.parse_args()
     require_checkout(args.dinov2, DINOV2_COMMIT)
     require_checkout(args.moco_v3, MOCO_V3_COMMIT)
+    require_checkout(args.ibot, IBOT_COMMIT)
     dinov2, moco_v3 = os.path.abspath(args.dinov2), os.path.abspath(args.moco_v3)
     DINOLoss, KoLeoLoss, vits, timm_version = import_official(dinov2, moco_v3)
     setup_torch(0)
     with h5_create(Path(args.out)) as f:
         put_attrs(f, dinov2_commit=DINOV2_COMMIT, moco_v3_commit=MOCO_V3_COMMIT,
-                  torch_version=torch.__version__, timm_version=timm_version)
+                  ibot_commit=IBOT_COMMIT, torch_version=torch.__version__, timm_version=timm_version)
         write_sinkhorn(f, DINOLoss, dinov2, moco_v3)
         write_dino_sinkhorn(f, DINOLoss)
         write_koleo(f, KoLeoLoss)
         write_mocov3_init(f, vits)
+        write_ibot(f, *import_ibot(os.path.abspath(args.ibot)))
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1024:.0f} KB)")
 
 

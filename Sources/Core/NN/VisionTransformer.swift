@@ -239,7 +239,14 @@ public final class VisionTransformer: Module {
     }
 
     /// Runs the backbone and returns both the last block's raw tokens and the normed output.
-    public func features(_ images: Tensor, recorder: ActivationRecorder? = nil) -> BackboneFeatures {
+    ///
+    /// - Parameter masking: for masked image modelling (iBOT), the patches to hide,
+    ///   `[batch, patches, 1]` with 1 for a hidden patch and 0 otherwise, and the `[1, 1, dim]`
+    ///   token whose embedding replaces theirs before the class token and the position table
+    ///   are added (`mask_model` in bytedance/ibot `models/vision_transformer.py`).
+    public func features(
+        _ images: Tensor, masking: (patches: Tensor, token: Tensor)? = nil, recorder: ActivationRecorder? = nil
+    ) -> BackboneFeatures {
         let c = configuration
         precondition(
             images.rank == 4 && images.shape[1] == 3 && images.shape[2] % c.patchSize == 0
@@ -248,7 +255,13 @@ public final class VisionTransformer: Module {
                 + "that are multiples of the patch size \(c.patchSize).")
         let batch = images.shape[0]
         let grid = GridSize(height: images.shape[2] / c.patchSize, width: images.shape[3] / c.patchSize)
-        let embedded = patchEmbed(images)
+        var embedded = patchEmbed(images)
+        if let masking {
+            precondition(
+                masking.patches.shape == [batch, grid.height * grid.width, 1],
+                "VisionTransformer: a patch mask must be [\(batch), \(grid.height * grid.width), 1], got \(masking.patches.describe).")
+            embedded = embedded * (1 - masking.patches) + masking.patches * masking.token
+        }
         recorder?.record("patch_embed", embedded)
         var tokens = embedded
         if let classToken {
