@@ -1,12 +1,14 @@
 import SSLCore
 
 extension TaskRegistry {
-    /// A registry with the tasks this package ships: `dino`, `selfpatch`, `moco`.
+    /// A registry with the tasks this package ships: `dino`, `selfpatch`, `moco`, `koleo`, `ibot`.
     public static var builtIn: TaskRegistry {
         var registry = TaskRegistry()
         registry.register(DINOTask.self)
         registry.register(SelfPatchTask.self)
         registry.register(MoCoTask.self)
+        registry.register(KoLeoTask.self)
+        registry.register(IBOTTask.self)
         return registry
     }
 }

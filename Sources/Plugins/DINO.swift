@@ -75,7 +75,8 @@ public final class DINOTask: PretextTask {
         let teacherLogits = GradientMode.withoutGradient {
             distillation.teacherHead(Tensor.concatenate((0..<teacherViews).map { forward.imageEmbedding($0, role: .teacher) }))
         }
-        let probabilities = distillation.teacherTargets(teacherLogits.sliced(0..<(globalCount * batch)), iteration: step.iteration)
+        let probabilities = distillation.teacherTargets(
+            teacherLogits.sliced(0..<(globalCount * batch)), iteration: step.iteration, collective: step.collective)
         let studentBlocks = studentLogits.chunked(viewCount)
         let teacherBlocks = probabilities.chunked(globalCount)
         var total: Tensor?

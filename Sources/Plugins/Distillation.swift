@@ -14,6 +14,8 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
     public var teacherTemperatureWarmup = TrainingSpan.epochs(0)
     public var studentTemperature = 0.1
     public var centerMomentum = 0.9
+    /// How the teacher's logits become targets: DINO's EMA centre or DINOv2's Sinkhorn-Knopp.
+    public var centering = TeacherCentering.ema
     public var lastLayerFreeze = TrainingSpan.epochs(1)
 
     public init(outputDimension: Int) {
@@ -32,6 +34,7 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
         case teacherTemperatureWarmup = "warmup-teacher-temp-epochs"
         case studentTemperature = "student-temp"
         case centerMomentum = "center-momentum"
+        case centering
         case lastLayerFreeze = "freeze-last-layer"
     }
 
@@ -48,6 +51,7 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
         "warmup-teacher-temp-epochs": "Length of the linear teacher-temperature warm-up: epochs (30), steps (500 steps) or a share of the run (10%).",
         "student-temp": "Student temperature.",
         "center-momentum": "EMA momentum of the centre.",
+        "centering": "Teacher targets: ema (DINO's centre) or sinkhorn (DINOv2's Sinkhorn-Knopp, 3 iterations, no centre).",
         "freeze-last-layer": "How long the head's last layer is not trained: epochs (1), steps (50 steps) or a share of the run (5%).",
     ]
 }
@@ -81,7 +85,8 @@ public final class Distillation {
         head = makeHead(&generator)
         teacherHead = makeHead(&generator)
         teacherHead.copyState(from: head)
-        targets = CenteredTargets(outputDimension: settings.outputDimension, momentum: settings.centerMomentum)
+        targets = CenteredTargets(
+            outputDimension: settings.outputDimension, momentum: settings.centerMomentum, centering: settings.centering)
         temperatures = LinearWarmupSchedule(
             start: settings.warmupTeacherTemperature, final: settings.teacherTemperature,
             span: settings.teacherTemperatureWarmup, epochs: setup.epochs, iterationsPerEpoch: setup.iterationsPerEpoch)
@@ -91,9 +96,10 @@ public final class Distillation {
     /// The teacher temperature at global iteration `iteration`.
     public func teacherTemperature(iteration: Int) -> Double { temperatures.value(at: iteration) }
 
-    /// The teacher's centred, sharpened probabilities for its logits, as constants.
-    public func teacherTargets(_ teacherLogits: Tensor, iteration: Int) -> Tensor {
-        targets.targets(teacherLogits, temperature: teacherTemperature(iteration: iteration))
+    /// The teacher's centred, sharpened probabilities for its logits, as constants
+    /// (Sinkhorn-Knopp normalises over the logits of every process of `collective`).
+    public func teacherTargets(_ teacherLogits: Tensor, iteration: Int, collective: Collective) -> Tensor {
+        targets.targets(teacherLogits, temperature: teacherTemperature(iteration: iteration), collective: collective)
     }
 
     /// The mean cross-entropy of the student's logits against teacher targets.

@@ -9,8 +9,18 @@ public enum Preset: String, CaseIterable, Sendable {
     /// crops, K = 65536, K_p = 4096, image loss on the aggregation head, λ = 0.1 (spec §3.9).
     case selfPatchOriginal = "selfpatch-original"
     /// MoCo v3's ViT-S recipe: 12 heads, sine-cosine positions, frozen patch projection,
-    /// 2×224 crops, τ = 0.2, weight decay 0.1 on everything (spec §4.6).
+    /// MoCo v3's initialisation (facebookresearch/moco-v3 `vits.py`), 2×224 crops, τ = 0.2,
+    /// weight decay 0.1 on everything.
     case mocoV3 = "mocov3"
+    /// DINOv2's image-level recipe (facebookresearch/dinov2 `dinov2/configs/ssl_default_config.yaml`,
+    /// with `train.centering: sinkhorn_knopp` as its ViT-L/14 and ViT-g/14 configurations) at
+    /// ViT-S/16 size: DINO with Sinkhorn-Knopp targets, K = 65536, trainable weight-norm
+    /// magnitudes, teacher temperature 0.04 → 0.07 over 30 epochs, KoLeo (weight 0.1) and iBOT
+    /// with a separate head (half the images masked, ratios in [0.1, 0.5]); 2×224 + 8×96 crops.
+    /// Differences: iBOT keeps an EMA centre (DINOv2 runs Sinkhorn-Knopp over the masked
+    /// patches), its masks are iBOT's, and the image-level loss reads the unmasked student pass
+    /// (see ``IBOTTask``). Not modelled: LayerScale, layer-wise learning-rate decay.
+    case dinoV2 = "dinov2"
     /// DINO + SelfPatch sized for 28×28 images (Fashion-MNIST) on a 2-core CPU: the main job.
     case small
 
@@ -19,7 +29,8 @@ public enum Preset: String, CaseIterable, Sendable {
         switch self {
         case .dino: "DINO ViT-S/16, 2x224 + 8x96 crops, K 65536"
         case .selfPatchOriginal: "original SelfPatch: ViT-S/16 without class token, K 65536 / K_p 4096, dino=1, selfpatch=0.1"
-        case .mocoV3: "MoCo v3 ViT-S/16: 12 heads, sin-cos positions, frozen patch projection, 2x224"
+        case .mocoV3: "MoCo v3 ViT-S/16: 12 heads, MoCo v3 init, sin-cos positions, frozen patch projection, 2x224"
+        case .dinoV2: "DINOv2-style ViT-S/16: DINO with Sinkhorn-Knopp targets + KoLeo 0.1 + iBOT, 2x224 + 8x96 crops, K 65536"
         case .small: "DINO + SelfPatch for 28x28 images: ViT 192x6, patch 4, 2x28 + 4x12 crops"
         }
     }
@@ -50,6 +61,7 @@ public enum Preset: String, CaseIterable, Sendable {
             backbone.heads = 12
             backbone.positionEmbedding = .sineCosine
             backbone.freezePatchProjection = true
+            backbone.initialization = .mocoV3
             var optimization = OptimizationConfiguration()
             optimization.learningRate = 1.5e-4
             optimization.minimumLearningRate = 0
@@ -64,6 +76,30 @@ public enum Preset: String, CaseIterable, Sendable {
             return TrainingRecipe(
                 backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 224), tasks: [TaskSelection(name: "moco")],
                 optimization: optimization, epochs: 300, batchSize: 256)
+        case .dinoV2:
+            var backbone = VisionTransformerConfiguration.small()
+            backbone.dropPathRate = 0.3
+            var optimization = OptimizationConfiguration()
+            // base_lr 0.004 scaled by √(batch / 1024) (`scaling_rule: sqrt_wrt_1024`) at the
+            // preset's batch of 64, expressed per 256 images.
+            optimization.learningRate = 0.004
+            optimization.warmup = .epochs(10)
+            optimization.teacherMomentum = 0.992
+            let head = [
+                "out-dim": "65536", "hidden-dim": "2048", "bottleneck-dim": "256", "head-layers": "3",
+                "norm-last-layer": "false", "warmup-teacher-temp": "0.04", "teacher-temp": "0.07",
+                "warmup-teacher-temp-epochs": "30", "freeze-last-layer": "1",
+            ]
+            // `ibot.mask_sample_probability` 0.5 and `mask_ratio_min_max` [0.1, 0.5] in iBOT's terms.
+            let masking = ["pred-ratio": "[0, 0.3]", "pred-ratio-var": "[0, 0.2]"]
+            return TrainingRecipe(
+                backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 224, localCount: 8, localSize: 96),
+                tasks: [
+                    TaskSelection(name: "dino", options: head.merging(["centering": "sinkhorn"]) { $1 }),
+                    TaskSelection(name: "koleo", weight: 0.1),
+                    TaskSelection(name: "ibot", options: head.merging(masking) { $1 }),
+                ],
+                optimization: optimization, epochs: 100, batchSize: 64)
         case .small:
             // Chosen by measurement for runs of a few hundred to a few thousand steps of 64
             // images (see the README): the learning rate a large batch would get (2e-3 at 64

@@ -131,7 +131,7 @@ public final class SelfPatchTask: PretextTask {
             teacherLogits.append(logits)
             let studentPatches = forward.student(view).lastBlockPatches
             let studentLogits = distillation.head(aggregator.norm(studentPatches).reshaped([-1, studentPatches.shape[2]]))
-            let targets = distillation.teacherTargets(logits, iteration: step.iteration)
+            let targets = distillation.teacherTargets(logits, iteration: step.iteration, collective: step.collective)
             if view == 0 { health.teacher = TeacherDistribution(probabilities: targets) }
             let term = distillation.loss(studentLogits: studentLogits, targets: targets)
             total = total.map { $0 + term } ?? term

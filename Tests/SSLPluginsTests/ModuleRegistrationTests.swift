@@ -48,6 +48,8 @@ final class ModuleRegistrationTests: XCTestCase {
             [TaskSelection(name: "dino", options: small),
              TaskSelection(name: "selfpatch", options: small.merging(["image-embedding": "true"]) { $1 })],
             [TaskSelection(name: "moco", options: ["dim": "8", "mlp-dim": "16"])],
+            [TaskSelection(name: "dino", options: small), TaskSelection(name: "ibot", options: small),
+             TaskSelection(name: "koleo")],
         ]
         for tasks in recipes {
             backbone.positionEmbedding = tasks.first?.name == "moco" ? .sineCosine : .learned

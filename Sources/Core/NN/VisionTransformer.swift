@@ -12,6 +12,20 @@ public struct VisionTransformerConfiguration: Codable, Sendable, Equatable {
         case sineCosine
     }
 
+    /// How the parameters are initialised.
+    public enum Initialization: String, Codable, Sendable {
+        /// DINO's (timm's `_init_weights`): truncated-normal (std 0.02) linear weights, class
+        /// token and learned position table, zero linear biases, PyTorch's default `Conv2d`
+        /// initialisation for the patch projection.
+        case dino
+        /// MoCo v3's `VisionTransformerMoCo` (facebookresearch/moco-v3 `vits.py`): linear weights
+        /// Xavier-uniform, the fused `qkv` weight uniform in ±√(6 / (D + D)) as three separate
+        /// `[D, D]` matrices, zero biases, class token N(0, 10⁻¹²), patch projection uniform in
+        /// ±√(6 / (3·p² + D)) with zero bias. (MoCo v3 also fixes the sine-cosine table and
+        /// freezes the patch projection: ``positionEmbedding`` and ``freezePatchProjection``.)
+        case mocoV3 = "mocov3"
+    }
+
     public var embedDimension: Int
     public var depth: Int
     public var heads: Int
@@ -27,6 +41,7 @@ public struct VisionTransformerConfiguration: Codable, Sendable, Equatable {
     /// The stochastic-depth rate of the last block (rates rise linearly from 0 at block 0).
     public var dropPathRate: Float = 0
     public var layerNormEpsilon: Float = 1e-6
+    public var initialization: Initialization = .dino
 
     public init(
         embedDimension: Int, depth: Int, heads: Int, patchSize: Int, imageSize: Int,
@@ -62,6 +77,32 @@ public struct VisionTransformerConfiguration: Codable, Sendable, Equatable {
 
     /// The side of the reference patch grid.
     public var referenceGridSize: Int { imageSize / patchSize }
+
+    enum CodingKeys: String, CodingKey {
+        case embedDimension, depth, heads, mlpRatio, patchSize, imageSize, classToken, finalNorm, positionEmbedding
+        case freezePatchProjection, dropPathRate, layerNormEpsilon, initialization
+    }
+}
+
+extension VisionTransformerConfiguration {
+    /// Decodes a configuration; `initialization` may be absent (configurations and checkpoints
+    /// written before it existed), meaning ``Initialization/dino``.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        embedDimension = try container.decode(Int.self, forKey: .embedDimension)
+        depth = try container.decode(Int.self, forKey: .depth)
+        heads = try container.decode(Int.self, forKey: .heads)
+        mlpRatio = try container.decode(Int.self, forKey: .mlpRatio)
+        patchSize = try container.decode(Int.self, forKey: .patchSize)
+        imageSize = try container.decode(Int.self, forKey: .imageSize)
+        classToken = try container.decode(Bool.self, forKey: .classToken)
+        finalNorm = try container.decode(Bool.self, forKey: .finalNorm)
+        positionEmbedding = try container.decode(PositionEmbedding.self, forKey: .positionEmbedding)
+        freezePatchProjection = try container.decode(Bool.self, forKey: .freezePatchProjection)
+        dropPathRate = try container.decode(Float.self, forKey: .dropPathRate)
+        layerNormEpsilon = try container.decode(Float.self, forKey: .layerNormEpsilon)
+        initialization = try container.decodeIfPresent(Initialization.self, forKey: .initialization) ?? .dino
+    }
 }
 
 /// The patch embedding: a convolution with kernel = stride = patch size, as patches + one GEMM.
@@ -146,6 +187,34 @@ public final class VisionTransformer: Module {
         }
         norm = c.finalNorm ? LayerNorm(features: c.embedDimension, epsilon: c.layerNormEpsilon) : nil
         self.generator = RandomGenerator(seed: seed, path: [0xD509])
+        super.init()
+        if c.initialization == .mocoV3 { initializeAsMoCoV3(generator: &generator) }
+    }
+
+    /// Redraws the parameters as `VisionTransformerMoCo.__init__` does (facebookresearch/moco-v3
+    /// `vits.py`; see ``VisionTransformerConfiguration/Initialization/mocoV3``). Linear biases
+    /// are already zero, and layer norms and position tables are as in DINO.
+    private func initializeAsMoCoV3(generator: inout RandomGenerator) {
+        func drawUniform(_ tensor: Tensor, bound: Double) {
+            tensor.assign(Tensor.randomUniform(tensor.shape, lower: -Float(bound), upper: Float(bound), generator: &generator))
+        }
+        func drawXavierUniform(_ weight: Tensor) {
+            drawUniform(weight, bound: (6 / Double(weight.shape[0] + weight.shape[1])).squareRoot())
+        }
+        for block in blocks {
+            // q, k and v are treated as three [D, D] matrices.
+            let qkv = block.attn.qkv.weight
+            drawUniform(qkv, bound: (6 / Double(qkv.shape[0] / 3 + qkv.shape[1])).squareRoot())
+            drawXavierUniform(block.attn.proj.weight)
+            drawXavierUniform(block.mlp.fc1.weight)
+            drawXavierUniform(block.mlp.fc2.weight)
+        }
+        if let classToken {
+            classToken.assign(Tensor.randomNormal(classToken.shape, standardDeviation: 1e-6, generator: &generator))
+        }
+        let patchArea = configuration.patchSize * configuration.patchSize
+        drawUniform(patchEmbed.weight, bound: (6 / Double(3 * patchArea + configuration.embedDimension)).squareRoot())
+        patchEmbed.bias.assign(Tensor.zeros(patchEmbed.bias.shape))
     }
 
     public override var ownParameters: [(name: String, tensor: Tensor)] {
@@ -170,7 +239,14 @@ public final class VisionTransformer: Module {
     }
 
     /// Runs the backbone and returns both the last block's raw tokens and the normed output.
-    public func features(_ images: Tensor, recorder: ActivationRecorder? = nil) -> BackboneFeatures {
+    ///
+    /// - Parameter masking: for masked image modelling (iBOT), the patches to hide,
+    ///   `[batch, patches, 1]` with 1 for a hidden patch and 0 otherwise, and the `[1, 1, dim]`
+    ///   token whose embedding replaces theirs before the class token and the position table
+    ///   are added (`mask_model` in bytedance/ibot `models/vision_transformer.py`).
+    public func features(
+        _ images: Tensor, masking: (patches: Tensor, token: Tensor)? = nil, recorder: ActivationRecorder? = nil
+    ) -> BackboneFeatures {
         let c = configuration
         precondition(
             images.rank == 4 && images.shape[1] == 3 && images.shape[2] % c.patchSize == 0
@@ -179,7 +255,13 @@ public final class VisionTransformer: Module {
                 + "that are multiples of the patch size \(c.patchSize).")
         let batch = images.shape[0]
         let grid = GridSize(height: images.shape[2] / c.patchSize, width: images.shape[3] / c.patchSize)
-        let embedded = patchEmbed(images)
+        var embedded = patchEmbed(images)
+        if let masking {
+            precondition(
+                masking.patches.shape == [batch, grid.height * grid.width, 1],
+                "VisionTransformer: a patch mask must be [\(batch), \(grid.height * grid.width), 1], got \(masking.patches.describe).")
+            embedded = embedded * (1 - masking.patches) + masking.patches * masking.token
+        }
         recorder?.record("patch_embed", embedded)
         var tokens = embedded
         if let classToken {
