@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "SwiftSSL",
-    platforms: [.macOS(.v14)],
     products: [
         .library(name: "SSLCore", targets: ["SSLCore"]),
         .library(name: "SSLPlugins", targets: ["SSLPlugins"]),

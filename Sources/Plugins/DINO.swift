@@ -1,6 +1,6 @@
 import SSLCore
 
-/// DINO: self-distillation with no labels (Caron et al., 2021; spec §2).
+/// DINO: self-distillation with no labels (Caron et al., 2021; github facebookresearch/dino).
 ///
 /// The student's image embedding of every view is trained to match the teacher's centred,
 /// sharpened prototype distribution of every other global view.

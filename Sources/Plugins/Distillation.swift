@@ -56,7 +56,7 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
     ]
 }
 
-/// Self-distillation through a projection head, as DINO defines it (spec §2.1–2.3): a student
+/// Self-distillation through a projection head, as DINO defines it (`DINOHead` and `DINOLoss` in facebookresearch/dino): a student
 /// and a teacher ``DINOHead``, the teacher's outputs centred and sharpened into targets, the
 /// centre's EMA, the teacher-temperature warm-up and the last layer's freeze.
 ///

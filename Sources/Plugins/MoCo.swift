@@ -1,6 +1,6 @@
 import SSLCore
 
-/// MoCo v3 for ViTs (Chen, Xie & He, 2021; spec §4): a symmetric InfoNCE loss between the
+/// MoCo v3 for ViTs (Chen, Xie & He, 2021; github facebookresearch/moco-v3): a symmetric InfoNCE loss between the
 /// predictor output of one view and the momentum encoder's projection of the other.
 ///
 /// Uses the first two views. The momentum encoder is the run's EMA teacher; for the exact

@@ -3,10 +3,10 @@ import SSLCore
 /// Named starting points for `ssl-run --preset`, each reproducing a reference recipe or sized
 /// for this machine.
 public enum Preset: String, CaseIterable, Sendable {
-    /// DINO's ViT-S/16 recipe: 2×224 + 8×96 crops, K = 65536 (spec §2.7).
+    /// DINO's ViT-S/16 recipe: 2×224 + 8×96 crops, K = 65536 (the defaults of `main_dino.py` for ViT-S/16).
     case dino
     /// The original SelfPatch recipe: ViT-S/16 without class token and final norm, 2×224 + 8×96
-    /// crops, K = 65536, K_p = 4096, image loss on the aggregation head, λ = 0.1 (spec §3.9).
+    /// crops, K = 65536, K_p = 4096, image loss on the aggregation head, λ = 0.1 (alinlab/SelfPatch's README).
     case selfPatchOriginal = "selfpatch-original"
     /// MoCo v3's ViT-S recipe: 12 heads, sine-cosine positions, frozen patch projection,
     /// MoCo v3's initialisation (facebookresearch/moco-v3 `vits.py`), 2×224 crops, τ = 0.2,

@@ -1,7 +1,7 @@
 import SSLCore
 
 /// SelfPatch: each patch's most similar neighbouring patches are its positives (Yun et al.,
-/// CVPR 2022; spec §3).
+/// CVPR 2022; github alinlab/SelfPatch).
 ///
 /// For every view, the teacher picks each patch's `k` most similar of its 8 grid neighbours
 /// (cosine of the raw last-block tokens, the grid wrapping around), summarises them, and the

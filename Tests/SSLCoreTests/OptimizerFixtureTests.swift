@@ -3,7 +3,7 @@ import SSLTestSupport
 import XCTest
 
 /// Per-parameter clipping, AdamW with DINO's parameter groups, the teacher EMA and the cosine
-/// schedules against PyTorch / NumPy (spec §2.4–2.5, §6.3 items 6, 11–13).
+/// schedules against PyTorch / NumPy (`utils.cosine_scheduler`, `clip_gradients` and the EMA of DINO).
 final class OptimizerFixtureTests: XCTestCase {
     private var file: HDF5File!
     private var model: VisionTransformer!

@@ -2,7 +2,7 @@ import SSLCore
 import SSLTestSupport
 import XCTest
 
-/// DINO's bicubic position-table interpolation (spec §1.2) against PyTorch.
+/// DINO's bicubic position-table interpolation (`interpolate_pos_encoding` in DINO's `vision_transformer.py`) against PyTorch.
 final class PositionEmbeddingTests: XCTestCase {
     func testInterpolationMatchesPyTorch() throws {
         let file = try Fixtures.open("pos_embed_interp.h5")

@@ -4,7 +4,7 @@ import XCTest
 
 /// The ViT backbone against PyTorch: every intermediate activation, the gradients of a scalar
 /// loss with respect to every parameter and the input, for a reference-size input and a
-/// smaller one that interpolates the position table (spec §6.3 items 1–3, §6.4 tolerances).
+/// smaller one that interpolates the position table.
 final class VisionTransformerFixtureTests: XCTestCase {
     func testPatch16At224And96() throws {
         try checkFixture("vit_p16.h5", inputSizes: [224, 96])

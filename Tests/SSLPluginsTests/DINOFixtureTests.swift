@@ -3,7 +3,7 @@ import SSLPlugins
 import SSLTestSupport
 import XCTest
 
-/// The DINO task against PyTorch (spec §6.2 F1, §6.3 items 4, 5, 11, 14).
+/// The DINO task against PyTorch: head, loss, centre, gradients and a 3-step run.
 final class DINOFixtureTests: XCTestCase {
     private func makeTrainer(_ file: HDF5File, optimization: OptimizationConfiguration = OptimizationConfiguration(),
                              epochs: Int = 1, iterationsPerEpoch: Int = 1) throws -> (Trainer, DINOTask, [Tensor]) {

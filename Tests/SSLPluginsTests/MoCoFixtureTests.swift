@@ -3,7 +3,7 @@ import SSLCore
 import SSLTestSupport
 import XCTest
 
-/// MoCo v3 against PyTorch (spec §4, §6.3 items 15–18): sine-cosine positions, frozen patch
+/// MoCo v3 against PyTorch: sine-cosine positions, frozen patch
 /// projection, projector and predictor with per-view batch norm, the momentum update before the
 /// keys, the symmetric scaled InfoNCE loss, gradients and batch-norm running statistics.
 final class MoCoFixtureTests: XCTestCase {

@@ -5,7 +5,7 @@ import XCTest
 
 /// SelfPatch in its original form — backbone without class token and final norm, DINO's
 /// image-level loss on the aggregation head's class token with the centre over all crops,
-/// weights dino = 1 and selfpatch = 0.1 — against PyTorch (spec §3, §6.3 items 7–11).
+/// weights dino = 1 and selfpatch = 0.1 — against PyTorch.
 final class SelfPatchFixtureTests: XCTestCase {
     private var file: HDF5File!
     private var trainer: Trainer!

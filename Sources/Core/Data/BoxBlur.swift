@@ -1,6 +1,6 @@
 /// PIL's `ImageFilter.GaussianBlur`: three passes of an extended box filter per direction
 /// (`BoxBlur.c`), which approximates a Gaussian of standard deviation `radius`. The result
-/// matches PIL byte for byte; it is not a true Gaussian (see `ssl-methods-spec.md` §2.6).
+/// matches PIL byte for byte; it is not a true Gaussian (PIL's `ImageFilter.GaussianBlur`, which DINO's `utils.GaussianBlur` calls).
 extension Image {
     /// The box radius (integer part plus a fractional extension) that PIL uses for a Gaussian
     /// of standard deviation `radius` split into `passes` boxes, in float32 as PIL computes it.

@@ -25,7 +25,7 @@ public struct MultiCropRecipe: Sendable, Equatable {
     /// One recipe per crop, groups expanded, in order.
     public var views: [ViewRecipe] { groups.flatMap { Array(repeating: $0.recipe, count: $0.count) } }
 
-    /// DINO (`ssl-methods-spec.md` §2.6): two bicubic global crops of scale 0.4…1 (blur p 1.0;
+    /// DINO (`DataAugmentationDINO` in `main_dino.py`): two bicubic global crops of scale 0.4…1 (blur p 1.0;
     /// blur p 0.1 and solarize p 0.2) and `localCount` local crops of scale 0.05…0.4 (blur p 0.5).
     public static func dino(
         globalSize: Int = 224, localSize: Int = 96, localCount: Int = 8,
@@ -41,7 +41,7 @@ public struct MultiCropRecipe: Sendable, Equatable {
         return MultiCropRecipe(groups)
     }
 
-    /// SelfPatch (`ssl-methods-spec.md` §3.8): DINO's views with global scale 0.25…1 and local
+    /// SelfPatch (alinlab/SelfPatch `main_selfpatch.py`): DINO's views with global scale 0.25…1 and local
     /// scale 0.05…0.25; SelfPatch needs at least one local crop.
     public static func selfPatch(globalSize: Int = 224, localSize: Int = 96, localCount: Int = 8) -> MultiCropRecipe {
         precondition(localCount > 0, "SelfPatch needs at least one local crop.")
@@ -50,7 +50,7 @@ public struct MultiCropRecipe: Sendable, Equatable {
             localScale: 0.05...0.25)
     }
 
-    /// MoCo v3 (`ssl-methods-spec.md` §4.5): two bilinear crops of scale `minimumScale`…1, the
+    /// MoCo v3 (`augmentation1` / `augmentation2` in moco-v3 `main_moco.py`): two bilinear crops of scale `minimumScale`…1, the
     /// flip last; view 1 blur p 1.0, view 2 blur p 0.1 and solarize p 0.2.
     public static func mocoV3(size: Int = 224, minimumScale: Double = 0.08) -> MultiCropRecipe {
         func view(blur: Double, solarize: Double) -> Group {
@@ -63,19 +63,8 @@ public struct MultiCropRecipe: Sendable, Equatable {
         return MultiCropRecipe([view(blur: 1, solarize: 0), view(blur: 0.1, solarize: 0.2)])
     }
 
-    /// DINO scaled down for 28×28 or 32×32 data (Fashion-MNIST, CIFAR): 32×32 globals and
-    /// `localCount` 16×16 locals, same scales and probabilities.
-    public static func smallDINO(localCount: Int = 4) -> MultiCropRecipe {
-        dino(globalSize: 32, localSize: 16, localCount: localCount)
-    }
-
     /// SelfPatch scaled down for 28×28 or 32×32 data: 32×32 globals and 16×16 locals.
     public static func smallSelfPatch(localCount: Int = 4) -> MultiCropRecipe {
         selfPatch(globalSize: 32, localSize: 16, localCount: localCount)
-    }
-
-    /// MoCo v3 scaled down for 28×28 or 32×32 data: two 32×32 views.
-    public static func smallMoCoV3(minimumScale: Double = 0.08) -> MultiCropRecipe {
-        mocoV3(size: 32, minimumScale: minimumScale)
     }
 }

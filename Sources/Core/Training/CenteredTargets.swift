@@ -11,7 +11,7 @@ public enum TeacherCentering: String, Codable, Sendable, CaseIterable {
 
 /// Teacher targets with centring and sharpening, as DINO computes them: probabilities
 /// `softmax((t − c) / τ_teacher)` with a centre `c` that follows an EMA of the teacher's raw
-/// outputs (spec §2.3), or, with ``TeacherCentering/sinkhorn``, DINOv2's Sinkhorn-Knopp
+/// outputs (`DINOLoss.update_center` in facebookresearch/dino `main_dino.py`), or, with ``TeacherCentering/sinkhorn``, DINOv2's Sinkhorn-Knopp
 /// assignment. SelfPatch uses a second instance for its patch-level logits.
 public final class CenteredTargets {
     /// The centre, `[1, outputDimension]` (unused, and kept at zero, with Sinkhorn-Knopp).

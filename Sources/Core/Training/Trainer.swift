@@ -1,4 +1,4 @@
-/// The optimisation hyper-parameters of a run (DINO's defaults; spec §2.4–2.5).
+/// The optimisation hyper-parameters of a run (the defaults of DINO's `main_dino.py`).
 public struct OptimizationConfiguration: Codable, Sendable, Equatable {
     /// When the teacher takes its EMA step.
     public enum TeacherUpdate: String, Codable, Sendable {
@@ -84,7 +84,8 @@ public struct StepReport {
 
 /// Runs the optimisation step shared by every combination of tasks:
 /// schedules → (teacher EMA) → one shared forward → weighted task losses → one backward →
-/// per-parameter clipping → last-layer freeze → AdamW → teacher EMA (spec §2.5).
+/// per-parameter clipping → last-layer freeze → AdamW → teacher EMA (the order of
+/// `train_one_epoch` in DINO's `main_dino.py`).
 public final class Trainer {
     public let backbone: VisionTransformer
     public let teacherBackbone: VisionTransformer?

@@ -176,9 +176,6 @@ public final class TrainingSession {
         }
     }
 
-    /// Whether every epoch already ran.
-    public var isComplete: Bool { progress.epoch >= recipe.epochs }
-
     /// Trains until the recipe's epochs are done, the step limit is reached or a signal
     /// arrives; writes a checkpoint at every epoch end and when stopping.
     public func run() throws -> SessionOutcome {
