@@ -30,12 +30,11 @@ public final class KoLeoTask: PretextTask {
     public init(configuration: Configuration, setup: TaskSetup) throws {}
 
     public var requirements: TaskRequirements {
-        TaskRequirements(needsImageEmbedding: true)
+        TaskRequirements(needsImageEmbedding: true, minimumImagesPerProcess: 2)
     }
 
     public func loss(_ step: TaskStep) -> TaskLoss {
         let forward = step.forward
-        precondition(forward.batchSize >= 2, "koleo needs at least 2 images per process to find nearest neighbours.")
         let terms = (0..<forward.globalViewCount).map { Self.regularizer(forward.imageEmbedding($0, role: .student)) }
         return TaskLoss(total: terms.dropFirst().reduce(terms[0], +))
     }

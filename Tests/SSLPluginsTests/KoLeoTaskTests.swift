@@ -44,4 +44,12 @@ final class KoLeoTaskTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("'koleo' reads an image embedding"), "\(error)")
         }
     }
+
+    func testRefusesABatchOfOneImagePerProcess() {
+        var recipe = recipe(tasks: [TaskSelection(name: "koleo")], classToken: true)
+        recipe.batchSize = 1
+        XCTAssertThrowsError(try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1)) { error in
+            XCTAssertTrue("\(error)".contains("'koleo' needs at least 2 images per process"), "\(error)")
+        }
+    }
 }

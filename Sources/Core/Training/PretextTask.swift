@@ -142,10 +142,13 @@ public struct TaskRequirements: Sendable {
     public var needsTeacher: Bool = false
     /// Whether the task provides an image embedding itself (so the backbone may lack a class token).
     public var providesImageEmbedding: Bool = false
+    /// The fewest images each process must see per step (e.g. 2 to compare images with each other).
+    public var minimumImagesPerProcess: Int = 1
 
     public init(
         minimumGlobalViews: Int = 1, minimumLocalViews: Int = 0, needsPatchTokens: Bool = false,
-        needsImageEmbedding: Bool = false, needsTeacher: Bool = false, providesImageEmbedding: Bool = false
+        needsImageEmbedding: Bool = false, needsTeacher: Bool = false, providesImageEmbedding: Bool = false,
+        minimumImagesPerProcess: Int = 1
     ) {
         self.minimumGlobalViews = minimumGlobalViews
         self.minimumLocalViews = minimumLocalViews
@@ -153,6 +156,7 @@ public struct TaskRequirements: Sendable {
         self.needsImageEmbedding = needsImageEmbedding
         self.needsTeacher = needsTeacher
         self.providesImageEmbedding = providesImageEmbedding
+        self.minimumImagesPerProcess = minimumImagesPerProcess
     }
 }
 

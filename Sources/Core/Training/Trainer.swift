@@ -112,7 +112,9 @@ public final class Trainer {
         backbone: VisionTransformer, tasks: [WeightedTask], optimization: OptimizationConfiguration,
         setup: TaskSetup, globalBatchSize: Int
     ) throws {
-        try Self.validate(tasks: tasks, backbone: backbone.configuration, views: setup.views)
+        try Self.validate(
+            tasks: tasks, backbone: backbone.configuration, views: setup.views,
+            imagesPerProcess: globalBatchSize / max(setup.collective.worldSize, 1))
         self.backbone = backbone
         self.tasks = tasks
         self.optimization = optimization
@@ -297,11 +299,18 @@ public final class Trainer {
         }
     }
 
-    private static func validate(tasks: [WeightedTask], backbone: VisionTransformerConfiguration, views: ViewPlan) throws {
+    private static func validate(
+        tasks: [WeightedTask], backbone: VisionTransformerConfiguration, views: ViewPlan, imagesPerProcess: Int
+    ) throws {
         guard !tasks.isEmpty else { throw TrainingError.incompatibleTasks("Choose at least one task (--tasks).") }
         let providesEmbedding = tasks.contains { $0.task.requirements.providesImageEmbedding }
         for entry in tasks {
             let needs = entry.task.requirements
+            if needs.minimumImagesPerProcess > imagesPerProcess {
+                throw TrainingError.incompatibleTasks(
+                    "Task '\(entry.name)' needs at least \(needs.minimumImagesPerProcess) images per process and step; the run "
+                        + "gives each process \(imagesPerProcess) (--batch-size divided by the number of processes).")
+            }
             if needs.minimumGlobalViews > views.globalCount {
                 throw TrainingError.incompatibleTasks(
                     "Task '\(entry.name)' needs at least \(needs.minimumGlobalViews) global crops; the run has "
