@@ -4,6 +4,12 @@ public struct EvaluationImages {
     public var images: Tensor
     public var labels: [Int]
 
+    public init(images: Tensor, labels: [Int]) {
+        precondition(images.rank == 4 && images.shape[0] == labels.count, "EvaluationImages: \(labels.count) labels for images \(images.describe).")
+        self.images = images
+        self.labels = labels
+    }
+
     /// The first `count` images of a seeded shuffle of `dataset` (all when `nil`), each resized
     /// as a whole to `size × size` (bicubic) and normalised; the dataset must be labelled.
     public static func classification(
@@ -33,6 +39,14 @@ public struct SegmentationImages {
     /// `[count, 3, size, size]`.
     public var images: Tensor
     public var labels: PixelLabels
+
+    public init(images: Tensor, labels: PixelLabels) {
+        precondition(
+            images.rank == 4 && images.shape[0] == labels.imageCount && images.shape[2] == labels.height && images.shape[3] == labels.width,
+            "SegmentationImages: labels of \(labels.imageCount) images of \(labels.height)×\(labels.width) for images \(images.describe).")
+        self.images = images
+        self.labels = labels
+    }
 
     /// The first `count` scenes of `scenes`, normalised (their canvas size must be a multiple of
     /// the patch size the backbone uses).
