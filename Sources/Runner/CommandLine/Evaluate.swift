@@ -58,16 +58,19 @@ extension SSLRun {
             if baselines { networks.append(("random", try ProbedNetwork.randomlyInitialised(like: checkpoint, trained: trained))) }
             var metrics: [String: Double] = [:]
             var pictures: [RunSummary.Picture] = []
+            /// Probes `source` into `metrics` under `name`, reporting the time taken.
+            func probe(_ source: some ProbeFeatureSource, as name: String, described description: String) {
+                let seconds = MonotonicClock.measure {
+                    metrics.merge(suite.evaluate(source, prefix: name)) { $1 }
+                }
+                FileHandle.standardError.write(Data("Probed \(description) in \(String(format: "%.1f", seconds)) s.\n".utf8))
+            }
             for (name, network) in networks {
-                FileHandle.standardError.write(Data("Probing the \(name) backbone…\n".utf8))
-                metrics.merge(suite.evaluate(network.featureSource(readout: readout), prefix: name)) { $1 }
+                probe(network.featureSource(readout: readout), as: name, described: "the \(name) backbone")
                 let samples = suite.classificationTest!.images.sliced(0..<min(4, testCount))
                 pictures += try RunPictures.write(backbone: network.backbone, images: samples, folder: folder, prefix: name)
             }
-            if baselines {
-                FileHandle.standardError.write(Data("Probing raw pixels…\n".utf8))
-                metrics.merge(suite.evaluate(PixelFeatureSource(patchSize: configuration.patchSize), prefix: "pixels")) { $1 }
-            }
+            if baselines { probe(PixelFeatureSource(patchSize: configuration.patchSize), as: "pixels", described: "raw pixels") }
             let report = try RunReport(folder: folder)
             var summary = (try? RunReport.loadRun(folder: folder).summary) ?? RunSummary(name: URL(fileURLWithPath: folder).lastPathComponent)
             summary.metrics.merge(metrics) { $1 }

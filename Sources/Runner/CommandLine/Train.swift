@@ -21,7 +21,7 @@ extension SSLRun {
         var saveEvery = 0
         @Option(help: "Stop after N steps (with a checkpoint), e.g. for a smoke test.")
         var maxSteps: Int?
-        @Option(help: "Evaluate k-NN and dense k-NN on held-out Fashion-MNIST every N epochs (0: never).")
+        @Option(help: "Probe the network (k-NN, dense probes on scenes; beside a random backbone and pixels) on held-out Fashion-MNIST every N epochs (0: never).")
         var evalEvery = 1
         @Option(help: "The image feature of the online k-NN: \(FeatureReadout.allCases.map(\.rawValue).joined(separator: ", ")).")
         var evalReadout: FeatureReadout = .classToken
@@ -87,9 +87,12 @@ extension SSLRun {
                     let network = ProbedNetwork(
                         backbone: trainer.teacherBackbone ?? trainer.backbone,
                         imageEmbedding: trainer.imageEmbedding.map { embedding in { embedding($0, role) } })
-                    let metrics = suite.evaluate(network.featureSource(readout: evalReadout), prefix: "online").merging(baselines) { $1 }
+                    var metrics: [String: Double] = [:]
+                    let seconds = MonotonicClock.measure {
+                        metrics = suite.evaluate(network.featureSource(readout: evalReadout), prefix: "online").merging(baselines) { $1 }
+                    }
                     let table = SummaryTable.probes(metrics, columns: ["online", "online_random", "online_pixels"])
-                    FileHandle.standardError.write(Data("epoch \(epoch + 1), online probes:\n\(table.render())".utf8))
+                    FileHandle.standardError.write(Data("epoch \(epoch + 1), online probes (\(String(format: "%.1f", seconds)) s):\n\(table.render())".utf8))
                     return metrics
                 }
             }
