@@ -81,7 +81,7 @@ extension SSLRun {
             summary.details["dense probes"] = suite.denseProbeDescription(patchSize: configuration.patchSize)
             try report.writeSummary(summary)
             let page = try report.writeReport()
-            print(SummaryTable.probes(metrics, columns: networks.map(\.name) + (baselines ? ["pixels"] : [])).render())
+            print(SummaryTable.probes(metrics, columns: baselines ? RunSummary.probeColumns : ["trained"]).render())
             if let description = suite.denseProbeDescription(patchSize: configuration.patchSize) { print("Dense probes: \(description)") }
             print("Report: \(page)")
         }
