@@ -1,3 +1,4 @@
+import Foundation
 import SSLCore
 import SSLTestSupport
 import XCTest
@@ -154,6 +155,20 @@ final class EvalBaselineTests: XCTestCase {
         let lines = table.render().split(separator: "\n")
         XCTAssertEqual(lines.count, 12)
         XCTAssertTrue(lines[0].hasPrefix("probe") && lines[0].hasSuffix("pixels"), String(lines[0]))
+    }
+
+    func testReportShowsASingleRunsProbesWithTheirBaselines() throws {
+        let folder = NSTemporaryDirectory() + "eval-baseline-report-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let report = try RunReport(folder: folder)
+        try report.writeSummary(RunSummary(
+            name: "run", metrics: ["trained/knn/top1@20": 0.6, "random/knn/top1@20": 0.4, "pixels/knn/top1@20": 0.7, "loss": 2],
+            details: ["preset": "small"]))
+        let page = try String(contentsOfFile: try report.writeReport(), encoding: .utf8)
+        XCTAssertTrue(page.contains("<tr><th>probe</th><th>trained</th><th>random</th><th>pixels</th></tr>"), page)
+        XCTAssertTrue(page.contains("<tr><td>knn/top1@20</td><td class=\"number\">60.00%</td><td class=\"number\">40.00%</td><td class=\"number\">70.00%</td></tr>"))
+        XCTAssertFalse(page.contains("trained/knn/top1@20"), "probe figures appear once, in the probe table")
+        XCTAssertTrue(page.contains("<td>loss</td>"))
     }
 
     func testNaturalOrderComparesDigitRunsAsNumbers() {
