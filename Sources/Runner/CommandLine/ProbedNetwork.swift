@@ -12,7 +12,8 @@ extension FeatureReadout: ExpressibleByArgument {
     func validate(for configuration: VisionTransformerConfiguration, hasImageEmbedding: Bool, flag: String) throws {
         guard let reason = unavailability(for: configuration, hasImageEmbedding: hasImageEmbedding) else { return }
         let available = Self.available(for: configuration, hasImageEmbedding: hasImageEmbedding).map(\.rawValue)
-        throw ValidationError("\(flag) \(rawValue) \(reason); choose \(available.joined(separator: " or ")).")
+        let choices = available.count == 1 ? available[0] : available.dropLast().joined(separator: ", ") + " or " + available.last!
+        throw ValidationError("\(flag) \(rawValue) \(reason); choose \(choices).")
     }
 }
 
