@@ -139,26 +139,4 @@ final class DataDatasetTests: XCTestCase {
             XCTAssertEqual((error as? DataError)?.path, "\(folder)/none.h5")
         }
     }
-
-    func testMosaicsAreDeterministicWithConsistentMasks() throws {
-        let source = try FashionMNISTDataset(split: .test)
-        let mosaics = MosaicSegmentationDataset(source: source, canvasSize: 64, itemsPerImage: 4, count: 50, seed: 5)
-        XCTAssertEqual(mosaics.count, 50)
-        XCTAssertEqual(mosaics.classNames.count, 11)
-        for index in [0, 17, 49] {
-            let (image, mask) = mosaics.segmentation(at: index)
-            XCTAssertEqual(mask, mosaics.segmentation(at: index).mask)
-            XCTAssertEqual(image, try mosaics.image(at: index))
-            XCTAssertEqual([image.width, image.height, mask.count], [64, 64, 64 * 64])
-            for pixel in 0..<mask.count {
-                XCTAssertEqual(mask[pixel] > 0, image.pixels[3 * pixel] > MosaicSegmentationDataset.foregroundThreshold)
-            }
-            let classes = Set(mask.filter { $0 > 0 })
-            XCTAssertTrue(classes.contains(Int32(source.label(at: index)!) + 1), "the first item is source image \(index)")
-            XCTAssertTrue((2...4).contains(classes.count), "\(classes)")
-            XCTAssertTrue(mask.contains(0))
-        }
-        let other = MosaicSegmentationDataset(source: source, canvasSize: 64, itemsPerImage: 4, count: 50, seed: 6)
-        XCTAssertNotEqual(other.segmentation(at: 0).mask, mosaics.segmentation(at: 0).mask)
-    }
 }

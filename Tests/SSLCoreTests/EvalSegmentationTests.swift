@@ -88,7 +88,7 @@ final class EvalSegmentationTests: XCTestCase {
     func testPatchNeighbourProbeSegmentsSeparablePatches() {
         let (train, trainLabels) = patchData(images: 12, seed: 12)
         let (test, testLabels) = patchData(images: 6, seed: 13)
-        let metrics = PatchNeighborProbe(classCount: 3, neighborCount: 5)
+        let metrics = PatchNeighborProbe(classCount: 3, neighborCount: 5, temperature: 0.07, upsampling: .nearest)
             .evaluate(train: train, trainLabels: trainLabels, test: test, testLabels: testLabels)
         XCTAssertEqual(metrics.meanIntersectionOverUnion, 1)
         XCTAssertEqual(metrics.pixelAccuracy, 1)

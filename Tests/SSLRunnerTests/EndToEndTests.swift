@@ -11,7 +11,7 @@ final class EndToEndTests: XCTestCase {
         let train = try CommandLine.run(CommandLine.tinyRun + ["--output", folder])
         XCTAssertEqual(train.status, 0, train.output)
         let evaluation = try CommandLine.run([
-            "eval", "--checkpoint", "\(folder)/checkpoint.h5", "--train-count", "64", "--test-count", "32", "--mosaic-count", "16",
+            "eval", "--checkpoint", "\(folder)/checkpoint.h5", "--train-count", "64", "--test-count", "32", "--scene-count", "16",
         ])
         XCTAssertEqual(evaluation.status, 0, evaluation.output)
         XCTAssertTrue(evaluation.output.contains("knn/top1@20"), evaluation.output)
@@ -59,7 +59,7 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(train.status, 0, train.output)
         XCTAssertFalse(try HDF5File(path: "\(folder)/checkpoint.h5").contains("teacher/backbone/cls_token"))
         let evaluation = try CommandLine.run([
-            "eval", "--checkpoint", "\(folder)/checkpoint.h5", "--train-count", "64", "--test-count", "32", "--mosaic-count", "16",
+            "eval", "--checkpoint", "\(folder)/checkpoint.h5", "--train-count", "64", "--test-count", "32", "--scene-count", "16",
         ])
         XCTAssertEqual(evaluation.status, 0, evaluation.output)
         XCTAssertTrue(evaluation.output.contains("knn/top1@20"), evaluation.output)

@@ -4,6 +4,12 @@ public struct EvaluationImages {
     public var images: Tensor
     public var labels: [Int]
 
+    public init(images: Tensor, labels: [Int]) {
+        precondition(images.rank == 4 && images.shape[0] == labels.count, "EvaluationImages: \(labels.count) labels for images \(images.describe).")
+        self.images = images
+        self.labels = labels
+    }
+
     /// The first `count` images of a seeded shuffle of `dataset` (all when `nil`), each resized
     /// as a whole to `size × size` (bicubic) and normalised; the dataset must be labelled.
     public static func classification(
@@ -34,72 +40,96 @@ public struct SegmentationImages {
     public var images: Tensor
     public var labels: PixelLabels
 
-    /// The first `count` mosaics of `dataset`, normalised (their canvas size must be a multiple
-    /// of the patch size the backbone uses).
-    public static func mosaics(
-        _ dataset: MosaicSegmentationDataset, count: Int, normalization: ImageNormalization = .imageNet
+    public init(images: Tensor, labels: PixelLabels) {
+        precondition(
+            images.rank == 4 && images.shape[0] == labels.imageCount && images.shape[2] == labels.height && images.shape[3] == labels.width,
+            "SegmentationImages: labels of \(labels.imageCount) images of \(labels.height)×\(labels.width) for images \(images.describe).")
+        self.images = images
+        self.labels = labels
+    }
+
+    /// The first `count` scenes of `scenes`, normalised (their canvas size must be a multiple of
+    /// the patch size the backbone uses).
+    public static func scenes(
+        _ scenes: FashionMNISTScenes, count: Int, normalization: ImageNormalization = .imageNet
     ) -> SegmentationImages {
-        let size = dataset.canvasSize, count = min(count, dataset.count)
+        let size = scenes.canvasSize, count = min(count, scenes.count)
         let images = Tensor(uninitializedShape: [count, 3, size, size])
         var labels: [Int] = []
         labels.reserveCapacity(count * size * size)
         for index in 0..<count {
-            let (image, mask) = dataset.segmentation(at: index)
-            normalization.write(image, to: images.storage.base + index * 3 * size * size)
-            labels += mask.map(Int.init)
+            let scene = scenes.scene(at: index)
+            normalization.write(scene.image, to: images.storage.base + index * 3 * size * size)
+            labels += scene.labels.map(Int.init)
         }
         return SegmentationImages(images: images, labels: PixelLabels(labels: labels, imageCount: count, height: size, width: size))
     }
 }
 
 /// The probes a run reports, on fixed evaluation sets: weighted k-NN (and optionally a linear
-/// probe) on image features, and the patch k-NN (and optionally a linear) dense probe on
-/// patch features.
+/// probe) on image features, and in-context patch retrieval and a linear segmentation probe on
+/// patch features. Run it on the trained network, a randomly initialised one and raw pixels
+/// (``PixelFeatureSource``) alike, so every figure stands beside its baselines.
 public struct EvaluationSuite {
     public var classificationTrain: EvaluationImages?
     public var classificationTest: EvaluationImages?
     public var classCount = 10
     public var segmentationTrain: SegmentationImages?
     public var segmentationTest: SegmentationImages?
-    public var segmentationClassCount = 11
-    /// Run the (slower) linear probes too.
+    /// Run the (slower) linear probe on image features too.
     public var includeLinearProbes = false
     /// k of the k-NN probes.
     public var neighborCounts = [10, 20]
+    /// The in-context retrieval probe on the segmentation sets (its memory bank: every patch of
+    /// ``segmentationTrain``).
+    public var patchRetrieval = PatchNeighborProbe(classCount: 11)
+    /// The linear segmentation probe on the segmentation sets; `nil` skips it.
+    public var denseLinearProbe: DenseLinearProbe? = DenseLinearProbe(classCount: 11)
 
     public init() {}
 
     /// The built-in evaluation sets: `trainCount` / `testCount` Fashion-MNIST images (from the
     /// train and test splits) resized to `imageSize` for the k-NN and linear probes, and
-    /// `mosaicCount` / `mosaicCount / 2` mosaics for the dense probes, their canvas about 56
-    /// pixels and a multiple of `patchSize`. The test sets draw with `seed + 1`.
+    /// `sceneCount` / `testSceneCount` ``FashionMNISTScenes`` for the dense probes, their canvas
+    /// ``FashionMNISTScenes/canvasSize(patchSize:)``. The test sets draw with `seed + 1`.
     public static func fashionMNIST(
-        imageSize: Int, patchSize: Int, trainCount: Int, testCount: Int, mosaicCount: Int, seed: UInt64
+        imageSize: Int, patchSize: Int, trainCount: Int, testCount: Int, sceneCount: Int, testSceneCount: Int, seed: UInt64
     ) throws -> EvaluationSuite {
         let train = try FashionMNISTDataset(split: .train), test = try FashionMNISTDataset(split: .test)
-        let canvas = max(2, (56 + patchSize - 1) / patchSize) * patchSize
+        let canvas = FashionMNISTScenes.canvasSize(patchSize: patchSize)
         var suite = EvaluationSuite()
         suite.classificationTrain = try EvaluationImages.classification(train, count: trainCount, size: imageSize, seed: seed)
         suite.classificationTest = try EvaluationImages.classification(test, count: testCount, size: imageSize, seed: seed + 1)
-        suite.segmentationTrain = SegmentationImages.mosaics(
-            MosaicSegmentationDataset(source: train, canvasSize: canvas, seed: seed), count: mosaicCount)
-        suite.segmentationTest = SegmentationImages.mosaics(
-            MosaicSegmentationDataset(source: test, canvasSize: canvas, seed: seed + 1), count: mosaicCount / 2)
+        suite.segmentationTrain = SegmentationImages.scenes(
+            FashionMNISTScenes(source: train, canvasSize: canvas, seed: seed), count: sceneCount)
+        suite.segmentationTest = SegmentationImages.scenes(
+            FashionMNISTScenes(source: test, canvasSize: canvas, seed: seed + 1), count: testSceneCount)
         return suite
     }
 
-    /// Every configured probe on `backbone`, keyed `<prefix>/knn/top1@20`, `<prefix>/dense_knn/mIoU`, …;
-    /// the image-level probes read `imageEmbedding` when a task provides one.
-    public func evaluate(
-        _ backbone: VisionTransformer, prefix: String, imageEmbedding: ((BackboneFeatures) -> Tensor)? = nil
-    ) -> [String: Double] {
+    /// The settings of the dense probes in words (memory size, k, temperature), for a summary.
+    public func denseProbeDescription(patchSize: Int) -> String? {
+        guard let train = segmentationTrain, let test = segmentationTest else { return nil }
+        let patches = (train.labels.height / patchSize) * (train.labels.width / patchSize)
+        var text = "\(train.labels.imageCount) train / \(test.labels.imageCount) test scenes of \(train.labels.width) px; "
+            + "dense_retrieval: memory of \(train.labels.imageCount * patches) patches, k = \(patchRetrieval.neighborCount), "
+            + "softmax temperature \(patchRetrieval.temperature), \(patchRetrieval.upsampling.rawValue) upsampling"
+        if let denseLinearProbe {
+            text += "; dense_linear: \(denseLinearProbe.probe.epochs) epochs, learning rates "
+                + denseLinearProbe.probe.learningRates.map { "\($0)" }.joined(separator: "/")
+        }
+        return text
+    }
+
+    /// Every configured probe on the features of `source`, keyed `<prefix>/knn/top1@20`,
+    /// `<prefix>/dense_retrieval/mIoU`, `<prefix>/dense_linear/mIoU`, ….
+    public func evaluate(_ source: some ProbeFeatureSource, prefix: String) -> [String: Double] {
         var metrics: [String: Double] = [:]
         func add(_ values: [String: Double]) {
             for (key, value) in values { metrics["\(prefix)/\(key)"] = value }
         }
         if let train = classificationTrain, let test = classificationTest {
-            let trainFeatures = backbone.extractFeatures(train.images, imageEmbedding: imageEmbedding).images
-            let testFeatures = backbone.extractFeatures(test.images, imageEmbedding: imageEmbedding).images
+            let trainFeatures = source.imageFeatures(train.images), testFeatures = source.imageFeatures(test.images)
             let knn = KNearestNeighborClassifier(classCount: classCount, neighborCounts: neighborCounts).evaluate(
                 trainFeatures: trainFeatures, trainLabels: train.labels, testFeatures: testFeatures, testLabels: test.labels)
             add(knn.metrics(prefix: "knn"))
@@ -111,14 +141,11 @@ public struct EvaluationSuite {
             }
         }
         if let train = segmentationTrain, let test = segmentationTest {
-            guard let trainPatches = backbone.extractFeatures(train.images, includePatches: true).patches,
-                let testPatches = backbone.extractFeatures(test.images, includePatches: true).patches
-            else { return metrics }
-            let neighbors = PatchNeighborProbe(classCount: segmentationClassCount).evaluate(
-                train: trainPatches, trainLabels: train.labels, test: testPatches, testLabels: test.labels)
-            add(neighbors.metrics(prefix: "dense_knn"))
-            if includeLinearProbes {
-                let linear = DenseLinearProbe(classCount: segmentationClassCount).fit(
+            let trainPatches = source.patchFeatures(train.images), testPatches = source.patchFeatures(test.images)
+            add(patchRetrieval.evaluate(train: trainPatches, trainLabels: train.labels, test: testPatches, testLabels: test.labels)
+                .metrics(prefix: "dense_retrieval"))
+            if let denseLinearProbe {
+                let linear = denseLinearProbe.fit(
                     train: trainPatches, trainLabels: train.labels, validation: testPatches, validationLabels: test.labels)
                 add(linear.metrics.metrics(prefix: "dense_linear"))
             }

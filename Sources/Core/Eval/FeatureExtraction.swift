@@ -1,8 +1,6 @@
 /// Frozen features of a set of images, the input of the probes.
 public struct ExtractedFeatures {
-    /// One image feature per image, `[images, dim]`: the class token after the final norm (as
-    /// DINO's k-NN and linear protocols use), the embedding a task provides in its place, or
-    /// the mean patch token for a backbone with neither.
+    /// One image feature per image, `[images, dim]`, as a ``FeatureReadout`` reads it.
     public var images: Tensor
     /// The patch tokens after the final norm, when requested.
     public var patches: PatchFeatures?
@@ -13,15 +11,21 @@ extension VisionTransformer {
     /// (`[count, 3, height, width]`) in batches of `batchSize`, restoring its mode afterwards.
     ///
     /// - Parameters:
+    ///   - readout: which features make the image feature; it must apply to this backbone
+    ///     (``FeatureReadout/unavailability(for:hasImageEmbedding:)``).
     ///   - includePatches: also keep every patch token (`count · patches · dim` floats).
     ///   - imageEmbedding: the image feature of a pass, when a task provides one (e.g.
-    ///     ``Trainer/imageEmbedding`` for the teacher); by default the class token.
+    ///     ``Trainer/imageEmbedding`` for the teacher); ``FeatureReadout/classToken`` reads it in
+    ///     place of the class token.
     ///   - progress: advanced by one step per batch.
     public func extractFeatures(
-        _ images: Tensor, batchSize: Int = 64, includePatches: Bool = false,
+        _ images: Tensor, batchSize: Int = 64, readout: FeatureReadout = .classToken, includePatches: Bool = false,
         imageEmbedding: ((BackboneFeatures) -> Tensor)? = nil, progress: ProgressReporter? = nil
     ) -> ExtractedFeatures {
         precondition(images.rank == 4 && batchSize >= 1, "extractFeatures: images \(images.describe) must be [count, 3, height, width].")
+        if let reason = readout.unavailability(for: configuration, hasImageEmbedding: imageEmbedding != nil) {
+            preconditionFailure("extractFeatures: the read-out '\(readout.rawValue)' \(reason).")
+        }
         let wasTraining = isTraining
         setTraining(false)
         defer { setTraining(wasTraining) }
@@ -31,10 +35,10 @@ extension VisionTransformer {
             var start = 0
             while start < images.shape[0] {
                 let end = min(start + batchSize, images.shape[0])
-                let features = features(images.sliced(start..<end, axis: 0))
-                let patches = features.outputPatches
-                imageBatches.append(imageEmbedding?(features) ?? features.classToken ?? patches.mean(axes: [1]))
-                if includePatches { patchBatches.append(patches) }
+                let recorder = readout == .lastFourClassTokens ? ActivationRecorder() : nil
+                let features = features(images.sliced(start..<end, axis: 0), recorder: recorder)
+                imageBatches.append(imageFeatures(features, readout: readout, recorder: recorder, imageEmbedding: imageEmbedding))
+                if includePatches { patchBatches.append(features.outputPatches) }
                 grid = (features.gridHeight, features.gridWidth)
                 progress?.update(step: (start / batchSize) + 1, images: end)
                 start = end
@@ -45,5 +49,31 @@ extension VisionTransformer {
             patches: includePatches
                 ? PatchFeatures(tokens: Tensor.concatenate(patchBatches, axis: 0), gridHeight: grid.height, gridWidth: grid.width)
                 : nil)
+    }
+
+    /// The image features of one pass, `[batch, dim]`; `recorder` holds the pass's block
+    /// outputs for ``FeatureReadout/lastFourClassTokens``.
+    private func imageFeatures(
+        _ pass: BackboneFeatures, readout: FeatureReadout, recorder: ActivationRecorder?,
+        imageEmbedding: ((BackboneFeatures) -> Tensor)?
+    ) -> Tensor {
+        switch readout {
+        case .classToken:
+            return imageEmbedding?(pass) ?? pass.classToken!
+        case .meanPatch:
+            return pass.outputPatches.mean(axes: [1])
+        case .classAndMeanPatch:
+            return Tensor.concatenate([imageEmbedding?(pass) ?? pass.classToken!, pass.outputPatches.mean(axes: [1])], axis: 1)
+        case .lastFourClassTokens:
+            // DINO's `get_intermediate_layers(x, 4)`: each block's tokens through the final norm.
+            let depth = blocks.count
+            return Tensor.concatenate(
+                ((depth - FeatureReadout.intermediateBlockCount)..<depth).map { block in
+                    features(
+                        lastBlock: recorder!.activations["blocks.\(block)/output"]!,
+                        gridHeight: pass.gridHeight, gridWidth: pass.gridWidth
+                    ).classToken!
+                }, axis: 1)
+        }
     }
 }

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// DINO's weighted k-nearest-neighbour classifier on frozen image features (spec §2.8).
+/// DINO's weighted k-nearest-neighbour classifier on frozen image features (facebookresearch/dino `eval_knn.py`).
 ///
 /// Train and test features are L2-normalised; each test row retrieves its `k` most cosine-similar
 /// train rows, each neighbour votes for its class with weight exp(similarity / temperature), and

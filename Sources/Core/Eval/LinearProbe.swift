@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// Trains linear classifiers on frozen features, as DINO's linear evaluation does (spec §2.8):
+/// Trains linear classifiers on frozen features, as DINO's linear evaluation does (facebookresearch/dino `eval_linear.py`):
 /// weight ~ N(0, 0.01²), bias 0, cross-entropy, SGD with momentum 0.9 and no weight decay,
 /// learning rate annealed per epoch along a cosine to 0, shuffled mini-batches (the last one may
 /// be smaller). ``fit(trainFeatures:trainLabels:validationFeatures:validationLabels:classCount:)``

@@ -2,46 +2,66 @@
 import Glibc
 #endif
 
-/// A training-free dense probe: every test patch takes the weighted vote of its `k` most
-/// cosine-similar train patches, and the patch predictions are scored per pixel.
+/// A training-free dense probe by in-context patch retrieval, after Hummingbird (Balažević et
+/// al., "Towards in-context scene understanding", NeurIPS 2023).
 ///
-/// Train patches carry the majority label of their pixels (patches without a labelled pixel do
-/// not vote). Votes are weighted exp(similarity / temperature) as in DINO's image k-NN, which
-/// also settles ties between equally frequent labels; remaining exact ties go to the lower class.
+/// The memory bank holds every train patch that covers a labelled pixel, with its soft label:
+/// the label distribution of its pixels. Each test patch retrieves its `k` most cosine-similar
+/// memory patches, weights them by the softmax of similarity / temperature over those `k`, and
+/// predicts the weighted mean of their soft labels; the patch predictions are upsampled to the
+/// pixels (bilinearly by default, as Hummingbird does) and each pixel takes its most likely class.
 public struct PatchNeighborProbe {
     /// The number of classes; labels outside `0..<classCount` are ignored.
     public var classCount: Int
-    /// The number of voting neighbours (clamped to the number of labelled train patches).
+    /// The number of retrieved memory patches (clamped to the memory size).
     public var neighborCount: Int
-    /// The temperature of the vote weights.
+    /// The temperature of the softmax over the neighbours' similarities.
     public var temperature: Float
+    /// How patch predictions become pixel predictions.
+    public var upsampling: ScoreUpsampling
 
-    public init(classCount: Int, neighborCount: Int = 10, temperature: Float = 0.07) {
-        precondition(classCount >= 1 && neighborCount >= 1, "PatchNeighborProbe: invalid settings.")
+    public init(classCount: Int, neighborCount: Int = 30, temperature: Float = 0.02, upsampling: ScoreUpsampling = .bilinear) {
+        precondition(classCount >= 1 && neighborCount >= 1 && temperature > 0, "PatchNeighborProbe: invalid settings.")
         self.classCount = classCount
         self.neighborCount = neighborCount
         self.temperature = temperature
+        self.upsampling = upsampling
     }
 
-    /// The predicted class of every test patch, `test.imageCount · patches` values.
-    public func predict(train: PatchFeatures, trainLabels: PixelLabels, test: PatchFeatures) -> [Int] {
+    /// The memory bank of `train`: the rows of its patches that cover a labelled pixel, and
+    /// their soft labels (`classCount` fractions per row).
+    public func memory(train: PatchFeatures, trainLabels: PixelLabels) -> (patches: Tensor, softLabels: [Float]) {
         train.checkMatches(trainLabels)
-        let patchLabels = trainLabels.patchMajorityLabels(
+        let distributions = trainLabels.patchLabelDistributions(
             gridHeight: train.gridHeight, gridWidth: train.gridWidth, classCount: classCount)
-        let labelled = patchLabels.indices.filter { patchLabels[$0] >= 0 }
+        let labelled = (0..<(distributions.count / classCount)).filter { patch in
+            distributions[(patch * classCount)..<((patch + 1) * classCount)].contains { $0 > 0 }
+        }
         precondition(!labelled.isEmpty, "PatchNeighborProbe: no train patch has a label.")
-        let search = CosineNeighborSearch(references: train.rows.gatherRows(labelled))
-        let voters = labelled.map { patchLabels[$0] }
-        var predictions: [Int] = []
-        predictions.reserveCapacity(test.imageCount * test.tokens.shape[1])
-        search.forEachChunk(of: test.rows, neighborCount: min(neighborCount, labelled.count)) { chunk in
-            var scores = [Float](repeating: 0, count: classCount)
+        return (train.rows.gatherRows(labelled), labelled.flatMap { distributions[($0 * classCount)..<(($0 + 1) * classCount)] })
+    }
+
+    /// The predicted label distribution of every test patch, `classCount` values per patch.
+    public func predict(train: PatchFeatures, trainLabels: PixelLabels, test: PatchFeatures) -> [Float] {
+        let (patches, softLabels) = memory(train: train, trainLabels: trainLabels)
+        let search = CosineNeighborSearch(references: patches)
+        var predictions = [Float](repeating: 0, count: test.imageCount * test.tokens.shape[1] * classCount)
+        var weights = [Float](repeating: 0, count: min(neighborCount, search.count))
+        search.forEachChunk(of: test.rows, neighborCount: weights.count) { chunk in
             for row in 0..<chunk.queries.count {
-                for c in scores.indices { scores[c] = 0 }
-                for position in (row * chunk.neighborCount)..<((row + 1) * chunk.neighborCount) {
-                    scores[voters[chunk.indices[position]]] += expf(chunk.similarities[position] / temperature)
+                let neighbors = (row * chunk.neighborCount)..<((row + 1) * chunk.neighborCount)
+                // Softmax over the neighbours; the first is the most similar.
+                let largest = chunk.similarities[neighbors.lowerBound]
+                var total: Float = 0
+                for (slot, position) in neighbors.enumerated() {
+                    weights[slot] = expf((chunk.similarities[position] - largest) / temperature)
+                    total += weights[slot]
                 }
-                predictions.append(scores.indices.max { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 > $1) }!)
+                let output = (chunk.queries.lowerBound + row) * classCount
+                for (slot, position) in neighbors.enumerated() {
+                    let label = chunk.indices[position] * classCount, weight = weights[slot] / total
+                    for c in 0..<classCount { predictions[output + c] += weight * softLabels[label + c] }
+                }
             }
         }
         return predictions
@@ -53,7 +73,7 @@ public struct PatchNeighborProbe {
     ) -> SegmentationMetrics {
         test.checkMatches(testLabels)
         return testLabels.evaluate(
-            patchPredictions: predict(train: train, trainLabels: trainLabels, test: test),
-            gridHeight: test.gridHeight, gridWidth: test.gridWidth, classCount: classCount)
+            patchScores: predict(train: train, trainLabels: trainLabels, test: test),
+            gridHeight: test.gridHeight, gridWidth: test.gridWidth, classCount: classCount, upsampling: upsampling)
     }
 }

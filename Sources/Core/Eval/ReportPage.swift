@@ -37,8 +37,24 @@ struct ReportPage {
         return html + "</body></html>\n"
     }
 
+    /// The summaries side by side; for a single run, its probe figures in a table of their own
+    /// with a column per feature source (trained, random, pixels).
     private func summaryTable() -> String {
-        let table = SummaryTable.comparing(runs.map(\.summary))
+        var summaries = runs.map(\.summary)
+        var probes = ""
+        if summaries.count == 1 {
+            let metrics = summaries[0].metrics
+            let columns = RunSummary.probeColumns.filter { column in metrics.keys.contains { $0.hasPrefix(column + "/") } }
+            if !columns.isEmpty {
+                probes = Self.html(SummaryTable.probes(metrics, columns: columns))
+                summaries[0].metrics = metrics.filter { key, _ in !columns.contains { key.hasPrefix($0 + "/") } }
+            }
+        }
+        return Self.html(SummaryTable.comparing(summaries)) + probes
+    }
+
+    /// `table` as an HTML table.
+    private static func html(_ table: SummaryTable) -> String {
         var html = "<table>\n<tr>" + table.header.map { "<th>\(HTML.escaped($0))</th>" }.joined() + "</tr>\n"
         for row in table.rows {
             html += "<tr><td>\(HTML.escaped(row[0]))</td>"

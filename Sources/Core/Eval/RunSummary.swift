@@ -13,9 +13,13 @@ public struct RunSummary: Codable, Sendable, Equatable {
         }
     }
 
+    /// The feature sources `ssl-run eval` probes, the prefixes of its metric names: the trained
+    /// network, a randomly initialised one of the same architecture, raw pixels.
+    public static let probeColumns = ["trained", "random", "pixels"]
+
     /// The run's display name (e.g. "DINO + SelfPatch").
     public var name: String
-    /// Final figures by name (e.g. `knn/top1@20`, `dense/mIoU`, `random_init/knn/top1@20`).
+    /// Final figures by name (e.g. `trained/knn/top1@20`, `random/dense_retrieval/mIoU`, `pixels/knn/top1@20`).
     public var metrics: [String: Double]
     /// Descriptive settings by name (preset, method, duration, …).
     public var details: [String: String]

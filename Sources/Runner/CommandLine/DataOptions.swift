@@ -36,6 +36,7 @@ struct DataOptions: ParsableArguments {
     /// Opens `path` as the kind of dataset it is.
     static func open(_ path: String?, split: FashionMNISTDataset.Split = .train) throws -> any ImageDataset {
         guard let path else { return try FashionMNISTDataset(split: split) }
+        if path == "scenes" || path.hasPrefix("scenes:") { return try scenes(path, split: split) }
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
             // Arguments that are not UTF-8 reach the program with U+FFFD in place of the bytes.
@@ -59,5 +60,15 @@ struct DataOptions: ParsableArguments {
             return try CIFARDataset(folder: path, variant: .cifar100, split: split == .train ? .train : .test)
         }
         return try ImageFolderDataset(path: path)
+    }
+
+    /// `--data scenes` or `scenes:SIDE`: ``FashionMNISTScenes`` from the Fashion-MNIST `split`, on
+    /// canvases of SIDE pixels (default 56).
+    static func scenes(_ argument: String, split: FashionMNISTDataset.Split) throws -> FashionMNISTScenes {
+        let side = argument == "scenes" ? 56 : Int(argument.dropFirst("scenes:".count))
+        guard let side, side >= FashionMNISTScenes.largestGarment else {
+            throw ValidationError("--data \(argument): the canvas side must be a whole number of at least \(FashionMNISTScenes.largestGarment) pixels, e.g. scenes:64.")
+        }
+        return FashionMNISTScenes(source: try FashionMNISTDataset(split: split), canvasSize: side, seed: 0)
     }
 }

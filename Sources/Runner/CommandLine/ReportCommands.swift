@@ -76,26 +76,34 @@ extension SSLRun {
             abstract: "Extract image and patch features of a dataset with a checkpoint's backbone into HDF5.")
 
         @Option(help: "A checkpoint or exported backbone.") var checkpoint: String
-        @Option(help: "teacher or student.") var network = "teacher"
+        @Option(help: "Which network of a checkpoint.") var network: CheckpointNetwork = .teacher
+        @Option(help: "The image feature: \(FeatureReadout.allCases.map(\.rawValue).joined(separator: ", ")).")
+        var readout: FeatureReadout = .classToken
         @Option(help: "The images (default: Fashion-MNIST test).") var data: String?
         @Option(help: "At most this many images.") var count: Int?
         @Flag(help: "Also store every patch token.") var patches = false
         @Option(help: "The file to write.") var output: String
 
+        func validate() throws {
+            if let count, count <= 0 { throw ValidationError("--count must be positive, got \(count).") }
+        }
+
         func run() throws {
             let probed = try ProbedNetwork.load(checkpoint, network: network)
+            try probed.validate(readout, flag: "--readout")
             let dataset = try DataOptions.open(data, split: .test)
             let images = try EvaluationImages.classification(
                 LabelOptionalDataset(dataset), count: count, size: probed.backbone.configuration.imageSize, seed: 0)
             let progress = ProgressReporter(title: "features", totalSteps: (images.images.shape[0] + 63) / 64)
             let features = probed.backbone.extractFeatures(
-                images.images, includePatches: patches, imageEmbedding: probed.imageEmbedding, progress: progress)
+                images.images, readout: readout, includePatches: patches, imageEmbedding: probed.imageEmbedding, progress: progress)
             progress.finish()
             try HDF5File.writeAtomically(to: output) { file in
                 try file.write(features.images, at: "image_features")
                 if let patchFeatures = features.patches { try file.write(patchFeatures.tokens, at: "patch_features") }
                 try file.write(integers: images.labels, at: "labels")
                 try file.setAttribute("source", checkpoint)
+                try file.setAttribute("readout", readout.rawValue)
             }
             print("Wrote \(output): \(features.images.shape[0]) images × \(features.images.shape[1]) features.")
         }

@@ -25,8 +25,10 @@ extension SSLRun {
         var maxSteps: Int?
         @Option(
             name: .customLong("eval-every"), parsing: .unconditional,
-            help: "Evaluate k-NN and dense k-NN on held-out Fashion-MNIST every N epochs (default 1; 0: never).")
+            help: "Probe the network (k-NN, dense probes on scenes; beside a random backbone and pixels) on held-out Fashion-MNIST every N epochs (default 1; 0: never).")
         var evaluationInterval: Int?
+        @Option(help: "The image feature of the online k-NN: \(FeatureReadout.allCases.map(\.rawValue).joined(separator: ", ")).")
+        var evalReadout: FeatureReadout = .classToken
         @Option(parsing: .unconditional, help: "Log metrics every N steps (default 10).")
         var logEvery: Int?
         @Option(parsing: .unconditional, help: "Data-loading threads (1…\(SessionOptions.maximumLoaderThreads)).")
@@ -159,17 +161,27 @@ extension SSLRun {
                   + "\(recipe.epochs) epochs × \(session.loader.batchesPerEpoch) steps of \(recipe.batchSize) images; run folder \(folder); "
                   + "OpenBLAS kernels \(BLAS.kernelFamily)\n").utf8)) }
             if evalEvery > 0, recipe.data.path == nil, collective.rank == 0 {
-                // Small held-out sets: cheap enough to probe every epoch.
+                // Small held-out sets, cheap enough to probe every epoch. The baselines (a random
+                // backbone of the same architecture, raw pixels) do not change: probed once.
                 let suite = try EvaluationSuite.fashionMNIST(
                     imageSize: recipe.views.globalSize, patchSize: recipe.backbone.patchSize, trainCount: 2000, testCount: 1000,
-                    mosaicCount: 200, seed: recipe.seed)
+                    sceneCount: 60, testSceneCount: 30, seed: recipe.seed)
+                let random = try ProbedNetwork.randomlyInitialised(recipe)
+                try random.validate(evalReadout, flag: "--eval-readout")
+                let baselines = suite.evaluate(random.featureSource(readout: evalReadout), prefix: "online_random")
+                    .merging(suite.evaluate(PixelFeatureSource(patchSize: recipe.backbone.patchSize), prefix: "online_pixels")) { $1 }
                 session.evaluateEpoch = { trainer, epoch in
                     guard (epoch + 1) % evalEvery == 0 || epoch + 1 == recipe.epochs else { return [:] }
                     let role: NetworkRole = trainer.teacherBackbone == nil ? .student : .teacher
-                    let metrics = suite.evaluate(
-                        trainer.teacherBackbone ?? trainer.backbone, prefix: "online",
+                    let network = ProbedNetwork(
+                        backbone: trainer.teacherBackbone ?? trainer.backbone,
                         imageEmbedding: trainer.imageEmbedding.map { embedding in { embedding($0, role) } })
-                    FileHandle.standardError.write(Data(("epoch \(epoch + 1): " + metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ") + "\n").utf8))
+                    var metrics: [String: Double] = [:]
+                    let seconds = MonotonicClock.measure {
+                        metrics = suite.evaluate(network.featureSource(readout: evalReadout), prefix: "online").merging(baselines) { $1 }
+                    }
+                    let table = SummaryTable.probes(metrics, columns: ["online", "online_random", "online_pixels"])
+                    FileHandle.standardError.write(Data("epoch \(epoch + 1), online probes (\(String(format: "%.1f", seconds)) s):\n\(table.render())".utf8))
                     return metrics
                 }
             }

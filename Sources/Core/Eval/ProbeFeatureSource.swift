@@ -1,0 +1,56 @@
+/// Turns normalised images into the features the probes read: a backbone's, or raw pixels, the
+/// baseline every figure stands beside.
+public protocol ProbeFeatureSource {
+    /// One feature row per image of `images` (`[count, 3, height, width]`): `[count, dim]`.
+    func imageFeatures(_ images: Tensor) -> Tensor
+    /// One feature row per patch of `images` (`[count, 3, height, width]`).
+    func patchFeatures(_ images: Tensor) -> PatchFeatures
+}
+
+/// A frozen backbone's features: the image feature a ``FeatureReadout`` reads, and the patch
+/// tokens after the final norm.
+public struct BackboneFeatureSource: ProbeFeatureSource {
+    /// The network probed (run in evaluation mode, without gradients).
+    public var backbone: VisionTransformer
+    /// Which features make the image feature.
+    public var readout: FeatureReadout
+    /// The image embedding a task provides in place of the class token, if any.
+    public var imageEmbedding: ((BackboneFeatures) -> Tensor)?
+
+    public init(backbone: VisionTransformer, readout: FeatureReadout = .classToken, imageEmbedding: ((BackboneFeatures) -> Tensor)? = nil) {
+        self.backbone = backbone
+        self.readout = readout
+        self.imageEmbedding = imageEmbedding
+    }
+
+    public func imageFeatures(_ images: Tensor) -> Tensor {
+        backbone.extractFeatures(images, readout: readout, imageEmbedding: imageEmbedding).images
+    }
+
+    public func patchFeatures(_ images: Tensor) -> PatchFeatures {
+        // The dense probes read patch tokens only; any read-out that applies serves the pass.
+        backbone.extractFeatures(images, readout: .meanPatch, includePatches: true).patches!
+    }
+}
+
+/// Raw pixels as features: the normalised image flattened for the image probes, and each
+/// patch's `patchSize × patchSize × 3` normalised values for the patch probes.
+public struct PixelFeatureSource: ProbeFeatureSource {
+    /// The side of the patches, that of the backbone compared with.
+    public var patchSize: Int
+
+    public init(patchSize: Int) {
+        precondition(patchSize >= 1, "PixelFeatureSource: the patch size must be positive, got \(patchSize).")
+        self.patchSize = patchSize
+    }
+
+    public func imageFeatures(_ images: Tensor) -> Tensor {
+        images.reshaped([images.shape[0], images.count / max(images.shape[0], 1)])
+    }
+
+    public func patchFeatures(_ images: Tensor) -> PatchFeatures {
+        PatchFeatures(
+            tokens: GradientMode.withoutGradient { images.detached().patches(size: patchSize) },
+            gridHeight: images.shape[2] / patchSize, gridWidth: images.shape[3] / patchSize)
+    }
+}
