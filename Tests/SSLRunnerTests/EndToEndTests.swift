@@ -33,6 +33,10 @@ final class EndToEndTests: XCTestCase {
             let image = try ImageDecoder.decode(contentsOf: "\(folder)/\(name).png")
             XCTAssertGreaterThan(image.width, 8, name)
         }
+        // The probes and pictures are in the run's TensorBoard events too, as scalars and images.
+        let events = try TensorBoardFile.events(at: try XCTUnwrap(TensorBoardEventWriter.eventFiles(in: folder).first))
+        XCTAssertNotNil(events.last { !$0.scalars.isEmpty }?.scalars["eval/trained/knn/top1@20"])
+        XCTAssertTrue(events.contains { $0.imageTags.contains("trained: first three principal components of the patch features") })
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/summary.json"))) as? [String: Any]
         XCTAssertNotNil((summary?["metrics"] as? [String: Any])?["trained/knn/top1@20"])
         let report = try String(contentsOfFile: "\(folder)/report.html", encoding: .utf8)

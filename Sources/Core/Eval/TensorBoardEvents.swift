@@ -66,6 +66,19 @@ public final class TensorBoardEventWriter {
             wallTime: wallTime, step: step, content: .image(tag: tag, png: png, width: width, height: height)))
     }
 
+    /// Logs the PNG file at `path` under `tag`, its size read from the file's header.
+    public func addPNG(at path: String, tag: String, step: Int) throws {
+        let png = try Data(contentsOf: URL(fileURLWithPath: path))
+        // The IHDR chunk follows the 8-byte signature: length, type, then width and height.
+        guard png.count >= 24, png.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) else {
+            throw RunReportError.unreadable(path: path, reason: "is not a PNG file")
+        }
+        func bigEndian(_ offset: Int) -> Int {
+            png[(png.startIndex + offset)..<(png.startIndex + offset + 4)].reduce(0) { $0 << 8 | Int($1) }
+        }
+        try addImage(tag: tag, png: png, width: bigEndian(16), height: bigEndian(20), step: step)
+    }
+
     private func write(_ event: TensorBoardEvent) throws {
         try handle.write(contentsOf: TFRecord.frame(event.encoded))
     }

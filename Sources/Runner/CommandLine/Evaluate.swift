@@ -81,6 +81,13 @@ extension SSLRun {
             summary.details["dense probes"] = suite.denseProbeDescription(patchSize: configuration.patchSize)
             try report.writeSummary(summary)
             let page = try report.writeReport()
+            if !(try TensorBoardEventWriter.eventFiles(in: folder)).isEmpty {
+                // The probes and pictures join the training run's TensorBoard events, at its last step.
+                let step = (try? RunReport.loadRun(folder: folder).records.last?.step) ?? 0
+                let events = try TensorBoardEventWriter(folder: folder)
+                try events.addScalars(Dictionary(uniqueKeysWithValues: metrics.map { ("eval/\($0.key)", $0.value) }), step: step)
+                for picture in pictures { try events.addPNG(at: picture.path, tag: picture.title, step: step) }
+            }
             print(SummaryTable.probes(metrics, columns: baselines ? RunSummary.probeColumns : ["trained"]).render())
             if let description = suite.denseProbeDescription(patchSize: configuration.patchSize) { print("Dense probes: \(description)") }
             print("Report: \(page)")
