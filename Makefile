@@ -5,7 +5,7 @@ DEBIAN_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools libturbojpe
 	zlib1g-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
 SWIFT_RELEASE := swift build -c release
 
-.PHONY: dependencies run long test bench clean
+.PHONY: dependencies run long sweep test bench clean
 
 RUN_FOLDER ?= runs/main
 
@@ -29,11 +29,19 @@ run: dependencies
 	.build/release/ssl-run --preset small --subset 6400 --epochs 2 --output $(RUN_FOLDER)
 	.build/release/ssl-run eval --checkpoint $(RUN_FOLDER)/checkpoint.h5
 
-## The longer recipe of the README (about an hour on 2 cores): the same preset for 1,870 steps.
+## The longer recipe of the README: the previous `small` preset (6 blocks, teacher momentum
+## 0.996, no KoLeo) for 1,870 steps.
 long: dependencies
 	$(SWIFT_RELEASE) --product ssl-run
-	.build/release/ssl-run --preset small --subset 12000 --epochs 10 --eval-every 2 --output runs/long
+	.build/release/ssl-run --preset small --tasks dino,selfpatch --arch 192x6 --drop-path-rate 0.1 --teacher-momentum 0.996 \
+		--lr 8e-3 --warmup 1 --subset 12000 --epochs 10 --eval-every 2 --output runs/long
 	.build/release/ssl-run eval --checkpoint runs/long/checkpoint.h5
+
+## Run a sweep file of tools/sweep (short configurations one after another, then their table).
+SWEEP ?= tools/sweep/main-job-short.sweep
+sweep: dependencies
+	$(SWIFT_RELEASE) --product ssl-run
+	python3 tools/sweep/sweep.py $(SWEEP) --runs runs/sweep-$(basename $(notdir $(SWEEP)))
 
 EXAMPLE := examples/SimSiamPlugin
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Reads a run's TensorBoard event files with the `tensorboard` package's own reader and checks
-that every scalar equals the run's metrics.jsonl (as float32) and every image decodes.
+that every scalar equals the run's metrics.jsonl (and the probes of summary.json), as float32,
+each step of each tag once, and that every image decodes at the size its summary states.
 
     pip install tensorboard pillow && python3 tools/tensorboard/check_events.py runs/main
 
@@ -15,6 +16,7 @@ import sys
 
 from PIL import Image
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.util import tensor_util
 
 
 def float32(value):
@@ -30,6 +32,13 @@ def main():
             if key in ("step", "epoch") or value is None or not math.isfinite(value):
                 continue
             expected[(record["step"], key)] = float32(value)
+    # `ssl-run eval` adds its probes as eval/<network>/<probe> at the run's last step.
+    summary = folder / "summary.json"
+    if summary.exists():
+        last = max((step for step, _ in expected), default=0)
+        for key, value in json.loads(summary.read_text()).get("metrics", {}).items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                expected[(last, f"eval/{key}")] = float32(value)
     found, images = {}, 0
     files = sorted(folder.glob("events.out.tfevents.*"))
     if not files:
@@ -37,17 +46,24 @@ def main():
     for path in files:
         for event in EventFileLoader(str(path)).Load():
             for value in event.summary.value:
-                if value.HasField("image"):
-                    picture = Image.open(io.BytesIO(value.image.encoded_image_string))
-                    if picture.size != (value.image.width, value.image.height):
-                        sys.exit(f"{path}: image {value.tag} is {picture.size}, the summary says "
-                                 f"{value.image.width}x{value.image.height}")
+                # The loader migrates legacy summaries to tensors with a plugin name.
+                plugin = value.metadata.plugin_data.plugin_name
+                if value.HasField("image") or plugin == "images":
+                    if value.HasField("image"):
+                        png, size = value.image.encoded_image_string, (value.image.width, value.image.height)
+                    else:
+                        width, height, png = value.tensor.string_val[:3]
+                        size = (int(width), int(height))
+                    picture = Image.open(io.BytesIO(png))
+                    if picture.size != size:
+                        sys.exit(f"{path}: image {value.tag} is {picture.size}, the summary says {size[0]}x{size[1]}")
                     images += 1
-                elif value.HasField("simple_value"):
+                elif value.HasField("simple_value") or plugin == "scalars":
                     key = (event.step, value.tag)
                     if key in found:
                         sys.exit(f"{path}: step {event.step} of {value.tag} appears twice")
-                    found[key] = value.simple_value
+                    found[key] = (value.simple_value if value.HasField("simple_value")
+                                  else float(tensor_util.make_ndarray(value.tensor)))
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
     if missing:

@@ -120,6 +120,10 @@ extension BLAS {
         guard let family = kernelFamilyOverride(current: kernelFamily, vectorLevel: Int(ssl_cpu_vector_level()), requested: requested)
         else { return }
         setenv("OPENBLAS_CORETYPE", family, 1)
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // The resolved path, so the restarted process keeps its name (not "exe").
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return }
+        execv(buffer, CommandLine.unsafeArgv)
     }
 }

@@ -16,7 +16,7 @@ extension SSLRun {
         var readout: FeatureReadout = .classToken
         @Option(help: "Labelled training images for the probes (default: Fashion-MNIST train).") var data: String?
         @Option(help: "Labelled test images (default: Fashion-MNIST test).") var testData: String?
-        @Option(help: "Training images used by the probes.") var trainCount = 5000
+        @Option(help: "Training images used by the probes.") var trainCount = 10000
         @Option(help: "Test images used by the probes.") var testCount = 2000
         @Option(
             name: .customLong("scene-count"),
