@@ -189,7 +189,7 @@ final class RobustnessTests: XCTestCase {
         XCTAssertTrue(refused.output.contains("--arch cannot change it"), refused.output)
         let extended = try CommandLine.runBounded(["--resume", folder, "--epochs", "2", "--lr", "0.001"])
         XCTAssertEqual(extended.status, 0, extended.output)
-        XCTAssertTrue(extended.output.contains("with changes: --epochs 1 → 2, --lr 0.008 → 0.001"), extended.output)
+        XCTAssertTrue(extended.output.contains("with changes: --epochs 1 → 2, --lr 0.002 → 0.001"), extended.output)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(folder)/checkpoint-epoch0002.h5"), "--save-every is kept")
         XCTAssertEqual(try Checkpoint.recipe(at: "\(folder)/checkpoint.h5").epochs, 2)
     }
