@@ -51,12 +51,12 @@ public final class RunReport {
         try metricsHandle.write(contentsOf: Data((record.jsonLine + "\n").utf8))
     }
 
-    /// Writes `summary.json`, replacing an earlier one.
+    /// Writes `summary.json`, replacing an earlier one atomically.
     public func writeSummary(_ summary: RunSummary) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        try encoder.encode(summary).write(to: URL(fileURLWithPath: "\(folder)/\(Self.summaryFileName)"))
+        try AtomicFile.write(Array(try encoder.encode(summary)), to: "\(folder)/\(Self.summaryFileName)")
     }
 
     /// Renders this run's `report.html` from its metrics and summary.
@@ -65,7 +65,7 @@ public final class RunReport {
     @discardableResult
     public func writeReport() throws -> String {
         let path = "\(folder)/\(Self.reportFileName)"
-        try Self.renderComparison(runs: [folder]).write(toFile: path, atomically: true, encoding: .utf8)
+        try AtomicFile.write(Array(try Self.renderComparison(runs: [folder]).utf8), to: path)
         return path
     }
 

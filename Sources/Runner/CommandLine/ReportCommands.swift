@@ -26,7 +26,7 @@ extension SSLRun {
                 print(try RunReport(folder: runs[0]).writeReport())
                 return
             }
-            try RunReport.renderComparison(runs: runs).write(toFile: output, atomically: true, encoding: .utf8)
+            try AtomicFile.write(Array(try RunReport.renderComparison(runs: runs).utf8), to: output)
             print(SummaryTable.comparing(try runs.map { try RunReport.loadRun(folder: $0).summary }).render())
             print("Comparison: \(output)")
         }
