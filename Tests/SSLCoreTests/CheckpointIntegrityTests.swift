@@ -1,5 +1,6 @@
 import Foundation
 @testable import SSLCore
+import SSLTestSupport
 import XCTest
 
 /// The pieces that keep a run folder whole: atomic files, stale temporary files, the folder
@@ -113,5 +114,15 @@ final class CheckpointIntegrityTests: XCTestCase {
         close(descriptor)
         let dataset = try ImageFolderDataset(path: folder)
         XCTAssertEqual(dataset.count, 10, "4 junk + 6 images, each once; no FIFO, no link loop, no non-UTF-8 name")
+    }
+
+    /// A fuzzing finding (tools/fuzz): an HDF5 file declaring an images dataset of 2^64 − 1
+    /// elements made the reader allocate until the process died; it is now refused by name.
+    func testADeclaredShapeBeyondMemoryIsRefused() {
+        XCTAssertThrowsError(try HDF5ImageDataset(path: "\(Fixtures.folder)/hdf5_huge_shape.h5")) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("hdf5_huge_shape.h5") && message.contains("images"), message)
+            XCTAssertTrue(message.contains("impossible shape") || message.contains("more than this machine's"), message)
+        }
     }
 }

@@ -359,7 +359,8 @@ public final class HDF5File {
 
     func read<Element>(_ datasetPath: String, type: hid_t, repeating zero: Element) throws -> [Element] {
         try withDataset(datasetPath) { dataset in
-            let count = try shape(ofDataset: dataset, datasetPath).reduce(1, *)
+            let shape = try shape(ofDataset: dataset, datasetPath)
+            let count = try elementCount(shape, of: datasetPath, elementSize: MemoryLayout<Element>.stride)
             var values = [Element](repeating: zero, count: count)
             let status = values.withUnsafeMutableBytes { raw in
                 H5Dread(dataset, type, H5S_ALL, H5S_ALL, hid_t(H5P_DEFAULT), raw.baseAddress)
@@ -367,6 +368,26 @@ public final class HDF5File {
             if status < 0 { throw error(datasetPath, "could not be read (corrupt data or checksum mismatch)") }
             return values
         }
+    }
+
+    /// The number of elements of a dataset of `shape`, refused when it would not fit in this
+    /// machine's memory (a damaged or hostile file can declare any shape).
+    private func elementCount(_ shape: [Int], of datasetPath: String, elementSize: Int) throws -> Int {
+        var count = 1
+        for dimension in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow, dimension >= 0 else { throw error(datasetPath, "declares an impossible shape \(shape)") }
+            count = product
+        }
+        let memory = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+        let bytes = Double(count) * Double(elementSize)
+        guard bytes <= memory else {
+            throw error(
+                datasetPath,
+                "declares shape \(shape) (\(String(format: "%.1f", bytes / 1e9)) GB), more than this machine's "
+                    + "\(String(format: "%.1f", memory / 1e9)) GB of memory: the file is damaged, or too large to load whole")
+        }
+        return count
     }
 
     private func stringType(width: Int) throws -> hid_t {
