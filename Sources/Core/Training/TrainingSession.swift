@@ -249,7 +249,8 @@ public final class TrainingSession {
         for (phase, seconds) in step.seconds { values["time/\(phase)"] = seconds }
         // A collapsed stretch is marked at every logged step while it lasts.
         for key in collapseMonitor.ongoingCollapses { values[key] = 1 }
-        latestMetrics.merge(values) { $1 }
+        // The latest metrics keep only the stretches still going on.
+        latestMetrics = latestMetrics.filter { !$0.key.hasPrefix("collapse/") }.merging(values) { $1 }
         try log(step: globalStep, epoch: progress.epoch, values)
     }
 
