@@ -67,7 +67,7 @@ public struct CollapseMonitor {
     /// A patience that suits a run of `steps` steps: 5 % of it, between 10 and 100 steps.
     public static func patience(forRunOf steps: Int) -> Int { min(100, max(10, steps / 20)) }
 
-    /// The indicators of `tasks` (by task name) that are past their bounds, with their readings.
+    /// Each indicator `health` reports, whether it is past its bound, and its reading as text.
     public static func readings(_ health: TaskHealth) -> [Indicator: (collapsed: Bool, reading: String)] {
         var result: [Indicator: (Bool, String)] = [:]
         if let teacher = health.teacher {
