@@ -16,7 +16,7 @@ final class KoLeoTaskTests: XCTestCase {
     /// The loss is the sum over the global crops (never the local ones) of each crop's KoLeo
     /// term on the student's image embedding, and its gradient reaches the backbone.
     func testLossSumsTheGlobalCropsOfTheStudentEmbedding() throws {
-        let recipe = recipe(tasks: [TaskSelection(name: "koleo", weight: KoLeoTask.defaultWeight)])
+        let recipe = recipe(tasks: [TaskSelection(name: "koleo", weight: TaskWeight(KoLeoTask.defaultWeight))])
         let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1)
         var generator = RandomGenerator(seed: 9)
         let views = recipe.views.sizes.map { Tensor.randomNormal([recipe.batchSize, 3, $0, $0], generator: &generator) }

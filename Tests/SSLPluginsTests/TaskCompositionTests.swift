@@ -139,6 +139,40 @@ final class TaskCompositionTests: XCTestCase {
         XCTAssertNotEqual(trainer.backbone.blocks[0].attn.qkv.weight.elements, before.elements, "the backbone trains")
     }
 
+    /// A scheduled weight is logged per step, and a task at weight 0 is skipped: no loss, no
+    /// gradient for its heads, no change to its state.
+    func testTaskAtWeightZeroIsSkippedAndWeightsAreLogged() throws {
+        let recipe = microRecipe(tasks: [TaskSelection(name: "dino"),
+                                         TaskSelection(name: "selfpatch", weight: try TaskWeight(parsing: "0@0:0.2@2 steps"))])
+        let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 4)
+        let selfPatch = trainer.tasks[1].task
+        let heads = selfPatch.heads.namedParameters().map { ($0.name, $0.tensor.copy()) }
+        let state = selfPatch.state.map { ($0.name, $0.tensor.copy()) }
+        let first = try trainer.step(views: views(recipe), epoch: 0, iterationInEpoch: 0)
+        XCTAssertEqual(first.terms["selfpatch.weight"], 0)
+        XCTAssertEqual(first.terms["dino.weight"], 1)
+        XCTAssertNil(first.terms["selfpatch.loss"], "a skipped task computes no loss")
+        XCTAssertNil(first.terms["selfpatch.backbone_gradient_norm"])
+        XCTAssertEqual(first.loss, first.terms["dino.loss"]!, accuracy: 1e-9)
+        for ((name, before), (_, after)) in zip(heads, selfPatch.heads.namedParameters().map { ($0.name, $0.tensor) }) {
+            XCTAssertEqual(after.elements, before.elements, "\(name) is not trained at weight 0")
+        }
+        for ((name, before), (_, after)) in zip(state, selfPatch.state.map { ($0.name, $0.tensor) }) {
+            XCTAssertEqual(after.elements, before.elements, "\(name) is not updated at weight 0")
+        }
+        let second = try trainer.step(views: views(recipe), epoch: 0, iterationInEpoch: 1)
+        XCTAssertEqual(second.terms["selfpatch.weight"]!, 0.1, accuracy: 1e-12)
+        let expected = second.terms["dino.loss"]! + 0.1 * second.terms["selfpatch.loss"]!
+        XCTAssertEqual(second.loss, expected, accuracy: 1e-5 * abs(expected))
+    }
+
+    func testAStepWhereEveryWeightIsZeroIsRefusedBeforeTraining() throws {
+        let recipe = microRecipe(tasks: [TaskSelection(name: "dino", weight: try TaskWeight(parsing: "1@0:0@2 steps:1@3 steps"))])
+        XCTAssertThrowsError(try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 4)) { error in
+            XCTAssertTrue("\(error)".contains("weight is 0 at iteration 2"), "\(error)")
+        }
+    }
+
     func testNonFiniteLossStopsWithAClearError() throws {
         let recipe = microRecipe(tasks: [TaskSelection(name: "dino")])
         let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1)

@@ -41,6 +41,13 @@ final class ArgumentParsingTests: XCTestCase {
             XCTAssertThrowsError(try recipe(arguments), "\(arguments)")
         }
         XCTAssertEqual(try recipe(["--dino.out-dim", "128"]).tasks.first?.options["out-dim"], "128")
+        for arguments in [["--weights", "dino=1@0:x@5%"], ["--weights", "dino=1@0:0.1@5 weeks"], ["--weights", "dino=-1@0"]] {
+            XCTAssertThrowsError(try recipe(arguments), "\(arguments)") { error in
+                XCTAssertTrue(SSLRun.message(for: error).contains("--weights dino"), SSLRun.message(for: error))
+            }
+        }
+        let scheduled = try recipe(["--weights", "dino=1@0:0.1@100%"])
+        XCTAssertEqual(scheduled.tasks.first?.weight, try TaskWeight(parsing: "1@0:0.1@100%"))
     }
 
     func testResumeRefusesRecipeFlagsAndAllowsIntervals() throws {

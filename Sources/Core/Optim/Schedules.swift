@@ -87,7 +87,7 @@ public enum TrainingSpan: Sendable, Equatable, Codable, CustomStringConvertible 
 
 extension Double {
     /// The value without a fractional part when it has none (`25`, `2.5`).
-    fileprivate var shortestText: String {
+    var shortestText: String {
         self == rounded() && abs(self) < 1e15 ? String(Int(self)) : String(self)
     }
 }

@@ -44,11 +44,8 @@ extension TrainingRecipe {
         }
         for selection in tasks {
             _ = try registry.entry(named: selection.name)
-            guard selection.weight.isFinite, selection.weight >= 0 else {
-                throw TaskConfigurationError("The weight of '\(selection.name)' must be a finite number ≥ 0, got \(selection.weight).")
-            }
         }
-        guard tasks.contains(where: { $0.weight > 0 }) else {
+        guard tasks.contains(where: { $0.weight.maximum > 0 }) else {
             throw TaskConfigurationError(
                 "Every task has weight 0 (--weights), so nothing would be trained; give at least one task a positive weight.")
         }

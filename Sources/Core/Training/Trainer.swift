@@ -114,7 +114,7 @@ public final class Trainer {
     ) throws {
         try Self.validate(
             tasks: tasks, backbone: backbone.configuration, views: setup.views,
-            imagesPerProcess: globalBatchSize / max(setup.collective.worldSize, 1))
+            imagesPerProcess: globalBatchSize / max(setup.collective.worldSize, 1), totalIterations: setup.totalIterations)
         self.backbone = backbone
         self.tasks = tasks
         self.optimization = optimization
@@ -175,34 +175,36 @@ public final class Trainer {
         // The student's passes first, so that each task's time is its own.
         seconds["backbone"] = MonotonicClock.measure { forward.runStudentBackbone() }
 
-        var weightedLosses: [Tensor] = []
+        var weightedLosses: [(name: String, loss: Tensor)] = []
         var loss = 0.0
         var terms: [String: Double] = [:]
         var health: [String: TaskHealth] = [:]
         let context = TaskStep(forward: forward, epoch: epoch, iteration: iteration, collective: setup.collective)
         for entry in tasks {
+            let weight = entry.weight.value(at: iteration)
+            terms["\(entry.name).weight"] = weight
+            // A task at weight 0 is skipped: no loss, no gradient, no update of its state.
+            guard weight > 0 else { continue }
             var result: TaskLoss!
             forward.startTask()
             seconds[entry.name] = MonotonicClock.measure { result = entry.task.loss(context) }
-            let weight = entry.weight.value(at: iteration)
             terms["\(entry.name).loss"] = Double(result.total.scalar)
             for (key, value) in result.terms.merging(result.health.terms, uniquingKeysWith: { $1 }) {
                 terms["\(entry.name).\(key)"] = value
             }
             health[entry.name] = result.health
             for (key, value) in entry.task.scheduleValues(iteration: iteration) { terms["\(entry.name).\(key)"] = value }
-            weightedLosses.append(weight == 1 ? result.total : result.total * Float(weight))
-            loss += Double(weightedLosses.last!.scalar)
+            weightedLosses.append((entry.name, weight == 1 ? result.total : result.total * Float(weight)))
+            loss += Double(weightedLosses.last!.loss.scalar)
         }
-        guard !weightedLosses.isEmpty else { throw TrainingError.incompatibleTasks("No task is active.") }
 
         // One backward pass per task down to the backbone's output, so the gradient each task
         // sends into the shared backbone can be measured, then one through the backbone.
         student.clearGradients()
         seconds["backward"] = MonotonicClock.measure {
-            for (entry, weighted) in zip(tasks, weightedLosses) {
-                weighted.backward()
-                terms["\(entry.name).backbone_gradient_norm"] = forward.collectBackboneGradient()
+            for weighted in weightedLosses {
+                weighted.loss.backward()
+                terms["\(weighted.name).backbone_gradient_norm"] = forward.collectBackboneGradient()
             }
             forward.backwardThroughBackbone()
         }
@@ -300,9 +302,15 @@ public final class Trainer {
     }
 
     private static func validate(
-        tasks: [WeightedTask], backbone: VisionTransformerConfiguration, views: ViewPlan, imagesPerProcess: Int
+        tasks: [WeightedTask], backbone: VisionTransformerConfiguration, views: ViewPlan, imagesPerProcess: Int,
+        totalIterations: Int
     ) throws {
         guard !tasks.isEmpty else { throw TrainingError.incompatibleTasks("Choose at least one task (--tasks).") }
+        if let idle = (0..<totalIterations).first(where: { iteration in tasks.allSatisfy { $0.weight.value(at: iteration) <= 0 } }) {
+            throw TrainingError.incompatibleTasks(
+                "Every task's weight is 0 at iteration \(idle), so that step would train nothing; give a task a positive "
+                    + "weight there (--weights).")
+        }
         let providesEmbedding = tasks.contains { $0.task.requirements.providesImageEmbedding }
         for entry in tasks {
             let needs = entry.task.requirements

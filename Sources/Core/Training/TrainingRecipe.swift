@@ -3,11 +3,12 @@ import Foundation
 /// A task chosen for a run, with its loss weight and option overrides.
 public struct TaskSelection: Codable, Sendable, Equatable {
     public var name: String
-    public var weight: Double
+    /// The loss weight: a constant or a schedule over the run.
+    public var weight: TaskWeight
     /// Option overrides by option name (`["out-dim": "4096"]`).
     public var options: [String: String]
 
-    public init(name: String, weight: Double = 1, options: [String: String] = [:]) {
+    public init(name: String, weight: TaskWeight = 1, options: [String: String] = [:]) {
         self.name = name
         self.weight = weight
         self.options = options
@@ -72,8 +73,14 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
             backbone: backbone, views: views, epochs: epochs, iterationsPerEpoch: iterationsPerEpoch, seed: seed,
             collective: collective)
         let weighted = try tasks.map { selection in
-            WeightedTask(try registry.makeTask(named: selection.name, options: selection.options, setup: setup),
-                         weight: ConstantSchedule(selection.weight))
+            let weight: any Schedule
+            do {
+                weight = try selection.weight.schedule(epochs: epochs, iterationsPerEpoch: iterationsPerEpoch)
+            } catch let error as TaskWeight.ParseError {
+                throw TaskConfigurationError("The weight of '\(selection.name)': \(error.description).")
+            }
+            return WeightedTask(
+                try registry.makeTask(named: selection.name, options: selection.options, setup: setup), weight: weight)
         }
         let backboneModel = VisionTransformer(backbone, seed: seed)
         return try Trainer(backbone: backboneModel, tasks: weighted, optimization: optimization, setup: setup, globalBatchSize: batchSize)

@@ -67,7 +67,7 @@ struct RecipeOptions: ParsableArguments {
     var config: String?
     @Option(help: "Comma-separated pretext tasks, e.g. dino,selfpatch.")
     var tasks: String?
-    @Option(help: "Loss weights, e.g. dino=1,selfpatch=0.1 (tasks not listed keep their default weight).")
+    @Option(help: "Loss weights, e.g. dino=1,selfpatch=0.1, or schedules of value@position points, e.g. koleo=1@0:0.1@100% (linear between points; tasks not listed keep their default weight).")
     var weights: String?
     @Option(help: "Backbone: tiny, small, base, or WIDTHxDEPTH (e.g. 192x6).")
     var arch: String?
@@ -150,7 +150,7 @@ struct RecipeOptions: ParsableArguments {
             let names = tasks.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
             recipe.tasks = try names.map { name in
                 let entry = try registry.entry(named: name)
-                return recipe.tasks.first { $0.name == name } ?? TaskSelection(name: name, weight: entry.defaultWeight)
+                return recipe.tasks.first { $0.name == name } ?? TaskSelection(name: name, weight: TaskWeight(entry.defaultWeight))
             }
         }
         if let weights {

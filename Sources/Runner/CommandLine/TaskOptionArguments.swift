@@ -31,15 +31,19 @@ enum TaskOptionArguments {
         return result
     }
 
-    /// Parses `dino=1,selfpatch=0.1`.
-    static func weights(_ text: String) throws -> [String: Double] {
-        var result: [String: Double] = [:]
+    /// Parses `dino=1,selfpatch=0.1` or scheduled weights such as `koleo=1@0:0.1@100%`.
+    static func weights(_ text: String) throws -> [String: TaskWeight] {
+        var result: [String: TaskWeight] = [:]
         for item in text.split(separator: ",") {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let weight = Double(parts[1]), weight.isFinite, weight >= 0 else {
+            guard parts.count == 2 else {
                 throw TaskConfigurationError(
-                    "--weights expects task=weight pairs with finite weights ≥ 0 separated by commas "
-                        + "(e.g. dino=1,selfpatch=0.1), got '\(item)'.")
+                    "--weights expects task=weight pairs separated by commas (e.g. dino=1,selfpatch=0.1 or "
+                        + "koleo=1@0:0.1@100%), got '\(item)'.")
+            }
+            let weight: TaskWeight
+            do { weight = try TaskWeight(parsing: parts[1]) } catch let error as TaskWeight.ParseError {
+                throw TaskConfigurationError("--weights \(parts[0]): \(error.description).")
             }
             guard result.updateValue(weight, forKey: parts[0]) == nil else {
                 throw TaskConfigurationError("--weights gives '\(parts[0])' twice; give each task one weight.")
