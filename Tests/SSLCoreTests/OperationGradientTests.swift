@@ -125,6 +125,17 @@ final class OperationGradientTests: XCTestCase {
         XCTAssertEqual(logits.softCrossEntropy(targets: targets, temperature: 0.5).scalar, expected.scalar, accuracy: 1e-6)
     }
 
+    func testCrossEntropyWithIntegerLabels() {
+        checkGradients(of: [random([4, 5])]) { $0[0].crossEntropy(labels: [0, 4, 2, 2], temperature: 0.2) }
+        let logits = Tensor(shape: [2, 3], elements: [1, 2, 3, -1, 0.5, 0.5])
+        let expected = logits.logSoftmax().elements
+        XCTAssertEqual(logits.crossEntropy(labels: [2, 0]).elements[0], -expected[2], accuracy: 1e-6)
+        XCTAssertEqual(logits.crossEntropy(labels: [2, 0]).elements[1], -expected[3], accuracy: 1e-6)
+        XCTAssertEqual(logits.argmax(), [2, 1], "ties go to the first position")
+        XCTAssertEqual(Tensor.oneHot([1, 0], classes: 3).elements, [0, 1, 0, 1, 0, 0])
+        XCTAssertEqual(Tensor(shape: [2, 2, 2], elements: [0, 1, 5, 4, 3, 3, -1, -2]).argmax(), [1, 0, 0, 0])
+    }
+
     func testAttention() {
         checkGradients(of: [random([2, 4, 12])]) { Tensor.selfAttention(qkv: $0[0], heads: 2).output }
         checkGradients(of: [random([2, 1, 4]), random([2, 3, 4]), random([2, 3, 4])]) {
