@@ -29,9 +29,16 @@ public struct TaskRegistry {
     public init() {}
 
     /// Makes `Task` available under `Task.name`.
+    ///
+    /// Stops the program when the name is taken or when `Task.Configuration.help` and the
+    /// configuration's coding keys disagree (an option without help, or help for no option):
+    /// mistakes of the plugin's author, found the first time the plugin is registered.
     public mutating func register<Task: PretextTask>(_ task: Task.Type) {
         precondition(!entries.contains { $0.name == Task.name }, "A task named '\(Task.name)' is already registered.")
         let defaults = TaskOptionCoding.defaults(of: Task.Configuration.self)
+        if let mismatch = TaskOptionCoding.helpMismatch(of: Task.Configuration.self) {
+            preconditionFailure("Task '\(Task.name)': \(mismatch)")
+        }
         entries.append(
             Entry(
                 name: Task.name, summary: Task.summary, defaultWeight: Task.defaultWeight,
@@ -69,6 +76,15 @@ public enum TaskOptionCoding {
     public static func defaults<Configuration: TaskConfiguration>(of type: Configuration.Type) -> [(key: String, value: String)] {
         let object = defaultObject(type)
         return object.keys.sorted().map { key in (key, render(object[key]!)) }
+    }
+
+    /// What is wrong when `Configuration.help` does not describe exactly its options (the
+    /// coding keys), or `nil` when it does.
+    public static func helpMismatch<Configuration: TaskConfiguration>(of type: Configuration.Type) -> String? {
+        let options = Set(defaultObject(type).keys), documented = Set(Configuration.help.keys)
+        guard options != documented else { return nil }
+        return "\(Configuration.self).help must describe exactly its options (the coding keys); without help: "
+            + "\(options.subtracting(documented).sorted()), help for no option: \(documented.subtracting(options).sorted())."
     }
 
     /// Decodes a configuration from its defaults overlaid with `options`.
