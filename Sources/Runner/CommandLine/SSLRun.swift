@@ -44,10 +44,12 @@ extension SSLRun {
         func run() {
             for entry in SSLRun.registry.entries {
                 print("\(entry.name) — \(entry.summary) (default weight \(entry.defaultWeight))")
-                let width = entry.defaults.map { $0.key.count }.max() ?? 0
+                let keyWidth = entry.defaults.map(\.key.count).max() ?? 0
+                let valueWidth = entry.defaults.map(\.value.count).max() ?? 0
                 for option in entry.defaults {
-                    let padding = String(repeating: " ", count: width - option.key.count)
-                    print("  --\(entry.name).\(option.key)\(padding)  \(option.value.padding(toLength: 8, withPad: " ", startingAt: 0))  \(option.help)")
+                    let key = option.key.padding(toLength: keyWidth, withPad: " ", startingAt: 0)
+                    let value = option.value.padding(toLength: valueWidth, withPad: " ", startingAt: 0)
+                    print("  --\(entry.name).\(key)  \(value)  \(option.help)")
                 }
                 print("")
             }
