@@ -32,7 +32,7 @@ struct ReportPage {
             ? "<p>No probe results yet: run <code>ssl-run eval --checkpoint &lt;run&gt;/checkpoint.h5</code>.</p>\n"
             : "<p class=\"note\">Final probes of the trained backbone beside a randomly initialised one and raw pixels "
                 + "(accuracy or mIoU, higher is better; the best of each row in bold).</p>\n"
-                + "<div class=\"side-by-side\">\n" + verdicts.joined() + "</div>\n"
+                + "<div class=\"side-by-side\">\n" + verdicts.map { "<div class=\"scrolls\">\n\($0)</div>\n" }.joined() + "</div>\n"
         html += "</section>\n"
 
         let sections = ReportCharts(runs: described).sections()
@@ -52,7 +52,7 @@ struct ReportPage {
             html += ReportPictures(folder: run.folder, pictures: run.summary.pictures).html() + "</section>\n"
         }
 
-        html += "<section id=\"details\">\n<h2>Details</h2>\n" + Self.html(detailsTable()) + "</section>\n"
+        html += "<section id=\"details\">\n<h2>Details</h2>\n<div class=\"scrolls\">\n" + Self.html(detailsTable()) + "</div>\n</section>\n"
         return html + "</body></html>\n"
     }
 
@@ -82,7 +82,8 @@ struct ReportPage {
         h1 { font-size: 1.6em; margin: 0 0 12px; } h2 { border-bottom: 1px solid #ddd; margin-top: 32px; } h3 { margin-bottom: 4px; }
         .note { color: #555; margin-top: 0; }
         .side-by-side { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
-        .side-by-side > * { overflow-x: auto; max-width: 100%; }
+        .scrolls { overflow-x: auto; max-width: 100%; min-width: 0; }
+        .side-by-side > dl.facts { flex: 1 1 380px; }
         dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
         dl.facts dt { font-weight: bold; } dl.facts dd { margin: 0; }
         table { border-collapse: collapse; }
@@ -101,7 +102,7 @@ struct ReportPage {
         img { image-rendering: pixelated; max-width: none; border: 1px solid #ddd; }
         .scale { display: inline-flex; align-items: center; gap: 6px; font-size: 0.85em; white-space: nowrap; }
         .scale .bar { display: inline-block; width: 120px; height: 12px; border: 1px solid #999; }
-        @media (max-width: 600px) { body { padding: 8px; } th, td { padding: 3px 6px; } }
+        @media (max-width: 600px) { body { padding: 8px; } th, td { padding: 3px 6px; } table.verdict tbody th { overflow-wrap: anywhere; } }
 
         """
 }
