@@ -8,14 +8,8 @@ import XCTest
 final class ReportBrowserTests: XCTestCase {
     func testReportOfATinyRunRendersInChromium() throws {
         let browser = try HeadlessChromium.installed()
-        let folder = try CommandLine.temporaryFolder("report-browser")
+        let folder = try CommandLine.trainAndEvaluateTinyRun("report-browser").folder
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let train = try CommandLine.run(CommandLine.tinyRun + ["--output", folder])
-        XCTAssertEqual(train.status, 0, train.output)
-        let evaluation = try CommandLine.run([
-            "eval", "--checkpoint", "\(folder)/checkpoint.h5", "--train-count", "64", "--test-count", "32", "--scene-count", "16",
-        ])
-        XCTAssertEqual(evaluation.status, 0, evaluation.output)
         let summary = try RunReport.loadRun(folder: folder).summary
         let expectedRows = SummaryTable.probes(summary.metrics, columns: RunSummary.probeColumns).rows.map { $0[0] }
         XCTAssertTrue(expectedRows.contains("knn/top1@20") && expectedRows.contains("dense_retrieval/mIoU"), "\(expectedRows)")

@@ -68,7 +68,7 @@ struct ReportCharts {
         var title: String
         /// The values drawn, each with its legend name.
         var lines: [(key: String, label: String)]
-        var bands: [SVGLineChart.Band] = []
+        var bands: [SVGLineChart.Shading] = []
         /// Which of the runs' collapse warnings are shaded.
         var marksCollapse: (RunDescription.CollapseStretch) -> Bool = { _ in false }
         var style = SVGLineChart.Style.lines
@@ -95,16 +95,16 @@ struct ReportCharts {
             let logK = prototypes.map { log(Double($0)) }
             add(Plot(
                 kind: .health, title: "\(task): teacher entropy", lines: [("\(task).teacher_entropy", "entropy")],
-                bands: logK.map { [.init(values: 0.97 * $0...$0, label: "uniform: ≥ 0.97·log K (K = \(prototypes!))")] } ?? [],
+                bands: logK.map { [.init(range: 0.97 * $0...$0, label: "uniform: ≥ 0.97·log K (K = \(prototypes!))")] } ?? [],
                 marksCollapse: { $0.name == "\(task).\(CollapseMonitor.Indicator.uniformTeacher.rawValue)" }))
             add(Plot(
                 kind: .health, title: "\(task): teacher KL to uniform", lines: [("\(task).teacher_kl_uniform", "KL")],
-                bands: logK.map { [.init(values: 0.9 * $0...$0, label: "one prototype: ≥ 0.9·log K")] } ?? [],
+                bands: logK.map { [.init(range: 0.9 * $0...$0, label: "one prototype: ≥ 0.9·log K")] } ?? [],
                 marksCollapse: { $0.name == "\(task).\(CollapseMonitor.Indicator.singlePrototype.rawValue)" }))
             let dimension = runs.lazy.compactMap(\.description.embedDimension).first
             add(Plot(
                 kind: .health, title: "\(task): embedding spread", lines: [("\(task).embedding_std", "spread")],
-                bands: dimension.map { [.init(values: 0...(0.2 / Double($0).squareRoot()), label: "vanishing: < 0.2/√\($0)")] } ?? [],
+                bands: dimension.map { [.init(range: 0...(0.2 / Double($0).squareRoot()), label: "vanishing: < 0.2/√\($0)")] } ?? [],
                 marksCollapse: { $0.name == "\(task).\(CollapseMonitor.Indicator.vanishingSpread.rawValue)" }))
         }
         add(Plot(
@@ -171,7 +171,7 @@ struct ReportCharts {
         for (run, description) in runs {
             for stretch in description.collapses where plot.marksCollapse(stretch) {
                 let owner = runs.count > 1 ? "\(run.summary.name): " : ""
-                chart.spans.append(.init(steps: Double(stretch.firstStep)...Double(stretch.lastStep), label: owner + stretch.name))
+                chart.spans.append(.init(range: Double(stretch.firstStep)...Double(stretch.lastStep), label: owner + stretch.name))
             }
         }
         return (chart.render(), constants)

@@ -18,28 +18,16 @@ public struct SVGLineChart {
         }
     }
 
-    /// A range of values shaded across the plot, e.g. where an indicator means trouble.
-    public struct Band {
-        /// The range shaded; the chart's value axis always covers it.
-        public var values: ClosedRange<Double>
-        /// Written inside the band.
+    /// A labelled range shaded on the plot: of values (a band across, e.g. where an indicator
+    /// means trouble) or of steps (a span from top to bottom, e.g. a collapse warning).
+    public struct Shading {
+        /// The range shaded; the chart's axes always cover it (a single step is drawn as a thin span).
+        public var range: ClosedRange<Double>
+        /// Written inside the shading.
         public var label: String
 
-        public init(values: ClosedRange<Double>, label: String) {
-            self.values = values
-            self.label = label
-        }
-    }
-
-    /// A stretch of the horizontal axis shaded from top to bottom, e.g. a collapse warning.
-    public struct Span {
-        /// The stretch shaded (at least a thin line when a single point).
-        public var steps: ClosedRange<Double>
-        /// Written at the top of the span.
-        public var label: String
-
-        public init(steps: ClosedRange<Double>, label: String) {
-            self.steps = steps
+        public init(range: ClosedRange<Double>, label: String) {
+            self.range = range
             self.label = label
         }
     }
@@ -64,9 +52,9 @@ public struct SVGLineChart {
     /// The height of the whole chart.
     public var height: Int
     /// Value ranges shaded in red.
-    public var bands: [Band] = []
+    public var bands: [Shading] = []
     /// Step ranges shaded in orange.
-    public var spans: [Span] = []
+    public var spans: [Shading] = []
     /// Lines or stacked areas.
     public var style = Style.lines
 
@@ -101,8 +89,8 @@ public struct SVGLineChart {
     public func render() -> String {
         let drawn = style == .stackedAreas ? Self.stacked(series) : series
         let finite = drawn.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
-        let xValues = finite.map(\.x) + spans.flatMap { [$0.steps.lowerBound, $0.steps.upperBound] }
-        let yValues = finite.map(\.y) + bands.flatMap { [$0.values.lowerBound, $0.values.upperBound] }
+        let xValues = finite.map(\.x) + spans.flatMap { [$0.range.lowerBound, $0.range.upperBound] }
+        let yValues = finite.map(\.y) + bands.flatMap { [$0.range.lowerBound, $0.range.upperBound] }
             + (style == .stackedAreas ? [0] : [])
         var xRange = (xValues.min() ?? 0, xValues.max() ?? 1)
         var yRange = (yValues.min() ?? 0, yValues.max() ?? 1)
@@ -126,13 +114,13 @@ public struct SVGLineChart {
         svg += "<title>\(HTML.escaped(title))</title>\n"
         svg += "<text x=\"\(f(left))\" y=\"18\" font-size=\"13\" font-weight=\"bold\">\(HTML.escaped(title))</text>\n"
         for band in bands {
-            let upper = py(band.values.upperBound), lower = py(band.values.lowerBound)
+            let upper = py(band.range.upperBound), lower = py(band.range.lowerBound)
             svg += "<rect class=\"band\" x=\"\(f(left))\" y=\"\(f(upper))\" width=\"\(f(right - left))\" height=\"\(f(max(lower - upper, 1)))\" "
                 + "fill=\"#e15759\" fill-opacity=\"0.15\"/>"
             svg += "<text x=\"\(f(right - 4))\" y=\"\(f(upper + 12))\" text-anchor=\"end\" fill=\"#b03030\">\(HTML.escaped(band.label))</text>\n"
         }
         for span in spans {
-            let start = px(span.steps.lowerBound), end = px(span.steps.upperBound)
+            let start = px(span.range.lowerBound), end = px(span.range.upperBound)
             svg += "<rect class=\"span\" x=\"\(f(start))\" y=\"\(f(top))\" width=\"\(f(max(end - start, 2)))\" height=\"\(f(bottom - top))\" "
                 + "fill=\"#f28e2b\" fill-opacity=\"0.3\"/>"
             svg += "<text x=\"\(f(start + 2))\" y=\"\(f(top + 12))\" fill=\"#a04f00\">\(HTML.escaped(span.label))</text>\n"
