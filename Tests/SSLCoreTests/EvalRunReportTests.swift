@@ -57,10 +57,11 @@ final class EvalRunReportTests: XCTestCase {
     /// A run as training and `ssl-run eval` leave it: a configuration, metrics with health
     /// values, a collapse warning, schedules, online probes and phase times, a summary with probe
     /// figures and two real pictures.
-    private func makeEvaluatedRun(_ path: String, name: String, trainedTop1: Double) throws {
+    private func makeEvaluatedRun(_ path: String, name: String, trainedTop1: Double, precision: String? = nil) throws {
         let report = try RunReport(folder: path)
         let configuration = """
-            {"backbone": {"embedDimension": 16, "depth": 2, "heads": 2, "patchSize": 4, "imageSize": 16},
+            {\(precision.map { "\"precision\": \"\($0)\"," } ?? "")
+             "backbone": {"embedDimension": 16, "depth": 2, "heads": 2, "patchSize": 4, "imageSize": 16},
              "batchSize": 32, "epochs": 1, "data": {"subset": 64},
              "tasks": [{"name": "dino", "options": {"out-dim": "64"}, "weight": 1}]}
             """
@@ -143,12 +144,13 @@ final class EvalRunReportTests: XCTestCase {
 
     func testComparisonOverlaysCurvesAndPutsVerdictsSideBySide() throws {
         try makeEvaluatedRun("\(folder!)/a", name: "DINO", trainedTop1: 0.5)
-        try makeEvaluatedRun("\(folder!)/b", name: "DINO + SelfPatch", trainedTop1: 0.625)
+        try makeEvaluatedRun("\(folder!)/b", name: "DINO + SelfPatch", trainedTop1: 0.625, precision: "bf16")
         try FileManager.default.createDirectory(atPath: "\(folder!)/c", withIntermediateDirectories: true)
         let html = try RunReport.renderComparison(runs: ["\(folder!)/a", "\(folder!)/b", "\(folder!)/c"])
         XCTAssertTrue(html.contains("<title>DINO vs DINO + SelfPatch vs c</title>"))
         XCTAssertEqual(html.components(separatedBy: "<table class=\"verdict\">").count - 1, 2, "c has no probe figures")
         XCTAssertTrue(html.contains("<caption>DINO</caption>") && html.contains("<caption>DINO + SelfPatch</caption>"))
+        XCTAssertTrue(html.contains("<dt>precision</dt><dd>fp32</dd>") && html.contains("<dt>precision</dt><dd>bf16</dd>"), "as configured")
         XCTAssertTrue(html.contains(">DINO: total</text>") && html.contains(">DINO + SelfPatch: total</text>"), "one loss chart, both runs")
         XCTAssertEqual(html.components(separatedBy: ">loss</text>").count - 1, 1)
         XCTAssertTrue(html.contains(">DINO + SelfPatch: dino.uniform_teacher</text>"))
