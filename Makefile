@@ -46,6 +46,8 @@ sweep: dependencies
 EXAMPLE := examples/SimSiamPlugin
 
 ## Run the test suite, then build the example plugin package and train it with dino for a few steps.
+## The tests also need Chromium, which renders a run's report in a real browser.
+test: DEBIAN_PACKAGES += chromium
 test: dependencies
 	swift build --build-tests
 	swift test --skip-build

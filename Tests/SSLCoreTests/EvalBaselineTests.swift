@@ -37,6 +37,46 @@ final class EvalBaselineTests: XCTestCase {
         XCTAssertGreaterThan(metrics["pixels/knn/top1@5"]!, 0.5, "the pixels carry the class")
     }
 
+    func testSuiteReportsEachStageWhenAskedTo() {
+        var suite = EvaluationSuite()
+        suite.classificationTrain = labelledImages(count: 40, side: 8, seed: 1)
+        suite.classificationTest = labelledImages(count: 15, side: 8, seed: 2)
+        suite.classCount = 3
+        suite.includeLinearProbes = true
+        var output = "", now = 0.0
+        suite.progress = ProbeProgress(style: .lines, write: { output += $0 }, clock: { now += 0.25; return now })
+        _ = suite.evaluate(PixelFeatureSource(patchSize: 4), prefix: "pixels")
+        let lines = output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { $0.hasSuffix(" s") && !$0.contains("step") }, [
+            "pixels: features of 40 train images: 0.2 s", "pixels: features of 15 test images: 0.2 s", "pixels: k-NN: 0.2 s",
+        ])
+        // The linear probe's 4 learning rates × 30 epochs of 40 rows, a quarter second each: its
+        // reporter's lines, one after 30 s and one at the end, with the loss.
+        let epochs = lines.filter { $0.hasPrefix("pixels: linear probe step ") }
+        XCTAssertEqual(epochs.count, 2, output)
+        XCTAssertTrue(epochs.last!.hasPrefix("pixels: linear probe step 120/120 (100.0%) 158.7 img/s ETA 0:00:00"), epochs.last!)
+        XCTAssertTrue(epochs.last!.contains(" loss "), epochs.last!)
+        // Without progress the suite is quiet and its figures are the same.
+        output = ""
+        suite.progress = nil
+        _ = suite.evaluate(PixelFeatureSource(patchSize: 4), prefix: "pixels")
+        XCTAssertEqual(output, "")
+    }
+
+    func testProbeProgressOnATerminalEndsEachStageOnOneLine() {
+        var output = "", now = 0.0
+        let progress = ProbeProgress(style: .bar, write: { output += $0 }, clock: { now += 1; return now })
+        progress.stage("trained: k-NN") { _ in }
+        progress.stage("trained: features", steps: 2) { reporter in
+            reporter?.update(step: 1, images: 64)
+            reporter?.update(step: 2, images: 128)
+        }
+        XCTAssertEqual(output.components(separatedBy: "\n").count - 1, 2, "a line per stage: \(output.debugDescription)")
+        XCTAssertTrue(output.hasPrefix("\r\u{1B}[2Ktrained: k-NN…\r\u{1B}[2Ktrained: k-NN: 1.0 s\n"), output.debugDescription)
+        XCTAssertTrue(output.contains("trained: features [############------------] 1/2 50.0%"), output.debugDescription)
+        XCTAssertTrue(output.hasSuffix("\r\u{1B}[2Ktrained: features: 3.0 s\n"), output.debugDescription)
+    }
+
     func testPixelPatchFeaturesAreEachPatchsPixels() {
         var generator = RandomGenerator(seed: 3)
         let images = Tensor.randomNormal([2, 3, 8, 12], generator: &generator)
@@ -165,8 +205,12 @@ final class EvalBaselineTests: XCTestCase {
             name: "run", metrics: ["trained/knn/top1@20": 0.6, "random/knn/top1@20": 0.4, "pixels/knn/top1@20": 0.7, "loss": 2],
             details: ["preset": "small"]))
         let page = try String(contentsOfFile: try report.writeReport(), encoding: .utf8)
-        XCTAssertTrue(page.contains("<tr><th>probe</th><th>trained</th><th>random</th><th>pixels</th></tr>"), page)
-        XCTAssertTrue(page.contains("<tr><td>knn/top1@20</td><td class=\"number\">60.00%</td><td class=\"number\">40.00%</td><td class=\"number\">70.00%</td></tr>"))
+        XCTAssertTrue(page.contains(
+            "<thead><tr><th scope=\"col\">probe</th><th scope=\"col\">trained</th><th scope=\"col\">random</th><th scope=\"col\">pixels</th></tr></thead>"),
+            page)
+        XCTAssertTrue(page.contains(
+            "<tr><th scope=\"row\">knn/top1@20</th><td class=\"number\">60.00%</td><td class=\"number\">40.00%</td>"
+                + "<td class=\"number best\" title=\"best of the row\"><strong>70.00%</strong></td></tr>"))
         XCTAssertFalse(page.contains("trained/knn/top1@20"), "probe figures appear once, in the probe table")
         XCTAssertTrue(page.contains("<td>loss</td>"))
     }

@@ -21,6 +21,25 @@ enum CommandLine {
         "--selfpatch.out-dim", "32", "--selfpatch.hidden-dim", "32", "--selfpatch.bottleneck-dim", "16",
     ]
 
+    /// The arguments of `ssl-run eval` probing the checkpoint in `folder` on small sets.
+    static func tinyEvaluation(of folder: String) -> [String] {
+        ["eval", "--checkpoint", "\(folder)/checkpoint.h5", "--train-count", "64", "--test-count", "32", "--scene-count", "16"]
+    }
+
+    /// Trains ``tinyRun`` into a new temporary folder for the test `name` and probes it with
+    /// ``tinyEvaluation(of:)``, failing the test when either command fails; returns the folder
+    /// (the caller removes it) and the output of `eval`.
+    static func trainAndEvaluateTinyRun(
+        _ name: String, file: StaticString = #filePath, line: UInt = #line
+    ) throws -> (folder: String, evaluationOutput: String) {
+        let folder = try temporaryFolder(name)
+        let train = try run(tinyRun + ["--output", folder])
+        XCTAssertEqual(train.status, 0, train.output, file: file, line: line)
+        let evaluation = try run(tinyEvaluation(of: folder))
+        XCTAssertEqual(evaluation.status, 0, evaluation.output, file: file, line: line)
+        return (folder, evaluation.output)
+    }
+
     /// Starts `ssl-run` with `arguments`, output captured.
     static func start(_ arguments: [String]) throws -> (process: Process, output: Pipe) {
         let process = Process()

@@ -6,15 +6,9 @@ import XCTest
 /// `ssl-run` as a user runs it: training, evaluation, report, export, and the files it leaves.
 final class EndToEndTests: XCTestCase {
     func testTrainEvaluateReportAndExport() throws {
-        let folder = try CommandLine.temporaryFolder("end-to-end")
+        let (folder, evaluation) = try CommandLine.trainAndEvaluateTinyRun("end-to-end")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let train = try CommandLine.run(CommandLine.tinyRun + ["--output", folder])
-        XCTAssertEqual(train.status, 0, train.output)
-        let evaluation = try CommandLine.run([
-            "eval", "--checkpoint", "\(folder)/checkpoint.h5", "--train-count", "64", "--test-count", "32", "--scene-count", "16",
-        ])
-        XCTAssertEqual(evaluation.status, 0, evaluation.output)
-        XCTAssertTrue(evaluation.output.contains("knn/top1@20"), evaluation.output)
+        XCTAssertTrue(evaluation.contains("knn/top1@20"), evaluation)
 
         // The checkpoint opens and holds both networks.
         let checkpoint = try HDF5File(path: "\(folder)/checkpoint.h5")
@@ -62,9 +56,7 @@ final class EndToEndTests: XCTestCase {
         let train = try CommandLine.run(arguments)
         XCTAssertEqual(train.status, 0, train.output)
         XCTAssertFalse(try HDF5File(path: "\(folder)/checkpoint.h5").contains("teacher/backbone/cls_token"))
-        let evaluation = try CommandLine.run([
-            "eval", "--checkpoint", "\(folder)/checkpoint.h5", "--train-count", "64", "--test-count", "32", "--scene-count", "16",
-        ])
+        let evaluation = try CommandLine.run(CommandLine.tinyEvaluation(of: folder))
         XCTAssertEqual(evaluation.status, 0, evaluation.output)
         XCTAssertTrue(evaluation.output.contains("knn/top1@20"), evaluation.output)
     }

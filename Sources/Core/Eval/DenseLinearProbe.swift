@@ -20,9 +20,11 @@ public struct DenseLinearProbe {
         self.probe = probe
     }
 
-    /// Trains on `train`/`trainLabels` and scores every learning rate on `validation`.
+    /// Trains on `train`/`trainLabels` and scores every learning rate on `validation`;
+    /// `progress` is advanced as by ``LinearProbe/fit(trainFeatures:trainLabels:validationFeatures:validationLabels:classCount:progress:)``.
     public func fit(
-        train: PatchFeatures, trainLabels: PixelLabels, validation: PatchFeatures, validationLabels: PixelLabels
+        train: PatchFeatures, trainLabels: PixelLabels, validation: PatchFeatures, validationLabels: PixelLabels,
+        progress: ProgressReporter? = nil
     ) -> DenseProbeResult {
         train.checkMatches(trainLabels)
         validation.checkMatches(validationLabels)
@@ -33,8 +35,10 @@ public struct DenseLinearProbe {
         let targets = labelled.map { patchLabels[$0] }
         var best: DenseProbeResult?
         var sweep: [DenseProbeResult.Trial] = []
-        for rate in probe.learningRates {
-            let classifier = probe.train(features: rows, labels: targets, classCount: classCount, learningRate: rate)
+        for (index, rate) in probe.learningRates.enumerated() {
+            let classifier = probe.train(
+                features: rows, labels: targets, classCount: classCount, learningRate: rate,
+                onEpoch: probe.reportingEpochs(to: progress, sweepIndex: index, rows: rows.shape[0]))
             let metrics = validationLabels.evaluate(
                 patchPredictions: classifier.predict(validation.rows),
                 gridHeight: validation.gridHeight, gridWidth: validation.gridWidth, classCount: classCount)

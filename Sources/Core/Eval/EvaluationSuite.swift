@@ -85,6 +85,9 @@ public struct EvaluationSuite {
     public var patchRetrieval = PatchNeighborProbe(classCount: 11)
     /// The linear segmentation probe on the segmentation sets; `nil` skips it.
     public var denseLinearProbe: DenseLinearProbe? = DenseLinearProbe(classCount: 11)
+    /// Reports each stage of ``evaluate(_:prefix:)`` (feature passes, k-NN, retrieval, linear
+    /// probe epochs) when set; `nil` keeps the probes quiet, as during training.
+    public var progress: ProbeProgress?
 
     public init() {}
 
@@ -122,31 +125,51 @@ public struct EvaluationSuite {
     }
 
     /// Every configured probe on the features of `source`, keyed `<prefix>/knn/top1@20`,
-    /// `<prefix>/dense_retrieval/mIoU`, `<prefix>/dense_linear/mIoU`, ….
+    /// `<prefix>/dense_retrieval/mIoU`, `<prefix>/dense_linear/mIoU`, …; each stage is reported
+    /// to ``progress`` as `<prefix>: <stage>`.
     public func evaluate(_ source: some ProbeFeatureSource, prefix: String) -> [String: Double] {
         var metrics: [String: Double] = [:]
         func add(_ values: [String: Double]) {
             for (key, value) in values { metrics["\(prefix)/\(key)"] = value }
         }
+        func stage<Result>(_ name: String, steps: Int? = nil, _ work: (ProgressReporter?) -> Result) -> Result {
+            progress.map { $0.stage("\(prefix): \(name)", steps: steps, work) } ?? work(nil)
+        }
+        func features<Features>(of images: Tensor, _ role: String, _ extract: (Tensor, ProgressReporter?) -> Features) -> Features {
+            let count = images.shape[0]
+            return stage("features of \(count) \(role) images", steps: VisionTransformer.featureBatchCount(count)) { extract(images, $0) }
+        }
         if let train = classificationTrain, let test = classificationTest {
-            let trainFeatures = source.imageFeatures(train.images), testFeatures = source.imageFeatures(test.images)
-            let knn = KNearestNeighborClassifier(classCount: classCount, neighborCounts: neighborCounts).evaluate(
-                trainFeatures: trainFeatures, trainLabels: train.labels, testFeatures: testFeatures, testLabels: test.labels)
+            let trainFeatures = features(of: train.images, "train", source.imageFeatures)
+            let testFeatures = features(of: test.images, "test", source.imageFeatures)
+            let knn = stage("k-NN") { _ in
+                KNearestNeighborClassifier(classCount: classCount, neighborCounts: neighborCounts).evaluate(
+                    trainFeatures: trainFeatures, trainLabels: train.labels, testFeatures: testFeatures, testLabels: test.labels)
+            }
             add(knn.metrics(prefix: "knn"))
             if includeLinearProbes {
-                let linear = LinearProbe(epochs: 30).fit(
-                    trainFeatures: trainFeatures, trainLabels: train.labels, validationFeatures: testFeatures,
-                    validationLabels: test.labels, classCount: classCount)
+                let probe = LinearProbe(epochs: 30)
+                let linear = stage("linear probe", steps: probe.sweepEpochs) { progress in
+                    probe.fit(
+                        trainFeatures: trainFeatures, trainLabels: train.labels, validationFeatures: testFeatures,
+                        validationLabels: test.labels, classCount: classCount, progress: progress)
+                }
                 add(["linear/top1": linear.top1])
             }
         }
         if let train = segmentationTrain, let test = segmentationTest {
-            let trainPatches = source.patchFeatures(train.images), testPatches = source.patchFeatures(test.images)
-            add(patchRetrieval.evaluate(train: trainPatches, trainLabels: train.labels, test: testPatches, testLabels: test.labels)
-                .metrics(prefix: "dense_retrieval"))
+            let trainPatches = features(of: train.images, "train scene", source.patchFeatures)
+            let testPatches = features(of: test.images, "test scene", source.patchFeatures)
+            let retrieval = stage("patch retrieval") { _ in
+                patchRetrieval.evaluate(train: trainPatches, trainLabels: train.labels, test: testPatches, testLabels: test.labels)
+            }
+            add(retrieval.metrics(prefix: "dense_retrieval"))
             if let denseLinearProbe {
-                let linear = denseLinearProbe.fit(
-                    train: trainPatches, trainLabels: train.labels, validation: testPatches, validationLabels: test.labels)
+                let linear = stage("linear segmentation probe", steps: denseLinearProbe.probe.sweepEpochs) { progress in
+                    denseLinearProbe.fit(
+                        train: trainPatches, trainLabels: train.labels, validation: testPatches, validationLabels: test.labels,
+                        progress: progress)
+                }
                 add(linear.metrics.metrics(prefix: "dense_linear"))
             }
         }

@@ -7,6 +7,15 @@ public struct ExtractedFeatures {
 }
 
 extension VisionTransformer {
+    /// The images per batch of ``extractFeatures(_:batchSize:readout:includePatches:imageEmbedding:progress:)``.
+    public static let featureBatchSize = 64
+
+    /// The batches in which ``extractFeatures(_:batchSize:readout:includePatches:imageEmbedding:progress:)``
+    /// runs over `imageCount` images: the steps of its progress.
+    public static func featureBatchCount(_ imageCount: Int, batchSize: Int = featureBatchSize) -> Int {
+        (imageCount + batchSize - 1) / batchSize
+    }
+
     /// Runs the backbone in evaluation mode and without gradients over `images`
     /// (`[count, 3, height, width]`) in batches of `batchSize`, restoring its mode afterwards.
     ///
@@ -19,7 +28,7 @@ extension VisionTransformer {
     ///     place of the class token.
     ///   - progress: advanced by one step per batch.
     public func extractFeatures(
-        _ images: Tensor, batchSize: Int = 64, readout: FeatureReadout = .classToken, includePatches: Bool = false,
+        _ images: Tensor, batchSize: Int = featureBatchSize, readout: FeatureReadout = .classToken, includePatches: Bool = false,
         imageEmbedding: ((BackboneFeatures) -> Tensor)? = nil, progress: ProgressReporter? = nil
     ) -> ExtractedFeatures {
         precondition(images.rank == 4 && batchSize >= 1, "extractFeatures: images \(images.describe) must be [count, 3, height, width].")

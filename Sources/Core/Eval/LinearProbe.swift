@@ -40,6 +40,20 @@ public struct LinearProbe {
         0.5 * learningRate * (1 + cos(Double.pi * Double(epoch) / Double(epochs)))
     }
 
+    /// The epochs of a whole sweep: ``epochs`` per learning rate.
+    public var sweepEpochs: Int { epochs * learningRates.count }
+
+    /// An `onEpoch` of ``train(features:labels:classCount:learningRate:onEpoch:)`` that advances
+    /// `progress` through the sweep, the run of learning rate `sweepIndex` over `rows` rows.
+    func reportingEpochs(to progress: ProgressReporter?, sweepIndex: Int, rows: Int) -> ((Int, Double) -> Void)? {
+        progress.map { progress in
+            { epoch, loss in
+                let done = sweepIndex * epochs + epoch + 1
+                progress.update(step: done, images: done * rows, loss: loss)
+            }
+        }
+    }
+
     /// Trains one classifier with peak learning rate `learningRate`.
     ///
     /// - Parameters:
@@ -94,13 +108,19 @@ public struct LinearProbe {
     /// highest top-1 accuracy on the validation rows (the smaller learning rate on ties).
     ///
     /// Pass the test split as validation when there is no separate one, as DINO does.
+    ///
+    /// - Parameter progress: advanced by one step per epoch of each learning rate
+    ///   (``sweepEpochs`` steps in all), with the epoch's mean training loss.
     public func fit(
-        trainFeatures: Tensor, trainLabels: [Int], validationFeatures: Tensor, validationLabels: [Int], classCount: Int
+        trainFeatures: Tensor, trainLabels: [Int], validationFeatures: Tensor, validationLabels: [Int], classCount: Int,
+        progress: ProgressReporter? = nil
     ) -> LinearProbeResult {
         var best: LinearProbeResult?
         var sweep: [LinearProbeResult.Trial] = []
-        for rate in learningRates {
-            let classifier = train(features: trainFeatures, labels: trainLabels, classCount: classCount, learningRate: rate)
+        for (index, rate) in learningRates.enumerated() {
+            let classifier = train(
+                features: trainFeatures, labels: trainLabels, classCount: classCount, learningRate: rate,
+                onEpoch: reportingEpochs(to: progress, sweepIndex: index, rows: trainFeatures.shape[0]))
             let top1 = classifier.accuracy(validationFeatures, labels: validationLabels)
             sweep.append(.init(learningRate: rate, top1: top1))
             if best == nil || top1 > best!.top1 {

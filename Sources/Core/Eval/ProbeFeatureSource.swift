@@ -1,10 +1,20 @@
 /// Turns normalised images into the features the probes read: a backbone's, or raw pixels, the
 /// baseline every figure stands beside.
 public protocol ProbeFeatureSource {
-    /// One feature row per image of `images` (`[count, 3, height, width]`): `[count, dim]`.
-    func imageFeatures(_ images: Tensor) -> Tensor
-    /// One feature row per patch of `images` (`[count, 3, height, width]`).
-    func patchFeatures(_ images: Tensor) -> PatchFeatures
+    /// One feature row per image of `images` (`[count, 3, height, width]`): `[count, dim]`;
+    /// `progress`, when given, is advanced by one step per batch of
+    /// ``VisionTransformer/featureBatchSize`` images.
+    func imageFeatures(_ images: Tensor, progress: ProgressReporter?) -> Tensor
+    /// One feature row per patch of `images` (`[count, 3, height, width]`), `progress` as for
+    /// ``imageFeatures(_:progress:)``.
+    func patchFeatures(_ images: Tensor, progress: ProgressReporter?) -> PatchFeatures
+}
+
+extension ProbeFeatureSource {
+    /// One feature row per image of `images`, without progress.
+    public func imageFeatures(_ images: Tensor) -> Tensor { imageFeatures(images, progress: nil) }
+    /// One feature row per patch of `images`, without progress.
+    public func patchFeatures(_ images: Tensor) -> PatchFeatures { patchFeatures(images, progress: nil) }
 }
 
 /// A frozen backbone's features: the image feature a ``FeatureReadout`` reads, and the patch
@@ -23,13 +33,13 @@ public struct BackboneFeatureSource: ProbeFeatureSource {
         self.imageEmbedding = imageEmbedding
     }
 
-    public func imageFeatures(_ images: Tensor) -> Tensor {
-        backbone.extractFeatures(images, readout: readout, imageEmbedding: imageEmbedding).images
+    public func imageFeatures(_ images: Tensor, progress: ProgressReporter?) -> Tensor {
+        backbone.extractFeatures(images, readout: readout, imageEmbedding: imageEmbedding, progress: progress).images
     }
 
-    public func patchFeatures(_ images: Tensor) -> PatchFeatures {
+    public func patchFeatures(_ images: Tensor, progress: ProgressReporter?) -> PatchFeatures {
         // The dense probes read patch tokens only; any read-out that applies serves the pass.
-        backbone.extractFeatures(images, readout: .meanPatch, includePatches: true).patches!
+        backbone.extractFeatures(images, readout: .meanPatch, includePatches: true, progress: progress).patches!
     }
 }
 
@@ -44,11 +54,13 @@ public struct PixelFeatureSource: ProbeFeatureSource {
         self.patchSize = patchSize
     }
 
-    public func imageFeatures(_ images: Tensor) -> Tensor {
+    /// The pixels need no pass, so `progress` is not advanced.
+    public func imageFeatures(_ images: Tensor, progress: ProgressReporter?) -> Tensor {
         images.reshaped([images.shape[0], images.count / max(images.shape[0], 1)])
     }
 
-    public func patchFeatures(_ images: Tensor) -> PatchFeatures {
+    /// The pixels need no pass, so `progress` is not advanced.
+    public func patchFeatures(_ images: Tensor, progress: ProgressReporter?) -> PatchFeatures {
         PatchFeatures(
             tokens: GradientMode.withoutGradient { images.detached().patches(size: patchSize) },
             gridHeight: images.shape[2] / patchSize, gridWidth: images.shape[3] / patchSize)

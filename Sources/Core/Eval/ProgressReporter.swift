@@ -82,6 +82,9 @@ public final class ProgressReporter {
         lastDrawn = now
     }
 
+    /// Whether a report has been drawn yet.
+    public var hasDrawn: Bool { lastDrawn != nil }
+
     /// Writes `text` as a line of its own; a bar is cleared first and redrawn below it.
     public func note(_ text: String) {
         switch style {

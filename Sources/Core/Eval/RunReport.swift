@@ -1,9 +1,10 @@
 import Foundation
 
 /// The record of a run in its folder: `metrics.jsonl` (one ``MetricsRecord`` per logged step or
-/// evaluation), `summary.json` (a ``RunSummary``) and `report.html`, a self-contained page with
-/// a summary table, inline SVG charts of every logged value and the run's pictures embedded as
-/// base64 PNGs.
+/// evaluation), `summary.json` (a ``RunSummary``) and `report.html`, a self-contained page: what
+/// the run is and its verdict table (each probe of the trained backbone beside a random one and
+/// raw pixels), inline SVG charts of the logged values grouped by meaning, and the run's
+/// pictures in a grid, embedded as base64 PNGs.
 ///
 /// ```swift
 /// let report = try RunReport(folder: "runs/dino")
@@ -104,10 +105,10 @@ public final class RunReport {
         return LoadedRun(folder: folder, summary: summary, records: records)
     }
 
-    /// A self-contained HTML page showing the runs in `runs` (folders) side by side: their
-    /// summaries in one table (a column per run), one chart per group of logged values (names
-    /// up to the first `/`; a line per run and value) and each run's pictures.
+    /// A self-contained HTML page showing the runs in `runs` (folders) side by side: what each
+    /// run is, their verdict tables, their curves overlaid (a line per run and value), each
+    /// run's pictures and their remaining details in one table (a column per run).
     public static func renderComparison(runs: [String]) throws -> String {
-        ReportPage(runs: try runs.map(loadRun(folder:))).render()
+        try ReportPage(runs: try runs.map(loadRun(folder:))).render()
     }
 }

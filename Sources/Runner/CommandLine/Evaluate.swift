@@ -51,6 +51,7 @@ extension SSLRun {
                 suite.classCount = max(train.classNames.count, (suite.classificationTrain!.labels.max() ?? 0) + 1)
             }
             suite.includeLinearProbes = linear
+            suite.progress = ProbeProgress()
             suite.neighborCounts = [10, 20, 100, 200]
             let folder = output ?? URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

@@ -94,7 +94,7 @@ extension SSLRun {
             let dataset = try DataOptions.open(data, split: .test)
             let images = try EvaluationImages.classification(
                 LabelOptionalDataset(dataset), count: count, size: probed.backbone.configuration.imageSize, seed: 0)
-            let progress = ProgressReporter(title: "features", totalSteps: (images.images.shape[0] + 63) / 64)
+            let progress = ProgressReporter(title: "features", totalSteps: VisionTransformer.featureBatchCount(images.images.shape[0]))
             let features = probed.backbone.extractFeatures(
                 images.images, readout: readout, includePatches: patches, imageEmbedding: probed.imageEmbedding, progress: progress)
             progress.finish()
