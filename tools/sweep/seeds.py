@@ -17,11 +17,10 @@ import json
 import pathlib
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 
-from sweep import read_sweep
+from sweep import read_sweep, run_logged
 
 PROBES = [
     ("knn/top1@20", "k-NN@20 (%)"),
@@ -49,10 +48,9 @@ def run_once(ssl_run, common, flags, seed, folder, log_path):
     ]
     for command in commands:
         print(f"  {shlex.join(command)}", file=sys.stderr, flush=True)
-        with open(log_path, "a") as log:
-            if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-                print(f"  failed; see {log_path}", file=sys.stderr)
-                return None
+        if run_logged(command, log_path) != 0:
+            print(f"  failed; see {log_path}", file=sys.stderr)
+            return None
     return json.loads(summary.read_text())["metrics"]
 
 

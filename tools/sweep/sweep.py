@@ -44,6 +44,18 @@ def read_sweep(path):
     return common, configurations
 
 
+def run_logged(command, log_path):
+    """Runs `command`, appending its output to `log_path` and echoing it to standard error
+    (ssl-run's progress lines: a line every 30 s when not on a terminal). Returns the exit status."""
+    with open(log_path, "a") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        for line in process.stdout:
+            log.write(line)
+            log.flush()
+            sys.stderr.write("    " + line)
+        return process.wait()
+
+
 def records(folder):
     path = folder / "metrics.jsonl"
     if not path.exists():
@@ -112,12 +124,10 @@ def main():
             command = [arguments.ssl_run, *common, *flags, "--output", str(folder)]
             print(f"[{index}/{len(configurations)}] {name}: {shlex.join(command)}", file=sys.stderr, flush=True)
             started = time.monotonic()
-            with open(runs / f"{name}.log", "a") as log:
-                completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+            status = run_logged(command, runs / f"{name}.log")
             seconds = time.monotonic() - started
-            if completed.returncode != 0:
-                print(f"  {name} failed with exit status {completed.returncode}; see {runs / (name + '.log')}",
-                      file=sys.stderr)
+            if status != 0:
+                print(f"  {name} failed with exit status {status}; see {runs / (name + '.log')}", file=sys.stderr)
                 continue
             log_text = (runs / f"{name}.log").read_text(errors="replace")
             config = json.loads((folder / "config.json").read_text())
