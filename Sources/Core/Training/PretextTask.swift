@@ -163,13 +163,14 @@ public struct TaskRequirements: Sendable {
 /// Everything a task sees during one step.
 public struct TaskStep {
     /// The shared backbone passes.
-    public var forward: SharedForward
-    public var epoch: Int
+    public let forward: SharedForward
+    public let epoch: Int
     /// The global iteration (epoch · iterationsPerEpoch + step).
-    public var iteration: Int
-    public var collective: Collective
+    public let iteration: Int
+    /// The run's processes, for reductions across them (centres, gathered keys).
+    public let collective: Collective
 
-    public init(forward: SharedForward, epoch: Int, iteration: Int, collective: Collective = SingleProcessCollective()) {
+    init(forward: SharedForward, epoch: Int, iteration: Int, collective: Collective = SingleProcessCollective()) {
         self.forward = forward
         self.epoch = epoch
         self.iteration = iteration

@@ -3,43 +3,39 @@ public enum NetworkRole: Sendable {
     case student, teacher
 }
 
-/// One training step's views and the backbone passes over them, shared by every task: each
-/// view runs through the student once and, when a task asks, through the teacher once.
+/// What a task reads during one training step: the step's views and the backbone passes over
+/// them, shared by every task. Each view runs through the student once and, when a task asks,
+/// through the teacher once, however many tasks read it.
 ///
 /// Consecutive views of equal size run as one batch (DINO's multi-crop grouping), and the
-/// result is split back per view.
+/// result is split back per view. Only the trainer builds one: it also cuts each task's graph
+/// at the backbone's output, so that it can measure the gradient each task sends into the
+/// backbone and then run the backbone's backward pass once for all of them.
 public final class SharedForward {
     /// The images of each view, `[batch, 3, size, size]`, global views first.
     public let views: [Tensor]
     /// How many of the leading views are global crops.
     public let globalViewCount: Int
-    /// The networks' backbones.
-    public let studentBackbone: VisionTransformer
-    public let teacherBackbone: VisionTransformer?
 
+    private let studentBackbone: VisionTransformer
+    private let teacherBackbone: VisionTransformer?
+    private let embeddingProvider: ((BackboneFeatures, NetworkRole) -> Tensor)?
     private var studentFeatures: [Int: BackboneFeatures] = [:]
     private var teacherFeatures: [Int: BackboneFeatures] = [:]
-    private var embeddingProvider: ((BackboneFeatures, NetworkRole) -> Tensor)?
     private var studentEmbeddings: [Int: Tensor] = [:]
     private var teacherEmbeddings: [Int: Tensor] = [:]
     /// The student's backbone pass over each size group, keyed by the group's first view.
     private var studentPasses: [Int: BackboneFeatures] = [:]
-    /// When measuring: the leaves standing for the passes' last-block tokens in the current
-    /// task's graph, and the gradient collected for each pass so far.
+    /// The leaves standing for the passes' last-block tokens in the current task's graph, and
+    /// the gradient collected for each pass so far.
     private var leaves: [(group: Int, leaf: Tensor)] = []
     private var backboneGradients: [Int: Tensor] = [:]
 
-    /// Whether each task's graph starts at leaves of its own after the backbone's last block.
-    public let measuresTaskGradients: Bool
-
-    /// - Parameter measuresTaskGradients: give each task (see ``startTask()``) its own leaves
-    ///   standing for the backbone's last-block tokens, so that its backward pass stops there
-    ///   and ``collectBackboneGradient()`` measures the gradient it sends into the shared
-    ///   backbone; ``backwardThroughBackbone()`` then runs the backbone's backward pass once
-    ///   for all tasks. Off, one graph runs from the backbone through every task.
-    public init(
+    /// - Parameter imageEmbedding: the image embedding a task provides in place of the
+    ///   backbone's class token, if any.
+    init(
         views: [Tensor], globalViewCount: Int, student: VisionTransformer, teacher: VisionTransformer?,
-        measuresTaskGradients: Bool = false
+        imageEmbedding: ((BackboneFeatures, NetworkRole) -> Tensor)?
     ) {
         precondition(!views.isEmpty, "A training step needs at least one view.")
         let batch = views[0].shape[0]
@@ -52,11 +48,14 @@ public final class SharedForward {
         self.globalViewCount = globalViewCount
         studentBackbone = student
         teacherBackbone = teacher
-        self.measuresTaskGradients = measuresTaskGradients
+        embeddingProvider = imageEmbedding
     }
 
     /// Images per view.
     public var batchSize: Int { views[0].shape[0] }
+
+    /// The side of the backbone's square patches, in pixels.
+    public var patchSize: Int { studentBackbone.configuration.patchSize }
 
     /// The student's features for `view`.
     public func student(_ view: Int) -> BackboneFeatures {
@@ -76,7 +75,7 @@ public final class SharedForward {
         switch role {
         case .student:
             let pass = studentPass(group)
-            if measuresTaskGradients && pass.lastBlock.requiresGradient {
+            if pass.lastBlock.requiresGradient {
                 let leaf = pass.lastBlock.detached()
                 leaf.requiresGradient = true
                 leaves.append((group.lowerBound, leaf))
@@ -98,32 +97,8 @@ public final class SharedForward {
         return role == .student ? studentFeatures[view]! : teacherFeatures[view]!
     }
 
-    /// Runs the student backbone over every view (once per size group), before any task reads it.
-    public func runStudentBackbone() {
-        var view = 0
-        while view < views.count {
-            let group = sizeGroup(containing: view)
-            _ = studentPass(group)
-            view = group.upperBound
-        }
-    }
-
-    /// Starts the next task's reads: when measuring, its student features and embeddings are
-    /// built on leaves of its own, so its backward pass ends at the backbone's output.
-    public func startTask() {
-        guard measuresTaskGradients else { return }
-        studentFeatures.removeAll()
-        studentEmbeddings.removeAll()
-    }
-
-    /// Sets how the image-level embedding of a view is computed (by default the backbone's
-    /// normed class token), e.g. by a task that owns an aggregation head (SelfPatch in its
-    /// original form) so that image-level tasks read its class token.
-    public func setImageEmbeddingProvider(_ provider: @escaping (BackboneFeatures, NetworkRole) -> Tensor) {
-        embeddingProvider = provider
-    }
-
-    /// The image-level embedding `[batch, dim]` of `view` for `role`.
+    /// The image-level embedding `[batch, dim]` of `view` for `role`: the image embedding a
+    /// task provides (``PretextTask/imageEmbedding(of:role:)``), else the backbone's class token.
     public func imageEmbedding(_ view: Int, role: NetworkRole) -> Tensor {
         if let cached = role == .student ? studentEmbeddings[view] : teacherEmbeddings[view] { return cached }
         let features = self.features(view, role: role)
@@ -143,11 +118,36 @@ public final class SharedForward {
         return embedding
     }
 
+    /// A student pass of the task's own over `images`, with the patches `masking` marks
+    /// replaced by its token (iBOT's masked image modelling; see
+    /// ``VisionTransformer/features(_:masking:recorder:)``). It is not shared: its gradient flows
+    /// through the backbone with the task's backward pass.
+    public func maskedStudent(_ images: Tensor, masking: (patches: Tensor, token: Tensor)) -> BackboneFeatures {
+        studentBackbone.features(images, masking: masking)
+    }
+
+    /// Runs the student backbone over every view (once per size group), before any task reads it.
+    func runStudentBackbone() {
+        var view = 0
+        while view < views.count {
+            let group = sizeGroup(containing: view)
+            _ = studentPass(group)
+            view = group.upperBound
+        }
+    }
+
+    /// Starts the next task's reads: its student features and embeddings are built on leaves
+    /// of its own, so its backward pass ends at the backbone's output.
+    func startTask() {
+        studentFeatures.removeAll()
+        studentEmbeddings.removeAll()
+    }
+
     /// Moves the gradient that backward passes left at the tasks' leaves since the last call
     /// into this step's sums, and returns its norm: called after a task's backward pass, the
-    /// norm of the gradient that task sends into the shared backbone (0 unless measuring).
+    /// norm of the gradient that task sends into the shared backbone.
     @discardableResult
-    public func collectBackboneGradient() -> Double {
+    func collectBackboneGradient() -> Double {
         var squares = 0.0
         for (group, leaf) in leaves {
             guard let gradient = leaf.gradient else { continue }
@@ -160,7 +160,7 @@ public final class SharedForward {
 
     /// Back-propagates the collected gradients through the student backbone, once per pass,
     /// accumulating into the backbone's parameters.
-    public func backwardThroughBackbone() {
+    func backwardThroughBackbone() {
         collectBackboneGradient()
         for (group, gradient) in backboneGradients {
             studentPasses[group]!.lastBlock.backward(seed: gradient)
