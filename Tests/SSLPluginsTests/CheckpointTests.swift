@@ -218,3 +218,44 @@ final class CheckpointInteroperabilityTests: XCTestCase {
         }
     }
 }
+
+/// The networks probes read: a trainer's, and the same loaded from its checkpoint without a trainer.
+final class FeatureNetworkTests: XCTestCase {
+    /// The original SelfPatch recipe: no class token, so the image embedding is SelfPatch's.
+    private var recipe: TrainingRecipe {
+        var backbone = VisionTransformerConfiguration(embedDimension: 24, depth: 1, heads: 2, patchSize: 8, imageSize: 32)
+        backbone.classToken = false
+        let head = ["out-dim": "32", "hidden-dim": "16", "bottleneck-dim": "8"]
+        return TrainingRecipe(
+            backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 32),
+            tasks: [TaskSelection(name: "dino", options: head),
+                    TaskSelection(name: "selfpatch", weight: 0.1, options: head.merging(["image-embedding": "true"]) { $1 })],
+            epochs: 1, batchSize: 2, seed: 3)
+    }
+
+    func testACheckpointGivesTheTrainersNetworkWithItsEmbeddingHead() throws {
+        let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
+        var generator = RandomGenerator(seed: 1)
+        let views = recipe.views.sizes.map { Tensor.randomNormal([2, 3, $0, $0], generator: &generator) }
+        for step in 0..<2 { _ = try trainer.step(views: views, epoch: 0, iterationInEpoch: step) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("feature-network-\(getpid()).h5").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Checkpoint.save(trainer, recipe: recipe, progress: TrainingProgress(epoch: 1), to: path)
+        let images = views[0]
+        for role in [NetworkRole.teacher, .student] {
+            let trained = trainer.featureNetwork(role)
+            let loaded = try FeatureNetwork(checkpoint: path, network: role, registry: .builtIn)
+            XCTAssertNotNil(loaded.embeddingHead, "\(role)")
+            let expected = trained.extractFeatures(images).images
+            XCTAssertEqual(loaded.extractFeatures(images).images.elements, expected.elements, "\(role)")
+        }
+        XCTAssertNotEqual(
+            trainer.featureNetwork(.teacher).extractFeatures(images).images.elements,
+            trainer.featureNetwork(.student).extractFeatures(images).images.elements, "the roles differ after training")
+        let random = try FeatureNetwork(randomlyInitialized: recipe, registry: .builtIn)
+        XCTAssertNotNil(random.embeddingHead)
+        let fresh = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2).featureNetwork(.student)
+        XCTAssertEqual(random.extractFeatures(images).images.elements, fresh.extractFeatures(images).images.elements,
+                       "a random network is the recipe's initialisation")
+    }
+}

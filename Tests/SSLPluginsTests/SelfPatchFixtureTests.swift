@@ -51,7 +51,8 @@ final class SelfPatchFixtureTests: XCTestCase {
     func testTeacherMatchingAggregationAndHeads() throws {
         for view in 0..<4 {
             let group = "teacher/crop\(view)"
-            let features = trainer.teacherBackbone!.features(inputs[view])
+            let teacher = trainer.featureNetwork(.teacher)
+            let features = teacher.features(inputs[view])
             let tokens = features.lastBlockPatches
             assertClose(tokens, try file.readTensor("\(group)/tokens"), absoluteTolerance: 1e-5, relativeTolerance: 1e-5, "\(group) tokens")
             let table = NeighborTable(height: features.gridHeight, width: features.gridWidth)
@@ -64,18 +65,18 @@ final class SelfPatchFixtureTests: XCTestCase {
             let patchRows = aggregated.sliced(1..<aggregated.shape[1], axis: 1).reshaped([-1, 48])
             assertClose(selfPatch.teacherAggregator.summary(of: neighbors), patchRows, absoluteTolerance: 1e-5, "\(group) aggregated patches")
             let classRow = aggregated.sliced(0..<1, axis: 1).reshaped([2, 48])
-            assertClose(selfPatch.imageEmbedding(of: features, role: .teacher)!, classRow, absoluteTolerance: 1e-5, "\(group) aggregated class token")
+            assertClose(teacher.imageEmbedding(of: features), classRow, absoluteTolerance: 1e-5, "\(group) aggregated class token")
             assertClose(dino.distillation.teacherHead(classRow), try file.readTensor("\(group)/cls_logits"), absoluteTolerance: 1e-5, "\(group) cls logits")
             assertClose(selfPatch.distillation.teacherHead(patchRows), try file.readTensor("\(group)/patch_logits").reshaped([-1, 64]),
                         absoluteTolerance: 1e-5, "\(group) patch logits")
 
-            let student = "student/crop\(view)"
-            let caOut = try file.readTensor("\(student)/ca_out")
-            let studentFeatures = trainer.backbone.features(inputs[view])
-            assertClose(selfPatch.imageEmbedding(of: studentFeatures, role: .student)!, caOut.sliced(0..<1, axis: 1).reshaped([2, 48]),
-                        absoluteTolerance: 1e-5, "\(student) class token")
+            let studentGroup = "student/crop\(view)"
+            let caOut = try file.readTensor("\(studentGroup)/ca_out")
+            let student = trainer.featureNetwork(.student), studentFeatures = student.features(inputs[view])
+            assertClose(student.imageEmbedding(of: studentFeatures), caOut.sliced(0..<1, axis: 1).reshaped([2, 48]),
+                        absoluteTolerance: 1e-5, "\(studentGroup) class token")
             let studentPatches = selfPatch.aggregator.norm(studentFeatures.lastBlockPatches)
-            assertClose(studentPatches, caOut.sliced(1..<caOut.shape[1], axis: 1), absoluteTolerance: 1e-5, "\(student) patch tokens")
+            assertClose(studentPatches, caOut.sliced(1..<caOut.shape[1], axis: 1), absoluteTolerance: 1e-5, "\(studentGroup) patch tokens")
         }
     }
 

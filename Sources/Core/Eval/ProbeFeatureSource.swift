@@ -7,29 +7,26 @@ public protocol ProbeFeatureSource {
     func patchFeatures(_ images: Tensor) -> PatchFeatures
 }
 
-/// A frozen backbone's features: the image feature a ``FeatureReadout`` reads, and the patch
+/// A frozen network's features: the image feature a ``FeatureReadout`` reads, and the patch
 /// tokens after the final norm.
 public struct BackboneFeatureSource: ProbeFeatureSource {
-    /// The network probed (run in evaluation mode, without gradients).
-    public var backbone: VisionTransformer
+    /// The network probed (run in evaluation mode, without gradients), with its image embedding.
+    public var network: FeatureNetwork
     /// Which features make the image feature.
     public var readout: FeatureReadout
-    /// The image embedding a task provides in place of the class token, if any.
-    public var imageEmbedding: ((BackboneFeatures) -> Tensor)?
 
-    public init(backbone: VisionTransformer, readout: FeatureReadout = .classToken, imageEmbedding: ((BackboneFeatures) -> Tensor)? = nil) {
-        self.backbone = backbone
+    public init(network: FeatureNetwork, readout: FeatureReadout = .classToken) {
+        self.network = network
         self.readout = readout
-        self.imageEmbedding = imageEmbedding
     }
 
     public func imageFeatures(_ images: Tensor) -> Tensor {
-        backbone.extractFeatures(images, readout: readout, imageEmbedding: imageEmbedding).images
+        network.extractFeatures(images, readout: readout).images
     }
 
     public func patchFeatures(_ images: Tensor) -> PatchFeatures {
         // The dense probes read patch tokens only; any read-out that applies serves the pass.
-        backbone.extractFeatures(images, readout: .meanPatch, includePatches: true).patches!
+        FeatureNetwork(backbone: network.backbone).extractFeatures(images, readout: .meanPatch, includePatches: true).patches!
     }
 }
 

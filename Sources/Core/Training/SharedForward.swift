@@ -17,9 +17,8 @@ public final class SharedForward {
     /// How many of the leading views are global crops.
     public let globalViewCount: Int
 
-    private let studentBackbone: VisionTransformer
-    private let teacherBackbone: VisionTransformer?
-    private let embeddingProvider: ((BackboneFeatures, NetworkRole) -> Tensor)?
+    private let studentNetwork: FeatureNetwork
+    private let teacherNetwork: FeatureNetwork?
     private var studentFeatures: [Int: BackboneFeatures] = [:]
     private var teacherFeatures: [Int: BackboneFeatures] = [:]
     private var studentEmbeddings: [Int: Tensor] = [:]
@@ -31,12 +30,7 @@ public final class SharedForward {
     private var leaves: [(group: Int, leaf: Tensor)] = []
     private var backboneGradients: [Int: Tensor] = [:]
 
-    /// - Parameter imageEmbedding: the image embedding a task provides in place of the
-    ///   backbone's class token, if any.
-    init(
-        views: [Tensor], globalViewCount: Int, student: VisionTransformer, teacher: VisionTransformer?,
-        imageEmbedding: ((BackboneFeatures, NetworkRole) -> Tensor)?
-    ) {
+    init(views: [Tensor], globalViewCount: Int, student: FeatureNetwork, teacher: FeatureNetwork?) {
         precondition(!views.isEmpty, "A training step needs at least one view.")
         let batch = views[0].shape[0]
         for (index, view) in views.enumerated() {
@@ -46,16 +40,15 @@ public final class SharedForward {
         }
         self.views = views
         self.globalViewCount = globalViewCount
-        studentBackbone = student
-        teacherBackbone = teacher
-        embeddingProvider = imageEmbedding
+        studentNetwork = student
+        teacherNetwork = teacher
     }
 
     /// Images per view.
     public var batchSize: Int { views[0].shape[0] }
 
     /// The side of the backbone's square patches, in pixels.
-    public var patchSize: Int { studentBackbone.configuration.patchSize }
+    public var patchSize: Int { studentNetwork.backbone.configuration.patchSize }
 
     /// The student's features for `view`.
     public func student(_ view: Int) -> BackboneFeatures {
@@ -79,15 +72,15 @@ public final class SharedForward {
                 let leaf = pass.lastBlock.detached()
                 leaf.requiresGradient = true
                 leaves.append((group.lowerBound, leaf))
-                all = studentBackbone.features(lastBlock: leaf, gridHeight: pass.gridHeight, gridWidth: pass.gridWidth)
+                all = studentNetwork.backbone.features(lastBlock: leaf, gridHeight: pass.gridHeight, gridWidth: pass.gridWidth)
             } else {
                 all = pass
             }
         case .teacher:
-            guard let teacherBackbone else {
+            guard let teacherNetwork else {
                 preconditionFailure("A task asked for teacher features, but the run has no teacher.")
             }
-            all = GradientMode.withoutGradient { teacherBackbone.features(images(of: group)) }
+            all = GradientMode.withoutGradient { teacherNetwork.features(images(of: group)) }
         }
         let batch = batchSize
         for (offset, member) in group.enumerated() {
@@ -98,22 +91,14 @@ public final class SharedForward {
     }
 
     /// The image-level embedding `[batch, dim]` of `view` for `role`: the image embedding a
-    /// task provides (``PretextTask/imageEmbedding(of:role:)``), else the backbone's class token.
+    /// task provides (``PretextTask/imageEmbedding(of:role:)``), else the backbone's class token
+    /// (see ``FeatureNetwork/imageEmbedding(of:)``).
     public func imageEmbedding(_ view: Int, role: NetworkRole) -> Tensor {
         if let cached = role == .student ? studentEmbeddings[view] : teacherEmbeddings[view] { return cached }
         let features = self.features(view, role: role)
-        let embedding: Tensor
-        if let embeddingProvider {
-            embedding = role == .teacher
-                ? GradientMode.withoutGradient { embeddingProvider(features, role) } : embeddingProvider(features, role)
-        } else {
-            guard let token = features.classToken else {
-                preconditionFailure(
-                    "The backbone has no class token and no task provides an image embedding; "
-                        + "enable the class token or add a task with an aggregation head.")
-            }
-            embedding = token
-        }
+        let embedding = role == .teacher
+            ? GradientMode.withoutGradient { teacherNetwork!.imageEmbedding(of: features) }
+            : studentNetwork.imageEmbedding(of: features)
         if role == .student { studentEmbeddings[view] = embedding } else { teacherEmbeddings[view] = embedding }
         return embedding
     }
@@ -123,7 +108,7 @@ public final class SharedForward {
     /// ``VisionTransformer/features(_:masking:recorder:)``). It is not shared: its gradient flows
     /// through the backbone with the task's backward pass.
     public func maskedStudent(_ images: Tensor, masking: (patches: Tensor, token: Tensor)) -> BackboneFeatures {
-        studentBackbone.features(images, masking: masking)
+        studentNetwork.backbone.features(images, masking: masking)
     }
 
     /// Runs the student backbone over every view (once per size group), before any task reads it.
@@ -172,7 +157,7 @@ public final class SharedForward {
     /// The student's pass over the size group `group`, run on first use.
     private func studentPass(_ group: Range<Int>) -> BackboneFeatures {
         if let pass = studentPasses[group.lowerBound] { return pass }
-        let pass = studentBackbone.features(images(of: group))
+        let pass = studentNetwork.features(images(of: group))
         studentPasses[group.lowerBound] = pass
         return pass
     }

@@ -209,8 +209,8 @@ public final class Trainer {
         var seconds: [String: Double] = [:]
         backbone.setTraining(true)
         let forward = SharedForward(
-            views: views, globalViewCount: setup.views.globalCount, student: backbone, teacher: teacherBackbone,
-            imageEmbedding: imageEmbedding)
+            views: views, globalViewCount: setup.views.globalCount, student: featureNetwork(.student),
+            teacher: teacher == nil ? nil : featureNetwork(.teacher))
         // The student's passes first, so that each task's time is its own.
         seconds["backbone"] = MonotonicClock.measure { forward.runStudentBackbone() }
 
@@ -256,17 +256,15 @@ public final class Trainer {
         return StepLoss(loss: loss, terms: terms, seconds: seconds, health: health)
     }
 
-    /// The image embedding a task provides instead of the backbone's class token (SelfPatch's
-    /// aggregation head in the original recipe), for the training step and for probes; `nil`
-    /// when the backbone's class token serves.
-    public var imageEmbedding: ((BackboneFeatures, NetworkRole) -> Tensor)? {
-        guard let provider = tasks.first(where: { $0.task.requirements.providesImageEmbedding })?.task else { return nil }
-        return { features, role in
-            guard let embedding = provider.imageEmbedding(of: features, role: role) else {
-                preconditionFailure("Task '\(type(of: provider).name)' declares an image embedding but provided none.")
-            }
-            return embedding
+    /// The network `role` as tasks and probes read it: its backbone with the image embedding a
+    /// task provides in place of the class token (SelfPatch's aggregation head in the original
+    /// recipe), if any. A run without a teacher gives its student for either role.
+    public func featureNetwork(_ role: NetworkRole) -> FeatureNetwork {
+        let provider = tasks.first { $0.task.requirements.providesImageEmbedding }?.task
+        if role == .teacher, let teacherBackbone {
+            return FeatureNetwork(backbone: teacherBackbone, embeddingTask: provider, role: .teacher)
         }
+        return FeatureNetwork(backbone: backbone, embeddingTask: provider, role: .student)
     }
 
     /// Applies the teacher EMA with `momentum`.

@@ -35,7 +35,7 @@ extension SSLRun {
         }
 
         func run() throws {
-            let trained = try ProbedNetwork.load(checkpoint, network: network)
+            let trained = try FeatureNetwork.load(checkpoint, network: network)
             try trained.validate(readout, flag: "--readout")
             let configuration = trained.backbone.configuration
             var suite: EvaluationSuite
@@ -55,7 +55,7 @@ extension SSLRun {
             let folder = output ?? URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             var networks = [(name: "trained", network: trained)]
-            if baselines { networks.append(("random", try ProbedNetwork.randomlyInitialised(like: checkpoint, trained: trained))) }
+            if baselines { networks.append(("random", try FeatureNetwork.randomlyInitialized(like: checkpoint, trained: trained))) }
             var metrics: [String: Double] = [:]
             var pictures: [RunSummary.Picture] = []
             /// Probes `source` into `metrics` under `name`, reporting the time taken.

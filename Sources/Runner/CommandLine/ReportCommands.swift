@@ -89,14 +89,13 @@ extension SSLRun {
         }
 
         func run() throws {
-            let probed = try ProbedNetwork.load(checkpoint, network: network)
+            let probed = try FeatureNetwork.load(checkpoint, network: network)
             try probed.validate(readout, flag: "--readout")
             let dataset = try DataOptions.open(data, split: .test)
             let images = try EvaluationImages.classification(
                 LabelOptionalDataset(dataset), count: count, size: probed.backbone.configuration.imageSize, seed: 0)
             let progress = ProgressReporter(title: "features", totalSteps: (images.images.shape[0] + 63) / 64)
-            let features = probed.backbone.extractFeatures(
-                images.images, readout: readout, includePatches: patches, imageEmbedding: probed.imageEmbedding, progress: progress)
+            let features = probed.extractFeatures(images.images, readout: readout, includePatches: patches, progress: progress)
             progress.finish()
             try HDF5File.writeAtomically(to: output) { file in
                 try file.write(features.images, at: "image_features")

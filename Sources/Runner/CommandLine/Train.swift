@@ -166,16 +166,13 @@ extension SSLRun {
                 let suite = try EvaluationSuite.fashionMNIST(
                     imageSize: recipe.views.globalSize, patchSize: recipe.backbone.patchSize, trainCount: 2000, testCount: 1000,
                     sceneCount: 60, testSceneCount: 30, seed: recipe.seed)
-                let random = try ProbedNetwork.randomlyInitialised(recipe)
+                let random = try FeatureNetwork.randomlyInitialized(recipe)
                 try random.validate(evalReadout, flag: "--eval-readout")
                 let baselines = suite.evaluate(random.featureSource(readout: evalReadout), prefix: "online_random")
                     .merging(suite.evaluate(PixelFeatureSource(patchSize: recipe.backbone.patchSize), prefix: "online_pixels")) { $1 }
                 session.evaluateEpoch = { trainer, epoch in
                     guard (epoch + 1) % evalEvery == 0 || epoch + 1 == recipe.epochs else { return [:] }
-                    let role: NetworkRole = trainer.teacherBackbone == nil ? .student : .teacher
-                    let network = ProbedNetwork(
-                        backbone: trainer.teacherBackbone ?? trainer.backbone,
-                        imageEmbedding: trainer.imageEmbedding.map { embedding in { embedding($0, role) } })
+                    let network = trainer.featureNetwork(.teacher)
                     var metrics: [String: Double] = [:]
                     let seconds = MonotonicClock.measure {
                         metrics = suite.evaluate(network.featureSource(readout: evalReadout), prefix: "online").merging(baselines) { $1 }
