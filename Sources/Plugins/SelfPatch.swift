@@ -58,6 +58,9 @@ public final class SelfPatchTask: PretextTask {
     public static let summary = "SelfPatch: neighbouring patches as positives for patch-level distillation (Yun et al., 2022)."
     /// λ of the paper.
     public static let defaultWeight = 0.1
+    /// DINO's multi-crop with SelfPatch's scales (`main_selfpatch.py`): global 0.25…1, local 0.05…0.25.
+    public static let augmentation: AugmentationRecipe? = AugmentationRecipe(
+        family: .multiCrop, globalScale: 0.25...1, localScale: 0.05...0.25)
 
     public let configuration: Configuration
     public let aggregator: PatchAggregationHead

@@ -42,7 +42,7 @@ public enum RunPictures {
                 gridHeight: height, gridWidth: width, scale: scale)
         }
         try save(Image.tiled(maps, columns: count), "similarity",
-                 "\(prefix): last-block cosine similarity to the centre patch (red); white: the \(neighborCount) neighbours SelfPatch picks as its positives")
+                 "\(prefix): last-block cosine similarity to the centre patch (red); white: its \(neighborCount) most similar neighbours")
         return pictures
     }
 }

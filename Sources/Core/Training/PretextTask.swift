@@ -24,6 +24,9 @@ public protocol PretextTask: AnyObject {
     static var summary: String { get }
     /// The loss weight used when the run does not set one (1 unless the method says otherwise).
     static var defaultWeight: Double { get }
+    /// The augmentation the task's method trains with, or `nil` (the default) when any suits
+    /// it; see ``TaskRegistry/augmentation(agreedBy:)`` for how a run's tasks agree on one.
+    static var augmentation: AugmentationRecipe? { get }
 
     /// Builds the task for a backbone and view plan.
     init(configuration: Configuration, setup: TaskSetup) throws
@@ -54,6 +57,7 @@ public protocol PretextTask: AnyObject {
 
 extension PretextTask {
     public static var defaultWeight: Double { 1 }
+    public static var augmentation: AugmentationRecipe? { nil }
     public var teacherHeads: Module? { nil }
     public var state: [(name: String, tensor: Tensor)] { [] }
     public func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor? { nil }

@@ -98,16 +98,12 @@ public final class TrainingSession {
     /// - Throws: when the folder holds a checkpoint of a different recipe (choose another
     ///   folder) or is in use, or when the data, the options or the recipe are unusable.
     public init(
-        recipe: TrainingRecipe, registry: TaskRegistry, dataset: any ImageDataset, augmentation: MultiCropRecipe,
-        options: SessionOptions, collective: Collective = SingleProcessCollective()
+        recipe: TrainingRecipe, registry: TaskRegistry, dataset: any ImageDataset, options: SessionOptions,
+        collective: Collective = SingleProcessCollective()
     ) throws {
         try options.validate()
         try recipe.validate(registry: registry)
-        let viewSizes = augmentation.views.map(\.cropSize)
-        guard viewSizes == recipe.views.sizes else {
-            throw TaskConfigurationError(
-                "The augmentation makes crops of \(viewSizes) pixels but the recipe expects \(recipe.views.sizes).")
-        }
+        let augmentation = try recipe.augmentation(registry: registry).crops(for: recipe.views)
         self.recipe = recipe
         self.options = options
         self.collective = collective

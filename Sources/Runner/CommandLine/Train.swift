@@ -153,10 +153,8 @@ extension SSLRun {
             let options = sessionOptions(intervals: intervals)
             let folder = options.outputFolder
             let dataset = try DataOptions.trainingDataset(recipe.data, seed: recipe.seed)
-            let style = AugmentationStyle(task: recipe.tasks.first?.name ?? "dino")
             let session = try TrainingSession(
-                recipe: recipe, registry: SSLRun.registry, dataset: dataset, augmentation: style.recipe(for: recipe.views),
-                options: options, collective: collective)
+                recipe: recipe, registry: SSLRun.registry, dataset: dataset, options: options, collective: collective)
             if collective.rank == 0 { FileHandle.standardError.write(Data(("Training \(recipe.tasks.map { "\($0.name)×\($0.weight)" }.joined(separator: " + ")) on \(dataset), "
                   + "\(recipe.epochs) epochs × \(session.loader.batchesPerEpoch) steps of \(recipe.batchSize) images; run folder \(folder); "
                   + "OpenBLAS kernels \(BLAS.kernelFamily)\n").utf8)) }
