@@ -97,6 +97,8 @@ public final class SelfPatchTask: PretextTask {
         teacherHeads = ModuleDictionary([("ca_head", teacherAggregator), ("p_head", distillation.teacherHead)])
     }
 
+    public var patchNeighborCount: Int? { configuration.neighbors }
+
     public var requirements: TaskRequirements {
         TaskRequirements(needsPatchTokens: true, needsTeacher: true, providesImageEmbedding: configuration.imageEmbedding)
     }

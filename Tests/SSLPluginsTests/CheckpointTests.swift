@@ -48,7 +48,7 @@ final class CheckpointTests: XCTestCase {
         try Checkpoint.save(first, recipe: recipe, progress: TrainingProgress(epoch: 1, stepInEpoch: 0), to: path)
 
         let resumed = try Checkpoint.recipe(at: path).makeTrainer(registry: .builtIn, iterationsPerEpoch: iterations)
-        let (progress, _) = try Checkpoint.restore(resumed, from: path)
+        let progress = try Checkpoint.restore(resumed, from: path)
         XCTAssertEqual(progress, TrainingProgress(epoch: 1, stepInEpoch: 0))
         let resumedLosses = try run(resumed, steps: 2..<4, iterations: iterations)
         XCTAssertEqual(resumedLosses, Array(straightLosses[2...]), "identical losses after resuming")
@@ -100,12 +100,47 @@ final class CheckpointTests: XCTestCase {
         bytes[range.lowerBound] ^= 0xFF
         let corrupt = "\(folder!)/corrupt.h5"
         try bytes.write(to: URL(fileURLWithPath: corrupt))
-        let before = trainer.backbone.blocks[0].attn.qkv.weight.copy()
-        XCTAssertThrowsError(try Checkpoint.restore(trainer, from: corrupt)) { error in
+        // Restored into a trainer of other weights, so that anything applied would show.
+        var otherSeed = recipe
+        otherSeed.seed = 4
+        let other = try otherSeed.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
+        let before = other.student.stateDictionary().map { $0.tensor.copy() }
+        XCTAssertThrowsError(try Checkpoint.restore(other, from: corrupt)) { error in
             XCTAssertTrue("\(error)".contains("head.last_layer.weight_v"), "names the dataset: \(error)")
             XCTAssertTrue("\(error)".contains("checksum"), "\(error)")
         }
-        XCTAssertEqual(trainer.backbone.blocks[0].attn.qkv.weight.elements, before.elements, "nothing applied")
+        for ((name, after), before) in zip(other.student.stateDictionary(), before) {
+            XCTAssertEqual(after.elements, before.elements, "nothing applied: \(name)")
+        }
+    }
+
+    /// A mismatch found only in the teacher leaves the student (read first) unchanged too.
+    func testAMismatchInTheTeacherAppliesNothing() throws {
+        let path = "\(folder!)/checkpoint.h5"
+        try Checkpoint.save(try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2), recipe: recipe, progress: TrainingProgress(), to: path)
+        let file = try HDF5File(path: path, mode: .readWrite)
+        try file.write(Tensor.zeros([2]), at: "teacher/backbone/unexpected")
+        file.close()
+        var otherSeed = recipe
+        otherSeed.seed = 4
+        let other = try otherSeed.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
+        let before = other.student.stateDictionary().map { $0.tensor.copy() }
+        XCTAssertThrowsError(try Checkpoint.restore(other, from: path)) { error in
+            XCTAssertTrue("\(error)".contains("backbone.unexpected"), "\(error)")
+        }
+        for ((name, after), before) in zip(other.student.stateDictionary(), before) {
+            XCTAssertEqual(after.elements, before.elements, "nothing applied: \(name)")
+        }
+    }
+
+    /// The pictures outline as many neighbours as the run's patch-level task takes.
+    func testThePatchNeighbourCountComesFromTheRunsTasks() throws {
+        var recipe = recipe
+        XCTAssertEqual(try recipe.patchNeighborCount(registry: .builtIn), 4)
+        recipe.tasks[1].options["k-num"] = "2"
+        XCTAssertEqual(try recipe.patchNeighborCount(registry: .builtIn), 2)
+        recipe.tasks.removeLast()
+        XCTAssertNil(try recipe.patchNeighborCount(registry: .builtIn))
     }
 
     func testArchitectureMismatchListsTheKeys() throws {

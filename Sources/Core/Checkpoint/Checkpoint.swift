@@ -11,18 +11,15 @@ public struct TrainingProgress: Codable, Sendable, Equatable {
     public var epoch: Int
     /// The index of the next step within its epoch.
     public var stepInEpoch: Int
-    /// The last logged metrics, as JSON.
-    public var metrics: String
     /// The length in bytes of the run's `metrics.jsonl` when the checkpoint was written; lines
     /// past it belong to steps a resumed run takes again.
     public var metricsLength: Int?
     /// The length in bytes of the run's TensorBoard event file at the checkpoint, likewise.
     public var eventsLength: Int?
 
-    public init(epoch: Int = 0, stepInEpoch: Int = 0, metrics: String = "{}", metricsLength: Int? = nil, eventsLength: Int? = nil) {
+    public init(epoch: Int = 0, stepInEpoch: Int = 0, metricsLength: Int? = nil, eventsLength: Int? = nil) {
         self.epoch = epoch
         self.stepInEpoch = stepInEpoch
-        self.metrics = metrics
         self.metricsLength = metricsLength
         self.eventsLength = eventsLength
     }
@@ -50,14 +47,14 @@ public struct RunIntervals: Codable, Sendable, Equatable {
 ///
 /// ```text
 /// /                       attributes: format_version, library_version, configuration (JSON),
-///                         epoch, step_in_epoch, metrics (JSON), metrics_length, events_length, intervals
+///                         epoch, step_in_epoch, metrics_length, events_length, intervals
 ///                         (JSON), run_checksum (CRC-32 of the attributes before it)
 /// /student/backbone/<key> the trained backbone (e.g. blocks.0.attn.qkv.weight)
 /// /student/<task>/<key>   each task's heads (e.g. /student/dino/head.mlp.0.weight)
 /// /teacher/…              the EMA network, same layout
 /// /optimizer/exp_avg/<network key>, /optimizer/exp_avg_sq/<network key>  (attribute `step`)
 /// /tasks/<task>/<name>    task state (centres, queues)
-/// /random/<name>          random-generator states (uint64 words stored as int64)
+/// /random/backbone.drop_path  the drop-path generator's state (uint64 words stored as int64)
 /// ```
 ///
 /// Every dataset carries a Fletcher-32 checksum; files are written to a temporary file in the
@@ -165,6 +162,7 @@ struct RunAttributes {
 
     static let checksumName = "run_checksum"
     private static let numberNames = ["format_version", "epoch", "step_in_epoch", "metrics_length"]
+    /// `metrics` (the last logged metrics) is written by older versions only.
     private static let textNames = ["configuration", "metrics", "intervals"]
 
     init() {}

@@ -31,20 +31,16 @@ public struct DenseLinearProbe {
         let labelled = patchLabels.indices.filter { patchLabels[$0] >= 0 }
         let rows = train.rows.gatherRows(labelled)
         let targets = labelled.map { patchLabels[$0] }
-        var best: DenseProbeResult?
-        var sweep: [DenseProbeResult.Trial] = []
-        for rate in probe.learningRates {
-            let classifier = probe.train(features: rows, labels: targets, classCount: classCount, learningRate: rate)
+        let sweep = probe.sweep(features: rows, labels: targets, classCount: classCount) { classifier in
             let metrics = validationLabels.evaluate(
                 patchPredictions: classifier.predict(validation.rows),
                 gridHeight: validation.gridHeight, gridWidth: validation.gridWidth, classCount: classCount)
-            sweep.append(.init(learningRate: rate, meanIntersectionOverUnion: metrics.meanIntersectionOverUnion))
-            if best == nil || metrics.meanIntersectionOverUnion > best!.metrics.meanIntersectionOverUnion {
-                best = DenseProbeResult(metrics: metrics, learningRate: rate, sweep: [], classifier: classifier)
-            }
+            return (metrics.meanIntersectionOverUnion, metrics)
         }
-        best!.sweep = sweep
-        return best!
+        return DenseProbeResult(
+            metrics: sweep.best.evaluation, learningRate: sweep.best.learningRate,
+            sweep: sweep.scores.map { .init(learningRate: $0.learningRate, meanIntersectionOverUnion: $0.score) },
+            classifier: sweep.best.classifier)
     }
 }
 

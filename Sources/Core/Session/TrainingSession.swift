@@ -74,8 +74,6 @@ public final class TrainingSession {
     private let tensorBoard: TensorBoardEventWriter?
     /// Called after every epoch with the trainer and the finished epoch; returns metrics to log.
     public var evaluateEpoch: ((Trainer, Int) throws -> [String: Double])?
-    /// The latest metrics logged.
-    public private(set) var latestMetrics: [String: Double] = [:]
     private var progress: TrainingProgress
     private let collective: Collective
     /// Watches the tasks' collapse signals; its warnings are printed and marked in the metrics.
@@ -147,7 +145,7 @@ public final class TrainingSession {
         }
         let metricsPath = "\(options.outputFolder)/\(RunReport.metricsFileName)"
         if resuming {
-            start = try Checkpoint.restore(trainer, from: checkpoint).progress
+            start = try Checkpoint.restore(trainer, from: checkpoint)
             FileHandle.standardError.write(Data("Resuming \(options.outputFolder) at epoch \(start.epoch), step \(start.stepInEpoch).\n".utf8))
         }
         if collective.rank == 0 {
@@ -206,7 +204,6 @@ public final class TrainingSession {
                 progress.stepInEpoch = 0
                 var values: [String: Double] = ["data/skipped_files": Double(loader.skippedFileCount(epoch: finished))]
                 if let evaluateEpoch { values.merge(try evaluateEpoch(trainer, finished)) { $1 } }
-                latestMetrics.merge(values) { $1 }
                 try log(step: globalStep + 1, epoch: finished, values)
                 try saveCheckpoint(copyForEpoch: options.saveEveryEpochs > 0 && (finished + 1) % options.saveEveryEpochs == 0 ? finished : nil)
             }
@@ -245,8 +242,6 @@ public final class TrainingSession {
         for (phase, seconds) in step.seconds { values["time/\(phase)"] = seconds }
         // A collapsed stretch is marked at every logged step while it lasts.
         for key in collapseMonitor.ongoingCollapses { values[key] = 1 }
-        // The latest metrics keep only the stretches still going on.
-        latestMetrics = latestMetrics.filter { !$0.key.hasPrefix("collapse/") }.merging(values) { $1 }
         try log(step: globalStep, epoch: progress.epoch, values)
     }
 
@@ -263,9 +258,8 @@ public final class TrainingSession {
 
     private func saveCheckpoint(copyForEpoch epoch: Int?) throws {
         guard collective.rank == 0 else { return }
-        let metrics = String(decoding: try JSONSerialization.data(withJSONObject: latestMetrics.filter { $0.value.isFinite }), as: UTF8.self)
         let state = TrainingProgress(
-            epoch: progress.epoch, stepInEpoch: progress.stepInEpoch, metrics: metrics,
+            epoch: progress.epoch, stepInEpoch: progress.stepInEpoch,
             metricsLength: RunFolder.length(of: "\(options.outputFolder)/\(RunReport.metricsFileName)"),
             eventsLength: tensorBoard.flatMap { RunFolder.length(of: $0.path) })
         try Checkpoint.save(trainer, recipe: recipe, progress: state, intervals: options.intervals, to: checkpointPath)

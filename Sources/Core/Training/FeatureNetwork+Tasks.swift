@@ -52,11 +52,28 @@ extension FeatureNetwork {
 
     /// The first of `recipe`'s tasks that provides an image embedding, built by `registry`.
     private static func embeddingTask(of recipe: TrainingRecipe, registry: TaskRegistry) throws -> (any PretextTask)? {
-        let setup = TaskSetup(
-            backbone: recipe.backbone, views: recipe.views, epochs: recipe.epochs, iterationsPerEpoch: 1, seed: recipe.seed)
-        for selection in recipe.tasks {
+        try recipe.firstTask(registry: registry) { $0.requirements.providesImageEmbedding }
+    }
+}
+
+extension TrainingRecipe {
+    /// How many neighbours a task of this recipe takes as each patch's positives
+    /// (``PretextTask/patchNeighborCount``), if one does.
+    ///
+    /// - Throws: ``TaskConfigurationError`` when `registry` cannot build a task.
+    public func patchNeighborCount(registry: TaskRegistry) throws -> Int? {
+        try firstTask(registry: registry) { $0.patchNeighborCount != nil }?.patchNeighborCount
+    }
+
+    /// The first of the tasks, built one by one by `registry` (with a one-iteration schedule),
+    /// that satisfies `condition`.
+    fileprivate func firstTask(
+        registry: TaskRegistry, where condition: (any PretextTask) -> Bool
+    ) throws -> (any PretextTask)? {
+        let setup = TaskSetup(backbone: backbone, views: views, epochs: epochs, iterationsPerEpoch: 1, seed: seed)
+        for selection in tasks {
             let task = try registry.makeTask(named: selection.name, options: selection.options, setup: setup)
-            if task.requirements.providesImageEmbedding { return task }
+            if condition(task) { return task }
         }
         return nil
     }

@@ -39,6 +39,9 @@ public protocol PretextTask: AnyObject {
     var teacherHeads: Module? { get }
     /// Tensors to checkpoint besides parameters (centres, queues), by name.
     var state: [(name: String, tensor: Tensor)] { get }
+    /// How many of its 8 neighbours the task takes as each patch's positives, if it does
+    /// (SelfPatch's k); the run's pictures outline that many.
+    var patchNeighborCount: Int? { get }
 
     /// The image-level embedding `[batch, dim]` this task provides for a backbone pass (e.g. an
     /// aggregation head's class token), read by every task and probe instead of the backbone's
@@ -60,6 +63,7 @@ extension PretextTask {
     public static var augmentation: AugmentationRecipe? { nil }
     public var teacherHeads: Module? { nil }
     public var state: [(name: String, tensor: Tensor)] { [] }
+    public var patchNeighborCount: Int? { nil }
     public func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor? { nil }
     public func isFrozen(_ name: String, iteration: Int) -> Bool { false }
     public func scheduleValues(iteration: Int) -> [String: Double] { [:] }

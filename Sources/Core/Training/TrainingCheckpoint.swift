@@ -6,18 +6,16 @@ extension Checkpoint {
     /// Writes the full state of `trainer` and `progress` to `path`, atomically.
     ///
     /// - Parameters:
-    ///   - random: extra generator states to store (e.g. a data loader's), by name.
     ///   - intervals: the run's intervals, restored by ``intervals(at:)``.
     public static func save(
         _ trainer: Trainer, recipe: TrainingRecipe, progress: TrainingProgress, intervals: RunIntervals? = nil,
-        random: [String: [UInt64]] = [:], to path: String
+        to path: String
     ) throws {
         var attributes = RunAttributes()
         attributes.numbers["format_version"] = Double(formatVersion)
         attributes.texts["configuration"] = try recipe.jsonString()
         attributes.numbers["epoch"] = Double(progress.epoch)
         attributes.numbers["step_in_epoch"] = Double(progress.stepInEpoch)
-        attributes.texts["metrics"] = progress.metrics
         if let length = progress.metricsLength { attributes.numbers["metrics_length"] = Double(length) }
         if let length = progress.eventsLength { attributes.numbers["events_length"] = Double(length) }
         if let intervals { attributes.texts["intervals"] = String(decoding: try JSONEncoder().encode(intervals), as: UTF8.self) }
@@ -35,22 +33,19 @@ extension Checkpoint {
             for entry in trainer.tasks {
                 for (name, tensor) in entry.task.state { try file.write(tensor, at: "tasks/\(entry.name)/\(name)") }
             }
-            var generators = random
-            generators["backbone.drop_path"] = trainer.backbone.generator.stateWords
-            for (name, words) in generators {
-                try file.write(integers: words.map { Int(Int64(bitPattern: $0)) }, at: "random/\(name)")
-            }
+            // The drop-path generator, so that a resumed run draws the same stochastic depth.
+            try file.write(integers: trainer.backbone.generator.stateWords.map { Int(Int64(bitPattern: $0)) }, at: dropPathDataset)
         }
     }
 
     /// Restores `trainer` from the checkpoint at `path`, which must come from the same
-    /// configuration, and returns where the run stands and the stored generator states.
+    /// configuration, and returns where the run stands.
     ///
     /// - Throws: ``CheckpointError`` naming the file and what does not fit; `trainer` is left
     ///   unchanged unless every check passed.
     public static func restore(
         _ trainer: Trainer, from path: String
-    ) throws -> (progress: TrainingProgress, random: [String: [UInt64]]) {
+    ) throws -> TrainingProgress {
         let file = try open(path)
         var states: [(Module, [String: Tensor])] = [(trainer.student, try readNetwork(file, group: "student", path: path))]
         if let teacher = trainer.teacher { states.append((teacher, try readNetwork(file, group: "teacher", path: path))) }
@@ -74,28 +69,25 @@ extension Checkpoint {
                 taskStates.append((tensor, value))
             }
         }
-        var random: [String: [UInt64]] = [:]
-        if file.contains("random") {
-            for name in try file.members(of: "random") {
-                random[name] = try file.readIntegers("random/\(name)").map { UInt64(bitPattern: Int64($0)) }
-            }
-        }
-        // Every check passed: apply.
-        for (module, state) in states {
-            do { try module.load(state) } catch { throw CheckpointError(path: path, problem: "\(error)") }
-        }
-        for (name, state) in moments { trainer.optimizer.setState(state, for: name) }
-        for (tensor, value) in taskStates { tensor.assign(value) }
-        if let words = random["backbone.drop_path"], words.count == 4 {
-            trainer.backbone.generator = RandomGenerator(stateWords: words)
-        }
+        let dropPath = file.contains(dropPathDataset)
+            ? try file.readIntegers(dropPathDataset).map { UInt64(bitPattern: Int64($0)) } : nil
         let progress = TrainingProgress(
             epoch: Int(try file.numericAttribute("epoch")), stepInEpoch: Int(try file.numericAttribute("step_in_epoch")),
-            metrics: (try? file.stringAttribute("metrics")) ?? "{}",
             metricsLength: (try? file.numericAttribute("metrics_length")).map { Int($0) },
             eventsLength: (try? file.numericAttribute("events_length")).map { Int($0) })
-        return (progress, random)
+        for (module, state) in states {
+            do { try module.checkLoadable(state) } catch { throw CheckpointError(path: path, problem: "\(error)") }
+        }
+        // Every check passed: apply.
+        for (module, state) in states { try module.load(state) }
+        for (name, state) in moments { trainer.optimizer.setState(state, for: name) }
+        for (tensor, value) in taskStates { tensor.assign(value) }
+        if let dropPath, dropPath.count == 4 { trainer.backbone.generator = RandomGenerator(stateWords: dropPath) }
+        return progress
     }
+
+    /// The dataset of the drop-path generator's state (uint64 words stored as int64).
+    private static let dropPathDataset = "random/backbone.drop_path"
 
     /// The recipe stored in the checkpoint at `path`.
     public static func recipe(at path: String) throws -> TrainingRecipe {

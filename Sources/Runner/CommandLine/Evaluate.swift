@@ -68,7 +68,9 @@ extension SSLRun {
             for (name, network) in networks {
                 probe(network.featureSource(readout: readout), as: name, described: "the \(name) backbone")
                 let samples = suite.classificationTest!.images.sliced(0..<min(4, testCount))
-                pictures += try RunPictures.write(backbone: network.backbone, images: samples, folder: folder, prefix: name)
+                pictures += try RunPictures.write(
+                    backbone: network.backbone, images: samples, folder: folder, prefix: name,
+                    neighborCount: FeatureNetwork.patchNeighborCount(checkpoint: checkpoint))
             }
             if baselines { probe(PixelFeatureSource(patchSize: configuration.patchSize), as: "pixels", described: "raw pixels") }
             let report = try RunReport(folder: folder)

@@ -44,6 +44,12 @@ extension FeatureNetwork {
         return try FeatureNetwork(randomlyInitialized: recipe, registry: SSLRun.registry)
     }
 
+    /// How many neighbours the pictures of the checkpoint at `path` outline: the number a task
+    /// of its run takes as a patch's positives, else 4 (SelfPatch's default).
+    static func patchNeighborCount(checkpoint path: String) -> Int {
+        ((try? Checkpoint.recipe(at: path)).flatMap { try? $0.patchNeighborCount(registry: SSLRun.registry) }) ?? 4
+    }
+
     /// The seed of the random baselines.
     private static let randomSeed: UInt64 = 12345
 

@@ -55,7 +55,6 @@ extension SSLRun {
 
         @Option(help: "The checkpoint.") var checkpoint: String
         @Option(help: "teacher or student.") var from = "teacher"
-        @Flag(help: "Export only the backbone (the only export currently offered).") var backboneOnly = false
         @Option(help: "The file to write.") var output: String
 
         func validate() throws {
