@@ -100,17 +100,22 @@ final class CheckpointTests: XCTestCase {
         bytes[range.lowerBound] ^= 0xFF
         let corrupt = "\(folder!)/corrupt.h5"
         try bytes.write(to: URL(fileURLWithPath: corrupt))
-        // Restored into a trainer of other weights, so that anything applied would show.
+        try assertRestoreAppliesNothing(from: corrupt, naming: ["head.last_layer.weight_v", "checksum"])
+    }
+
+    /// Restores the checkpoint at `path` into a trainer of other weights, so that anything
+    /// applied would show, and checks that it fails with a message containing `naming` and
+    /// leaves every student tensor as it was.
+    private func assertRestoreAppliesNothing(from path: String, naming: [String], line: UInt = #line) throws {
         var otherSeed = recipe
         otherSeed.seed = 4
         let other = try otherSeed.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
         let before = other.student.stateDictionary().map { $0.tensor.copy() }
-        XCTAssertThrowsError(try Checkpoint.restore(other, from: corrupt)) { error in
-            XCTAssertTrue("\(error)".contains("head.last_layer.weight_v"), "names the dataset: \(error)")
-            XCTAssertTrue("\(error)".contains("checksum"), "\(error)")
+        XCTAssertThrowsError(try Checkpoint.restore(other, from: path), line: line) { error in
+            for text in naming { XCTAssertTrue("\(error)".contains(text), "names \(text): \(error)", line: line) }
         }
         for ((name, after), before) in zip(other.student.stateDictionary(), before) {
-            XCTAssertEqual(after.elements, before.elements, "nothing applied: \(name)")
+            XCTAssertEqual(after.elements, before.elements, "nothing applied: \(name)", line: line)
         }
     }
 
@@ -121,16 +126,7 @@ final class CheckpointTests: XCTestCase {
         let file = try HDF5File(path: path, mode: .readWrite)
         try file.write(Tensor.zeros([2]), at: "teacher/backbone/unexpected")
         file.close()
-        var otherSeed = recipe
-        otherSeed.seed = 4
-        let other = try otherSeed.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
-        let before = other.student.stateDictionary().map { $0.tensor.copy() }
-        XCTAssertThrowsError(try Checkpoint.restore(other, from: path)) { error in
-            XCTAssertTrue("\(error)".contains("backbone.unexpected"), "\(error)")
-        }
-        for ((name, after), before) in zip(other.student.stateDictionary(), before) {
-            XCTAssertEqual(after.elements, before.elements, "nothing applied: \(name)")
-        }
+        try assertRestoreAppliesNothing(from: path, naming: ["backbone.unexpected"])
     }
 
     /// The pictures outline as many neighbours as the run's patch-level task takes.
