@@ -187,7 +187,9 @@ extension Benchmark {
             let dataset: any ImageDataset =
                 fashionMNIST
                 ? try FashionMNISTDataset(split: .train) : try RepeatedFileDataset(path: image, count: images + batch)
-            let recipe: MultiCropRecipe = fashionMNIST ? .smallSelfPatch() : .selfPatch()
+            let recipe: MultiCropRecipe = fashionMNIST
+                ? .dino(globalSize: 32, localSize: 16, localCount: 4, globalScale: 0.25...1, localScale: 0.05...0.25)
+                : .dino(globalScale: 0.25...1, localScale: 0.05...0.25)
             let label = fashionMNIST ? "SelfPatch 2x32 + 4x16 from Fashion-MNIST" : "SelfPatch 2x224 + 8x96 from \(image)"
             for threadCount in threads.split(separator: ",").compactMap({ Int($0) }) {
                 let loader = try DataLoader(dataset: dataset, recipe: recipe, batchSize: batch, seed: 0, threadCount: threadCount)

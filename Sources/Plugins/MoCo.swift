@@ -29,6 +29,8 @@ public final class MoCoTask: PretextTask {
 
     public static let name = "moco"
     public static let summary = "MoCo v3 contrastive learning with a momentum encoder (Chen et al., 2021)."
+    /// MoCo v3's two symmetric views, crops of scale 0.08…1.
+    public static let augmentation: AugmentationRecipe? = .twoView
 
     public let configuration: Configuration
     public let projector: ProjectionMLP

@@ -58,6 +58,9 @@ public final class SelfPatchTask: PretextTask {
     public static let summary = "SelfPatch: neighbouring patches as positives for patch-level distillation (Yun et al., 2022)."
     /// λ of the paper.
     public static let defaultWeight = 0.1
+    /// DINO's multi-crop with SelfPatch's scales (`main_selfpatch.py`): global 0.25…1, local 0.05…0.25.
+    public static let augmentation: AugmentationRecipe? = AugmentationRecipe(
+        family: .multiCrop, globalScale: 0.25...1, localScale: 0.05...0.25)
 
     public let configuration: Configuration
     public let aggregator: PatchAggregationHead
@@ -93,6 +96,8 @@ public final class SelfPatchTask: PretextTask {
         heads = ModuleDictionary([("ca_head", aggregator), ("p_head", distillation.head)])
         teacherHeads = ModuleDictionary([("ca_head", teacherAggregator), ("p_head", distillation.teacherHead)])
     }
+
+    public var patchNeighborCount: Int? { configuration.neighbors }
 
     public var requirements: TaskRequirements {
         TaskRequirements(needsPatchTokens: true, needsTeacher: true, providesImageEmbedding: configuration.imageEmbedding)

@@ -137,8 +137,7 @@ public final class IBOTTask: PretextTask {
         let forward = step.forward
         let globalCount = forward.globalViewCount, batch = forward.batchSize
         let images = Tensor.concatenate(Array(forward.views.prefix(globalCount)), axis: 0)
-        let gridHeight = images.shape[2] / forward.studentBackbone.configuration.patchSize
-        let gridWidth = images.shape[3] / forward.studentBackbone.configuration.patchSize
+        let gridHeight = images.shape[2] / forward.patchSize, gridWidth = images.shape[3] / forward.patchSize
         // Masks follow from the seed, the iteration and the rank, so a resumed run draws the
         // same ones and every process its own.
         var generator = RandomGenerator(seed: seed, path: [0x1B07, UInt64(step.iteration), UInt64(step.collective.rank)])
@@ -147,7 +146,7 @@ public final class IBOTTask: PretextTask {
         }
         let patches = gridHeight * gridWidth
         let hidden = Tensor(shape: [globalCount * batch, patches, 1], elements: masks.flatMap { $0.map { $0 ? Float(1) : 0 } })
-        let student = forward.studentBackbone.features(images, masking: (hidden, maskToken.token)).outputPatches
+        let student = forward.maskedStudent(images, masking: (hidden, maskToken.token)).outputPatches
         let dimension = student.shape[2]
         let studentLogits = distillation.head(student.reshaped([-1, dimension]))
         let teacherLogits = GradientMode.withoutGradient {

@@ -93,7 +93,8 @@ final class DataAugmentationStatisticsTests: XCTestCase {
     }
 
     func testViewRecipesMatchTheSpecificationTables() {
-        let selfPatch = MultiCropRecipe.selfPatch()
+        let selfPatch = AugmentationRecipe(globalScale: 0.25...1, localScale: 0.05...0.25)
+            .crops(for: ViewPlan(globalCount: 2, globalSize: 224, localCount: 8, localSize: 96))
         XCTAssertEqual(selfPatch.views.map(\.cropSize), [224, 224] + Array(repeating: 96, count: 8))
         XCTAssertEqual(selfPatch.views.map(\.scale), [0.25...1, 0.25...1] + Array(repeating: 0.05...0.25, count: 8))
         XCTAssertEqual(selfPatch.views.map(\.blurProbability), [1, 0.1] + Array(repeating: 0.5, count: 8))
@@ -105,12 +106,15 @@ final class DataAugmentationStatisticsTests: XCTestCase {
                 && [$0.brightness, $0.contrast, $0.saturation, $0.hue] == [0.4, 0.4, 0.2, 0.1] && $0.ratio == 0.75...(4.0 / 3)
                 && $0.normalization == .imageNet
         })
-        let moco = MultiCropRecipe.mocoV3()
+        let moco = MultiCropRecipe.twoView()
         XCTAssertEqual(moco.views.map(\.cropSize), [224, 224])
         XCTAssertTrue(moco.views.allSatisfy { $0.interpolation == .bilinear && $0.flipLast && $0.scale == 0.08...1 })
         XCTAssertEqual(moco.views.map(\.blurProbability), [1, 0.1])
         XCTAssertEqual(moco.views.map(\.solarizeProbability), [0, 0.2])
-        XCTAssertEqual(MultiCropRecipe.smallSelfPatch().views.map(\.cropSize), [32, 32, 16, 16, 16, 16])
+        let small = AugmentationRecipe.twoView.crops(for: ViewPlan(globalCount: 2, globalSize: 32, localCount: 4, localSize: 16))
+        XCTAssertEqual(small.views.map(\.cropSize), [32, 32, 16, 16, 16, 16])
+        XCTAssertEqual(small.views.map(\.scale), Array(repeating: 0.08...1, count: 6))
+        XCTAssertEqual(small.views[2].blurRadius.upperBound, 2.0 * 32 / 224, accuracy: 1e-12, "blur scales with the crop")
         // MoCo v3 flips last, DINO right after the crop.
         XCTAssertTrue(moco.views[0].augmentations.last is RandomHorizontalFlip)
         XCTAssertTrue(dino.views[0].augmentations[1] is RandomHorizontalFlip)

@@ -126,7 +126,7 @@ final class EvalBaselineTests: XCTestCase {
         let images = Tensor.randomNormal([3, 3, 8, 8], generator: &generator)
         var features: [FeatureReadout: Tensor] = [:]
         for readout in FeatureReadout.allCases {
-            features[readout] = network.extractFeatures(images, batchSize: 2, readout: readout).images
+            features[readout] = FeatureNetwork(backbone: network).extractFeatures(images, batchSize: 2, readout: readout).images
             XCTAssertEqual(features[readout]!.shape, [3, readout.dimension(for: network.configuration)], readout.rawValue)
         }
         XCTAssertEqual(FeatureReadout.lastFourClassTokens.dimension(for: network.configuration), 32)

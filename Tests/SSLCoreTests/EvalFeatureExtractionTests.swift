@@ -14,7 +14,7 @@ final class EvalFeatureExtractionTests: XCTestCase {
             let images = Tensor.randomNormal([5, 3, 8, 8], generator: &generator)
             let whole = GradientMode.withoutGradient { backbone.features(images) }
             let readout: FeatureReadout = classToken ? .classToken : .meanPatch
-            let extracted = backbone.extractFeatures(images, batchSize: 2, readout: readout, includePatches: true)
+            let extracted = FeatureNetwork(backbone: backbone).extractFeatures(images, batchSize: 2, readout: readout, includePatches: true)
             XCTAssertTrue(backbone.isTraining)
             let expectedImages = whole.classToken ?? whole.outputPatches.mean(axes: [1])
             assertClose(extracted.images, expectedImages, absoluteTolerance: 1e-6, "image features, class token \(classToken)")
@@ -22,7 +22,7 @@ final class EvalFeatureExtractionTests: XCTestCase {
             XCTAssertEqual(patches.gridHeight, 2)
             XCTAssertEqual(patches.gridWidth, 2)
             assertClose(patches.tokens, whole.outputPatches, absoluteTolerance: 1e-6, "patch tokens")
-            XCTAssertNil(backbone.extractFeatures(images, readout: readout).patches)
+            XCTAssertNil(FeatureNetwork(backbone: backbone).extractFeatures(images, readout: readout).patches)
         }
     }
 }

@@ -48,7 +48,7 @@ final class CheckpointTests: XCTestCase {
         try Checkpoint.save(first, recipe: recipe, progress: TrainingProgress(epoch: 1, stepInEpoch: 0), to: path)
 
         let resumed = try Checkpoint.recipe(at: path).makeTrainer(registry: .builtIn, iterationsPerEpoch: iterations)
-        let (progress, _) = try Checkpoint.restore(resumed, from: path)
+        let progress = try Checkpoint.restore(resumed, from: path)
         XCTAssertEqual(progress, TrainingProgress(epoch: 1, stepInEpoch: 0))
         let resumedLosses = try run(resumed, steps: 2..<4, iterations: iterations)
         XCTAssertEqual(resumedLosses, Array(straightLosses[2...]), "identical losses after resuming")
@@ -100,12 +100,43 @@ final class CheckpointTests: XCTestCase {
         bytes[range.lowerBound] ^= 0xFF
         let corrupt = "\(folder!)/corrupt.h5"
         try bytes.write(to: URL(fileURLWithPath: corrupt))
-        let before = trainer.backbone.blocks[0].attn.qkv.weight.copy()
-        XCTAssertThrowsError(try Checkpoint.restore(trainer, from: corrupt)) { error in
-            XCTAssertTrue("\(error)".contains("head.last_layer.weight_v"), "names the dataset: \(error)")
-            XCTAssertTrue("\(error)".contains("checksum"), "\(error)")
+        try assertRestoreAppliesNothing(from: corrupt, naming: ["head.last_layer.weight_v", "checksum"])
+    }
+
+    /// Restores the checkpoint at `path` into a trainer of other weights, so that anything
+    /// applied would show, and checks that it fails with a message containing `naming` and
+    /// leaves every student tensor as it was.
+    private func assertRestoreAppliesNothing(from path: String, naming: [String], line: UInt = #line) throws {
+        var otherSeed = recipe
+        otherSeed.seed = 4
+        let other = try otherSeed.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
+        let before = other.student.stateDictionary().map { $0.tensor.copy() }
+        XCTAssertThrowsError(try Checkpoint.restore(other, from: path), line: line) { error in
+            for text in naming { XCTAssertTrue("\(error)".contains(text), "names \(text): \(error)", line: line) }
         }
-        XCTAssertEqual(trainer.backbone.blocks[0].attn.qkv.weight.elements, before.elements, "nothing applied")
+        for ((name, after), before) in zip(other.student.stateDictionary(), before) {
+            XCTAssertEqual(after.elements, before.elements, "nothing applied: \(name)", line: line)
+        }
+    }
+
+    /// A mismatch found only in the teacher leaves the student (read first) unchanged too.
+    func testAMismatchInTheTeacherAppliesNothing() throws {
+        let path = "\(folder!)/checkpoint.h5"
+        try Checkpoint.save(try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2), recipe: recipe, progress: TrainingProgress(), to: path)
+        let file = try HDF5File(path: path, mode: .readWrite)
+        try file.write(Tensor.zeros([2]), at: "teacher/backbone/unexpected")
+        file.close()
+        try assertRestoreAppliesNothing(from: path, naming: ["backbone.unexpected"])
+    }
+
+    /// The pictures outline as many neighbours as the run's patch-level task takes.
+    func testThePatchNeighbourCountComesFromTheRunsTasks() throws {
+        var recipe = recipe
+        XCTAssertEqual(try recipe.patchNeighborCount(registry: .builtIn), 4)
+        recipe.tasks[1].options["k-num"] = "2"
+        XCTAssertEqual(try recipe.patchNeighborCount(registry: .builtIn), 2)
+        recipe.tasks.removeLast()
+        XCTAssertNil(try recipe.patchNeighborCount(registry: .builtIn))
     }
 
     func testArchitectureMismatchListsTheKeys() throws {
@@ -216,5 +247,46 @@ final class CheckpointInteroperabilityTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("format version 2"), "\(error)")
             XCTAssertTrue("\(error)".contains(path), "\(error)")
         }
+    }
+}
+
+/// The networks probes read: a trainer's, and the same loaded from its checkpoint without a trainer.
+final class FeatureNetworkTests: XCTestCase {
+    /// The original SelfPatch recipe: no class token, so the image embedding is SelfPatch's.
+    private var recipe: TrainingRecipe {
+        var backbone = VisionTransformerConfiguration(embedDimension: 24, depth: 1, heads: 2, patchSize: 8, imageSize: 32)
+        backbone.classToken = false
+        let head = ["out-dim": "32", "hidden-dim": "16", "bottleneck-dim": "8"]
+        return TrainingRecipe(
+            backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 32),
+            tasks: [TaskSelection(name: "dino", options: head),
+                    TaskSelection(name: "selfpatch", weight: 0.1, options: head.merging(["image-embedding": "true"]) { $1 })],
+            epochs: 1, batchSize: 2, seed: 3)
+    }
+
+    func testACheckpointGivesTheTrainersNetworkWithItsEmbeddingHead() throws {
+        let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
+        var generator = RandomGenerator(seed: 1)
+        let views = recipe.views.sizes.map { Tensor.randomNormal([2, 3, $0, $0], generator: &generator) }
+        for step in 0..<2 { _ = try trainer.step(views: views, epoch: 0, iterationInEpoch: step) }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("feature-network-\(getpid()).h5").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Checkpoint.save(trainer, recipe: recipe, progress: TrainingProgress(epoch: 1), to: path)
+        let images = views[0]
+        for role in [NetworkRole.teacher, .student] {
+            let trained = trainer.featureNetwork(role)
+            let loaded = try FeatureNetwork(checkpoint: path, network: role, registry: .builtIn)
+            XCTAssertNotNil(loaded.embeddingHead, "\(role)")
+            let expected = trained.extractFeatures(images).images
+            XCTAssertEqual(loaded.extractFeatures(images).images.elements, expected.elements, "\(role)")
+        }
+        XCTAssertNotEqual(
+            trainer.featureNetwork(.teacher).extractFeatures(images).images.elements,
+            trainer.featureNetwork(.student).extractFeatures(images).images.elements, "the roles differ after training")
+        let random = try FeatureNetwork(randomlyInitialized: recipe, registry: .builtIn)
+        XCTAssertNotNil(random.embeddingHead)
+        let fresh = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2).featureNetwork(.student)
+        XCTAssertEqual(random.extractFeatures(images).images.elements, fresh.extractFeatures(images).images.elements,
+                       "a random network is the recipe's initialisation")
     }
 }

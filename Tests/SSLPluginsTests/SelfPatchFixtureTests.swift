@@ -49,11 +49,10 @@ final class SelfPatchFixtureTests: XCTestCase {
     }
 
     func testTeacherMatchingAggregationAndHeads() throws {
-        let forward = SharedForward(views: inputs, globalViewCount: 2, student: trainer.backbone, teacher: trainer.teacherBackbone)
-        if let embedding = trainer.imageEmbedding { forward.setImageEmbeddingProvider(embedding) }
         for view in 0..<4 {
             let group = "teacher/crop\(view)"
-            let features = forward.teacher(view)
+            let teacher = trainer.featureNetwork(.teacher)
+            let features = teacher.features(inputs[view])
             let tokens = features.lastBlockPatches
             assertClose(tokens, try file.readTensor("\(group)/tokens"), absoluteTolerance: 1e-5, relativeTolerance: 1e-5, "\(group) tokens")
             let table = NeighborTable(height: features.gridHeight, width: features.gridWidth)
@@ -66,36 +65,31 @@ final class SelfPatchFixtureTests: XCTestCase {
             let patchRows = aggregated.sliced(1..<aggregated.shape[1], axis: 1).reshaped([-1, 48])
             assertClose(selfPatch.teacherAggregator.summary(of: neighbors), patchRows, absoluteTolerance: 1e-5, "\(group) aggregated patches")
             let classRow = aggregated.sliced(0..<1, axis: 1).reshaped([2, 48])
-            assertClose(forward.imageEmbedding(view, role: .teacher), classRow, absoluteTolerance: 1e-5, "\(group) aggregated class token")
+            assertClose(teacher.imageEmbedding(of: features), classRow, absoluteTolerance: 1e-5, "\(group) aggregated class token")
             assertClose(dino.distillation.teacherHead(classRow), try file.readTensor("\(group)/cls_logits"), absoluteTolerance: 1e-5, "\(group) cls logits")
             assertClose(selfPatch.distillation.teacherHead(patchRows), try file.readTensor("\(group)/patch_logits").reshaped([-1, 64]),
                         absoluteTolerance: 1e-5, "\(group) patch logits")
 
-            let student = "student/crop\(view)"
-            let caOut = try file.readTensor("\(student)/ca_out")
-            assertClose(forward.imageEmbedding(view, role: .student), caOut.sliced(0..<1, axis: 1).reshaped([2, 48]),
-                        absoluteTolerance: 1e-5, "\(student) class token")
-            let studentPatches = selfPatch.aggregator.norm(forward.student(view).lastBlockPatches)
-            assertClose(studentPatches, caOut.sliced(1..<caOut.shape[1], axis: 1), absoluteTolerance: 1e-5, "\(student) patch tokens")
+            let studentGroup = "student/crop\(view)"
+            let caOut = try file.readTensor("\(studentGroup)/ca_out")
+            let student = trainer.featureNetwork(.student), studentFeatures = student.features(inputs[view])
+            assertClose(student.imageEmbedding(of: studentFeatures), caOut.sliced(0..<1, axis: 1).reshaped([2, 48]),
+                        absoluteTolerance: 1e-5, "\(studentGroup) class token")
+            let studentPatches = selfPatch.aggregator.norm(studentFeatures.lastBlockPatches)
+            assertClose(studentPatches, caOut.sliced(1..<caOut.shape[1], axis: 1), absoluteTolerance: 1e-5, "\(studentGroup) patch tokens")
         }
     }
 
     func testLossesCentresAndGradientsOfTheOriginalRecipe() throws {
-        let forward = SharedForward(views: inputs, globalViewCount: 2, student: trainer.backbone, teacher: trainer.teacherBackbone)
-        if let embedding = trainer.imageEmbedding { forward.setImageEmbeddingProvider(embedding) }
-        let step = TaskStep(forward: forward, epoch: 0, iteration: 0)
-        let imageLoss = dino.loss(step).total, patchLoss = selfPatch.loss(step).total
-        for (name, value) in [("loss_cls", imageLoss), ("loss_patch", patchLoss)] {
+        let result = try trainer.lossAndGradients(views: inputs, epoch: 0, iteration: 0)
+        for (name, term) in [("loss_cls", "dino.loss"), ("loss_patch", "selfpatch.loss")] {
             let expected = try file.readDoubles(name)[0]
-            XCTAssertEqual(Double(value.scalar), expected, accuracy: 1e-5 * abs(expected), name)
+            XCTAssertEqual(try XCTUnwrap(result.terms[term]), expected, accuracy: 1e-5 * abs(expected), name)
         }
-        let total = imageLoss + patchLoss * 0.1
-        XCTAssertEqual(Double(total.scalar), try file.readDoubles("loss")[0], accuracy: 1e-5 * abs(try file.readDoubles("loss")[0]))
+        XCTAssertEqual(result.loss, try file.readDoubles("loss")[0], accuracy: 1e-5 * abs(try file.readDoubles("loss")[0]))
         assertClose(dino.distillation.targets.center, try file.readTensor("center_after"), absoluteTolerance: 1e-6, "image centre")
         assertClose(selfPatch.distillation.targets.center, try file.readTensor("patch_center_after"), absoluteTolerance: 1e-6, "patch centre")
 
-        trainer.student.clearGradients()
-        total.backward()
         let expected = try FixtureLoading.state(file, group: "grads")
         var compared = 0
         for (name, parameter) in trainer.student.trainableParameters() {

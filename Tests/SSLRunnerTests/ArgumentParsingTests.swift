@@ -58,6 +58,11 @@ final class ArgumentParsingTests: XCTestCase {
         XCTAssertThrowsError(try SSLRun.parseAsRoot(["--config", "x.json", "--preset", "bogus"]))
     }
 
+    func testExportHasNoFlagThatDoesNothing() {
+        XCTAssertThrowsError(try SSLRun.parseAsRoot(["export", "--checkpoint", "c.h5", "--backbone-only", "--output", "v.h5"]))
+        XCTAssertNoThrow(try SSLRun.parseAsRoot(["export", "--checkpoint", "c.h5", "--output", "v.h5"]))
+    }
+
     /// Parses `arguments` (after a tiny DINO recipe) and validates what they describe; any
     /// error must name a flag, a task option or a value.
     private func check(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws {

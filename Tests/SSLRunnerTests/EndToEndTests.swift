@@ -39,7 +39,7 @@ final class EndToEndTests: XCTestCase {
 
         // Export writes a backbone file with PyTorch keys that loads back.
         let exported = "\(folder)/vit.h5"
-        let export = try CommandLine.run(["export", "--checkpoint", "\(folder)/checkpoint.h5", "--from", "teacher", "--backbone-only", "--output", exported])
+        let export = try CommandLine.run(["export", "--checkpoint", "\(folder)/checkpoint.h5", "--from", "teacher", "--output", exported])
         XCTAssertEqual(export.status, 0, export.output)
         let backbone = try BackboneFile.load(exported)
         XCTAssertEqual(try HDF5File(path: exported).shape(of: "blocks.0.attn.qkv.weight"), [144, 48])

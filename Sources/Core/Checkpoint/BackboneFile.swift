@@ -38,10 +38,10 @@ public enum BackboneFile {
             return backbone
         }
         file.close()
-        let recipe = try Checkpoint.recipe(at: path)
+        let configuration = try Checkpoint.backboneConfiguration(at: path)
         let available = try HDF5File(path: path).contains(network) ? network : "student"
         let stored = try Checkpoint.networkState(at: path, network: available)
-        let backbone = VisionTransformer(recipe.backbone)
+        let backbone = VisionTransformer(configuration)
         var state: [String: Tensor] = [:]
         for (key, value) in stored where key.hasPrefix("backbone.") { state[String(key.dropFirst("backbone.".count))] = value }
         do { try backbone.load(state) } catch { throw CheckpointError(path: path, problem: "\(error)") }

@@ -11,18 +11,15 @@ public struct TrainingProgress: Codable, Sendable, Equatable {
     public var epoch: Int
     /// The index of the next step within its epoch.
     public var stepInEpoch: Int
-    /// The last logged metrics, as JSON.
-    public var metrics: String
     /// The length in bytes of the run's `metrics.jsonl` when the checkpoint was written; lines
     /// past it belong to steps a resumed run takes again.
     public var metricsLength: Int?
     /// The length in bytes of the run's TensorBoard event file at the checkpoint, likewise.
     public var eventsLength: Int?
 
-    public init(epoch: Int = 0, stepInEpoch: Int = 0, metrics: String = "{}", metricsLength: Int? = nil, eventsLength: Int? = nil) {
+    public init(epoch: Int = 0, stepInEpoch: Int = 0, metricsLength: Int? = nil, eventsLength: Int? = nil) {
         self.epoch = epoch
         self.stepInEpoch = stepInEpoch
-        self.metrics = metrics
         self.metricsLength = metricsLength
         self.eventsLength = eventsLength
     }
@@ -50,14 +47,14 @@ public struct RunIntervals: Codable, Sendable, Equatable {
 ///
 /// ```text
 /// /                       attributes: format_version, library_version, configuration (JSON),
-///                         epoch, step_in_epoch, metrics (JSON), metrics_length, events_length, intervals
+///                         epoch, step_in_epoch, metrics_length, events_length, intervals
 ///                         (JSON), run_checksum (CRC-32 of the attributes before it)
 /// /student/backbone/<key> the trained backbone (e.g. blocks.0.attn.qkv.weight)
 /// /student/<task>/<key>   each task's heads (e.g. /student/dino/head.mlp.0.weight)
 /// /teacher/…              the EMA network, same layout
 /// /optimizer/exp_avg/<network key>, /optimizer/exp_avg_sq/<network key>  (attribute `step`)
 /// /tasks/<task>/<name>    task state (centres, queues)
-/// /random/<name>          random-generator states (uint64 words stored as int64)
+/// /random/backbone.drop_path  the drop-path generator's state (uint64 words stored as int64)
 /// ```
 ///
 /// Every dataset carries a Fletcher-32 checksum; files are written to a temporary file in the
@@ -71,100 +68,6 @@ public enum Checkpoint {
     /// This library's version, recorded in every file.
     public static let libraryVersion = "0.1.0"
 
-    /// Writes the full state of `trainer` and `progress` to `path`, atomically.
-    ///
-    /// - Parameters:
-    ///   - random: extra generator states to store (e.g. a data loader's), by name.
-    ///   - intervals: the run's intervals, restored by ``intervals(at:)``.
-    public static func save(
-        _ trainer: Trainer, recipe: TrainingRecipe, progress: TrainingProgress, intervals: RunIntervals? = nil,
-        random: [String: [UInt64]] = [:], to path: String
-    ) throws {
-        var attributes = RunAttributes()
-        attributes.numbers["format_version"] = Double(formatVersion)
-        attributes.texts["configuration"] = try recipe.jsonString()
-        attributes.numbers["epoch"] = Double(progress.epoch)
-        attributes.numbers["step_in_epoch"] = Double(progress.stepInEpoch)
-        attributes.texts["metrics"] = progress.metrics
-        if let length = progress.metricsLength { attributes.numbers["metrics_length"] = Double(length) }
-        if let length = progress.eventsLength { attributes.numbers["events_length"] = Double(length) }
-        if let intervals { attributes.texts["intervals"] = String(decoding: try JSONEncoder().encode(intervals), as: UTF8.self) }
-        try HDF5File.writeAtomically(to: path) { file in
-            try file.setAttribute("library_version", libraryVersion)
-            try attributes.write(to: file)
-            try writeNetwork(trainer.student, group: "student", file: file)
-            if let teacher = trainer.teacher { try writeNetwork(teacher, group: "teacher", file: file) }
-            for (name, state) in trainer.optimizer.state {
-                let path = datasetPath(name)
-                try file.write(state.firstMoment, at: "optimizer/exp_avg/\(path)")
-                try file.write(state.secondMoment, at: "optimizer/exp_avg_sq/\(path)")
-                try file.setAttribute("step", Double(state.step), of: "optimizer/exp_avg/\(path)")
-            }
-            for entry in trainer.tasks {
-                for (name, tensor) in entry.task.state { try file.write(tensor, at: "tasks/\(entry.name)/\(name)") }
-            }
-            var generators = random
-            generators["backbone.drop_path"] = trainer.backbone.generator.stateWords
-            for (name, words) in generators {
-                try file.write(integers: words.map { Int(Int64(bitPattern: $0)) }, at: "random/\(name)")
-            }
-        }
-    }
-
-    /// Restores `trainer` from the checkpoint at `path`, which must come from the same
-    /// configuration, and returns where the run stands and the stored generator states.
-    ///
-    /// - Throws: ``CheckpointError`` naming the file and what does not fit; `trainer` is left
-    ///   unchanged unless every check passed.
-    public static func restore(
-        _ trainer: Trainer, from path: String
-    ) throws -> (progress: TrainingProgress, random: [String: [UInt64]]) {
-        let file = try open(path)
-        var states: [(Module, [String: Tensor])] = [(trainer.student, try readNetwork(file, group: "student", path: path))]
-        if let teacher = trainer.teacher { states.append((teacher, try readNetwork(file, group: "teacher", path: path))) }
-        var moments: [String: AdamW.State] = [:]
-        if file.contains("optimizer/exp_avg") {
-            for (name, _) in trainer.student.trainableParameters() where file.contains("optimizer/exp_avg/\(datasetPath(name))") {
-                let key = datasetPath(name)
-                moments[name] = AdamW.State(
-                    step: Int(try file.numericAttribute("step", of: "optimizer/exp_avg/\(key)")),
-                    firstMoment: try read(file, "optimizer/exp_avg/\(key)", path),
-                    secondMoment: try read(file, "optimizer/exp_avg_sq/\(key)", path))
-            }
-        }
-        var taskStates: [(Tensor, Tensor)] = []
-        for entry in trainer.tasks {
-            for (name, tensor) in entry.task.state {
-                let value = try read(file, "tasks/\(entry.name)/\(name)", path)
-                guard value.shape == tensor.shape else {
-                    throw CheckpointError(path: path, problem: "task state '\(entry.name)/\(name)' is \(value.shape), the run expects \(tensor.shape)")
-                }
-                taskStates.append((tensor, value))
-            }
-        }
-        var random: [String: [UInt64]] = [:]
-        if file.contains("random") {
-            for name in try file.members(of: "random") {
-                random[name] = try file.readIntegers("random/\(name)").map { UInt64(bitPattern: Int64($0)) }
-            }
-        }
-        // Every check passed: apply.
-        for (module, state) in states {
-            do { try module.load(state) } catch { throw CheckpointError(path: path, problem: "\(error)") }
-        }
-        for (name, state) in moments { trainer.optimizer.setState(state, for: name) }
-        for (tensor, value) in taskStates { tensor.assign(value) }
-        if let words = random["backbone.drop_path"], words.count == 4 {
-            trainer.backbone.generator = RandomGenerator(stateWords: words)
-        }
-        let progress = TrainingProgress(
-            epoch: Int(try file.numericAttribute("epoch")), stepInEpoch: Int(try file.numericAttribute("step_in_epoch")),
-            metrics: (try? file.stringAttribute("metrics")) ?? "{}",
-            metricsLength: (try? file.numericAttribute("metrics_length")).map { Int($0) },
-            eventsLength: (try? file.numericAttribute("events_length")).map { Int($0) })
-        return (progress, random)
-    }
-
     /// The intervals stored in the checkpoint at `path`, if it has them.
     public static func intervals(at path: String) throws -> RunIntervals? {
         let file = try open(path)
@@ -172,14 +75,18 @@ public enum Checkpoint {
         return try? JSONDecoder().decode(RunIntervals.self, from: Data(json.utf8))
     }
 
-    /// The recipe stored in the checkpoint at `path`.
-    public static func recipe(at path: String) throws -> TrainingRecipe {
-        let file = try open(path)
-        let json = try file.stringAttribute("configuration")
+    /// The run configuration stored in the checkpoint at `path`, as JSON.
+    static func configurationJSON(at path: String) throws -> String {
+        try open(path).stringAttribute("configuration")
+    }
+
+    /// The backbone architecture of the run stored in the checkpoint at `path`.
+    static func backboneConfiguration(at path: String) throws -> VisionTransformerConfiguration {
+        struct Stored: Decodable { var backbone: VisionTransformerConfiguration }
         do {
-            return try JSONDecoder().decode(TrainingRecipe.self, from: Data(json.utf8))
-        } catch {
-            throw CheckpointError(path: path, problem: "its configuration attribute is not a valid run configuration (\(error))")
+            return try JSONDecoder().decode(Stored.self, from: Data(try configurationJSON(at: path).utf8)).backbone
+        } catch let error as DecodingError {
+            throw CheckpointError(path: path, problem: "its configuration attribute has no valid backbone (\(error))")
         }
     }
 
@@ -197,7 +104,7 @@ public enum Checkpoint {
         return key[..<dot] + "/" + key[key.index(after: dot)...]
     }
 
-    private static func open(_ path: String) throws -> HDF5File {
+    static func open(_ path: String) throws -> HDF5File {
         var status = stat()
         guard stat(path, &status) == 0 else {
             throw CheckpointError(path: path, problem: "cannot be read (\(String(cString: strerror(errno))))")
@@ -221,11 +128,11 @@ public enum Checkpoint {
         return file
     }
 
-    private static func writeNetwork(_ network: Module, group: String, file: HDF5File) throws {
+    static func writeNetwork(_ network: Module, group: String, file: HDF5File) throws {
         for (name, tensor) in network.stateDictionary() { try file.write(tensor, at: "\(group)/\(datasetPath(name))") }
     }
 
-    private static func readNetwork(_ file: HDF5File, group: String, path: String) throws -> [String: Tensor] {
+    static func readNetwork(_ file: HDF5File, group: String, path: String) throws -> [String: Tensor] {
         guard file.contains(group) else { throw CheckpointError(path: path, problem: "has no '\(group)' group") }
         var state: [String: Tensor] = [:]
         for module in try file.members(of: group) {
@@ -236,7 +143,7 @@ public enum Checkpoint {
         return state
     }
 
-    private static func read(_ file: HDF5File, _ dataset: String, _ path: String) throws -> Tensor {
+    static func read(_ file: HDF5File, _ dataset: String, _ path: String) throws -> Tensor {
         do { return try file.readTensor(dataset) } catch {
             throw CheckpointError(path: path, problem: "dataset '\(dataset)' cannot be read: it is missing or its checksum does not match (the file is damaged)")
         }
@@ -255,6 +162,7 @@ struct RunAttributes {
 
     static let checksumName = "run_checksum"
     private static let numberNames = ["format_version", "epoch", "step_in_epoch", "metrics_length"]
+    /// `metrics` (the last logged metrics) is written by older versions only.
     private static let textNames = ["configuration", "metrics", "intervals"]
 
     init() {}
@@ -299,13 +207,4 @@ public struct CheckpointError: Error, CustomStringConvertible {
     public var problem: String
 
     public var description: String { "Checkpoint \(path) \(problem)." }
-}
-
-extension TrainingRecipe {
-    /// The recipe as sorted, compact JSON.
-    public func jsonString() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
 }

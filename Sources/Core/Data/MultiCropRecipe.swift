@@ -41,30 +41,16 @@ public struct MultiCropRecipe: Sendable, Equatable {
         return MultiCropRecipe(groups)
     }
 
-    /// SelfPatch (alinlab/SelfPatch `main_selfpatch.py`): DINO's views with global scale 0.25…1 and local
-    /// scale 0.05…0.25; SelfPatch needs at least one local crop.
-    public static func selfPatch(globalSize: Int = 224, localSize: Int = 96, localCount: Int = 8) -> MultiCropRecipe {
-        precondition(localCount > 0, "SelfPatch needs at least one local crop.")
-        return dino(
-            globalSize: globalSize, localSize: localSize, localCount: localCount, globalScale: 0.25...1,
-            localScale: 0.05...0.25)
-    }
-
-    /// MoCo v3 (`augmentation1` / `augmentation2` in moco-v3 `main_moco.py`): two bilinear crops of scale `minimumScale`…1, the
-    /// flip last; view 1 blur p 1.0, view 2 blur p 0.1 and solarize p 0.2.
-    public static func mocoV3(size: Int = 224, minimumScale: Double = 0.08) -> MultiCropRecipe {
+    /// Two symmetric views (`augmentation1` / `augmentation2` in moco-v3 `main_moco.py`): two
+    /// bilinear crops of `scale`, the flip last; view 1 blur p 1.0, view 2 blur p 0.1 and
+    /// solarize p 0.2.
+    public static func twoView(size: Int = 224, scale: ClosedRange<Double> = 0.08...1) -> MultiCropRecipe {
         func view(blur: Double, solarize: Double) -> Group {
             var recipe = ViewRecipe(
-                cropSize: size, scale: minimumScale...1, interpolation: .bilinear, blurProbability: blur,
-                solarizeProbability: solarize)
+                cropSize: size, scale: scale, interpolation: .bilinear, blurProbability: blur, solarizeProbability: solarize)
             recipe.flipLast = true
             return Group(recipe)
         }
         return MultiCropRecipe([view(blur: 1, solarize: 0), view(blur: 0.1, solarize: 0.2)])
-    }
-
-    /// SelfPatch scaled down for 28×28 or 32×32 data: 32×32 globals and 16×16 locals.
-    public static func smallSelfPatch(localCount: Int = 4) -> MultiCropRecipe {
-        selfPatch(globalSize: 32, localSize: 16, localCount: localCount)
     }
 }

@@ -33,22 +33,16 @@ public struct DenseLinearProbe {
         let labelled = patchLabels.indices.filter { patchLabels[$0] >= 0 }
         let rows = train.rows.gatherRows(labelled)
         let targets = labelled.map { patchLabels[$0] }
-        var best: DenseProbeResult?
-        var sweep: [DenseProbeResult.Trial] = []
-        for (index, rate) in probe.learningRates.enumerated() {
-            let classifier = probe.train(
-                features: rows, labels: targets, classCount: classCount, learningRate: rate,
-                onEpoch: probe.reportingEpochs(to: progress, sweepIndex: index, rows: rows.shape[0]))
+        let sweep = probe.sweep(features: rows, labels: targets, classCount: classCount, progress: progress) { classifier in
             let metrics = validationLabels.evaluate(
                 patchPredictions: classifier.predict(validation.rows),
                 gridHeight: validation.gridHeight, gridWidth: validation.gridWidth, classCount: classCount)
-            sweep.append(.init(learningRate: rate, meanIntersectionOverUnion: metrics.meanIntersectionOverUnion))
-            if best == nil || metrics.meanIntersectionOverUnion > best!.metrics.meanIntersectionOverUnion {
-                best = DenseProbeResult(metrics: metrics, learningRate: rate, sweep: [], classifier: classifier)
-            }
+            return (metrics.meanIntersectionOverUnion, metrics)
         }
-        best!.sweep = sweep
-        return best!
+        return DenseProbeResult(
+            metrics: sweep.best.evaluation, learningRate: sweep.best.learningRate,
+            sweep: sweep.scores.map { .init(learningRate: $0.learningRate, meanIntersectionOverUnion: $0.score) },
+            classifier: sweep.best.classifier)
     }
 }
 

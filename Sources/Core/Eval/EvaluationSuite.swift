@@ -137,7 +137,7 @@ public struct EvaluationSuite {
         }
         func features<Features>(of images: Tensor, _ role: String, _ extract: (Tensor, ProgressReporter?) -> Features) -> Features {
             let count = images.shape[0]
-            return stage("features of \(count) \(role) images", steps: VisionTransformer.featureBatchCount(count)) { extract(images, $0) }
+            return stage("features of \(count) \(role) images", steps: FeatureNetwork.featureBatchCount(count)) { extract(images, $0) }
         }
         if let train = classificationTrain, let test = classificationTest {
             let trainFeatures = features(of: train.images, "train", source.imageFeatures)

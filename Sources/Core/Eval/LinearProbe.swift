@@ -115,20 +115,34 @@ public struct LinearProbe {
         trainFeatures: Tensor, trainLabels: [Int], validationFeatures: Tensor, validationLabels: [Int], classCount: Int,
         progress: ProgressReporter? = nil
     ) -> LinearProbeResult {
-        var best: LinearProbeResult?
-        var sweep: [LinearProbeResult.Trial] = []
+        let sweep = sweep(features: trainFeatures, labels: trainLabels, classCount: classCount, progress: progress) { classifier in
+            let top1 = classifier.accuracy(validationFeatures, labels: validationLabels)
+            return (top1, top1)
+        }
+        return LinearProbeResult(
+            top1: sweep.best.evaluation, learningRate: sweep.best.learningRate,
+            sweep: sweep.scores.map { .init(learningRate: $0.learningRate, top1: $0.score) }, classifier: sweep.best.classifier)
+    }
+
+    /// Trains one classifier per learning rate of ``learningRates`` and keeps the one whose
+    /// `evaluate` scores highest (the smaller learning rate on ties), with its evaluation and
+    /// every learning rate's score in sweep order; `progress` advances by one step per epoch.
+    func sweep<Evaluation>(
+        features: Tensor, labels: [Int], classCount: Int, progress: ProgressReporter?,
+        evaluate: (LinearClassifier) -> (score: Double, evaluation: Evaluation)
+    ) -> (best: (learningRate: Double, classifier: LinearClassifier, evaluation: Evaluation),
+          scores: [(learningRate: Double, score: Double)]) {
+        var best: (learningRate: Double, classifier: LinearClassifier, evaluation: Evaluation, score: Double)?
+        var scores: [(learningRate: Double, score: Double)] = []
         for (index, rate) in learningRates.enumerated() {
             let classifier = train(
-                features: trainFeatures, labels: trainLabels, classCount: classCount, learningRate: rate,
-                onEpoch: reportingEpochs(to: progress, sweepIndex: index, rows: trainFeatures.shape[0]))
-            let top1 = classifier.accuracy(validationFeatures, labels: validationLabels)
-            sweep.append(.init(learningRate: rate, top1: top1))
-            if best == nil || top1 > best!.top1 {
-                best = LinearProbeResult(top1: top1, learningRate: rate, sweep: [], classifier: classifier)
-            }
+                features: features, labels: labels, classCount: classCount, learningRate: rate,
+                onEpoch: reportingEpochs(to: progress, sweepIndex: index, rows: features.shape[0]))
+            let (score, evaluation) = evaluate(classifier)
+            scores.append((rate, score))
+            if best == nil || score > best!.score { best = (rate, classifier, evaluation, score) }
         }
-        best!.sweep = sweep
-        return best!
+        return ((best!.learningRate, best!.classifier, best!.evaluation), scores)
     }
 }
 

@@ -16,11 +16,6 @@ public struct PatchFeatures {
         self.gridWidth = gridWidth
     }
 
-    /// The patch tokens after the backbone's final norm (``BackboneFeatures/outputPatches``).
-    public init(_ features: BackboneFeatures) {
-        self.init(tokens: features.outputPatches, gridHeight: features.gridHeight, gridWidth: features.gridWidth)
-    }
-
     /// The number of images.
     public var imageCount: Int { tokens.shape[0] }
 

@@ -3,7 +3,7 @@
 public protocol ProbeFeatureSource {
     /// One feature row per image of `images` (`[count, 3, height, width]`): `[count, dim]`;
     /// `progress`, when given, is advanced by one step per batch of
-    /// ``VisionTransformer/featureBatchSize`` images.
+    /// ``FeatureNetwork/featureBatchSize`` images.
     func imageFeatures(_ images: Tensor, progress: ProgressReporter?) -> Tensor
     /// One feature row per patch of `images` (`[count, 3, height, width]`), `progress` as for
     /// ``imageFeatures(_:progress:)``.
@@ -17,29 +17,27 @@ extension ProbeFeatureSource {
     public func patchFeatures(_ images: Tensor) -> PatchFeatures { patchFeatures(images, progress: nil) }
 }
 
-/// A frozen backbone's features: the image feature a ``FeatureReadout`` reads, and the patch
+/// A frozen network's features: the image feature a ``FeatureReadout`` reads, and the patch
 /// tokens after the final norm.
 public struct BackboneFeatureSource: ProbeFeatureSource {
-    /// The network probed (run in evaluation mode, without gradients).
-    public var backbone: VisionTransformer
+    /// The network probed (run in evaluation mode, without gradients), with its image embedding.
+    public var network: FeatureNetwork
     /// Which features make the image feature.
     public var readout: FeatureReadout
-    /// The image embedding a task provides in place of the class token, if any.
-    public var imageEmbedding: ((BackboneFeatures) -> Tensor)?
 
-    public init(backbone: VisionTransformer, readout: FeatureReadout = .classToken, imageEmbedding: ((BackboneFeatures) -> Tensor)? = nil) {
-        self.backbone = backbone
+    public init(network: FeatureNetwork, readout: FeatureReadout = .classToken) {
+        self.network = network
         self.readout = readout
-        self.imageEmbedding = imageEmbedding
     }
 
     public func imageFeatures(_ images: Tensor, progress: ProgressReporter?) -> Tensor {
-        backbone.extractFeatures(images, readout: readout, imageEmbedding: imageEmbedding, progress: progress).images
+        network.extractFeatures(images, readout: readout, progress: progress).images
     }
 
     public func patchFeatures(_ images: Tensor, progress: ProgressReporter?) -> PatchFeatures {
         // The dense probes read patch tokens only; any read-out that applies serves the pass.
-        backbone.extractFeatures(images, readout: .meanPatch, includePatches: true, progress: progress).patches!
+        FeatureNetwork(backbone: network.backbone)
+            .extractFeatures(images, readout: .meanPatch, includePatches: true, progress: progress).patches!
     }
 }
 

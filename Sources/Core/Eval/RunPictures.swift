@@ -1,10 +1,11 @@
 /// The pictures a run report shows for a backbone on a few images: the last block's
 /// class-token attention per head, the principal components of the patch features, and each
-/// image's patch similarity to its centre patch with the neighbours SelfPatch would pick as its
-/// positives.
+/// image's patch similarity to its centre patch with its most similar neighbours outlined (the
+/// positives a patch-level task such as SelfPatch picks).
 public enum RunPictures {
     /// Writes the pictures as PNG files into `folder`, named with `prefix`, and returns them
-    /// for a ``RunSummary``; `neighborCount` is SelfPatch's k.
+    /// for a ``RunSummary``; `neighborCount` neighbours are outlined (the run's
+    /// ``TrainingRecipe/patchNeighborCount(registry:)``).
     public static func write(
         backbone: VisionTransformer, images: Tensor, folder: String, prefix: String, scale: Int = 8, neighborCount: Int = 4
     ) throws -> [RunSummary.Picture] {
@@ -30,7 +31,7 @@ public enum RunPictures {
         let patches = features.outputPatches
         try save(Image.tiled(Image.principalComponents(patches: patches, gridHeight: height, gridWidth: width, scale: scale), columns: count),
                  "pca", "\(prefix): first three principal components of the patch features")
-        // SelfPatch matches on the raw last-block tokens, so the map shows those.
+        // Patch-level tasks match on the raw last-block tokens, so the map shows those.
         let centre = (height / 2) * width + width / 2
         let rawPatches = features.lastBlockPatches
         let chosen = NeighborTable(height: height, width: width).mostSimilarNeighbors(rawPatches, count: neighborCount)
@@ -42,7 +43,7 @@ public enum RunPictures {
                 gridHeight: height, gridWidth: width, scale: scale)
         }
         try save(Image.tiled(maps, columns: count), "similarity",
-                 "\(prefix): last-block cosine similarity to the centre patch (red); white: the \(neighborCount) neighbours SelfPatch picks as its positives")
+                 "\(prefix): last-block cosine similarity to the centre patch (red); white: its \(neighborCount) most similar neighbours")
         return pictures
     }
 }

@@ -69,6 +69,14 @@ open class Module {
     /// - Throws: ``StateLoadingError`` listing missing keys, unexpected keys and shape
     ///   mismatches; nothing is modified when it throws.
     public final func load(_ state: [String: Tensor], strict: Bool = true) throws {
+        try checkLoadable(state, strict: strict)
+        for (name, tensor) in stateDictionary() {
+            if let value = state[name] { tensor.assign(value) }
+        }
+    }
+
+    /// Throws what ``load(_:strict:)`` would throw for `state`, modifying nothing.
+    public final func checkLoadable(_ state: [String: Tensor], strict: Bool = true) throws {
         let own = stateDictionary()
         let ownNames = Set(own.map(\.name))
         var error = StateLoadingError()
@@ -86,9 +94,6 @@ open class Module {
             || (strict && (!error.missingKeys.isEmpty || !error.unexpectedKeys.isEmpty))
         {
             throw error
-        }
-        for (name, tensor) in own {
-            if let value = state[name] { tensor.assign(value) }
         }
     }
 

@@ -24,6 +24,9 @@ public protocol PretextTask: AnyObject {
     static var summary: String { get }
     /// The loss weight used when the run does not set one (1 unless the method says otherwise).
     static var defaultWeight: Double { get }
+    /// The augmentation the task's method trains with, or `nil` (the default) when any suits
+    /// it; see ``TaskRegistry/augmentation(agreedBy:)`` for how a run's tasks agree on one.
+    static var augmentation: AugmentationRecipe? { get }
 
     /// Builds the task for a backbone and view plan.
     init(configuration: Configuration, setup: TaskSetup) throws
@@ -36,6 +39,9 @@ public protocol PretextTask: AnyObject {
     var teacherHeads: Module? { get }
     /// Tensors to checkpoint besides parameters (centres, queues), by name.
     var state: [(name: String, tensor: Tensor)] { get }
+    /// How many of its 8 neighbours the task takes as each patch's positives, if it does
+    /// (SelfPatch's k); the run's pictures outline that many.
+    var patchNeighborCount: Int? { get }
 
     /// The image-level embedding `[batch, dim]` this task provides for a backbone pass (e.g. an
     /// aggregation head's class token), read by every task and probe instead of the backbone's
@@ -54,8 +60,10 @@ public protocol PretextTask: AnyObject {
 
 extension PretextTask {
     public static var defaultWeight: Double { 1 }
+    public static var augmentation: AugmentationRecipe? { nil }
     public var teacherHeads: Module? { nil }
     public var state: [(name: String, tensor: Tensor)] { [] }
+    public var patchNeighborCount: Int? { nil }
     public func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor? { nil }
     public func isFrozen(_ name: String, iteration: Int) -> Bool { false }
     public func scheduleValues(iteration: Int) -> [String: Double] { [:] }
@@ -107,27 +115,6 @@ public struct TaskSetup {
     }
 }
 
-/// The crops of one training step: `globalCount` global crops of `globalSize`, then
-/// `localCount` local crops of `localSize`.
-public struct ViewPlan: Codable, Sendable, Equatable {
-    public var globalCount: Int
-    public var globalSize: Int
-    public var localCount: Int
-    public var localSize: Int
-
-    public init(globalCount: Int = 2, globalSize: Int, localCount: Int = 0, localSize: Int = 0) {
-        self.globalCount = globalCount
-        self.globalSize = globalSize
-        self.localCount = localCount
-        self.localSize = localSize
-    }
-
-    /// Global and local crops together.
-    public var count: Int { globalCount + localCount }
-    /// The side of each view, in order.
-    public var sizes: [Int] { Array(repeating: globalSize, count: globalCount) + Array(repeating: localSize, count: localCount) }
-}
-
 /// What a task needs from the run.
 public struct TaskRequirements: Sendable {
     /// The fewest global crops the task works with.
@@ -163,13 +150,14 @@ public struct TaskRequirements: Sendable {
 /// Everything a task sees during one step.
 public struct TaskStep {
     /// The shared backbone passes.
-    public var forward: SharedForward
-    public var epoch: Int
+    public let forward: SharedForward
+    public let epoch: Int
     /// The global iteration (epoch · iterationsPerEpoch + step).
-    public var iteration: Int
-    public var collective: Collective
+    public let iteration: Int
+    /// The run's processes, for reductions across them (centres, gathered keys).
+    public let collective: Collective
 
-    public init(forward: SharedForward, epoch: Int, iteration: Int, collective: Collective = SingleProcessCollective()) {
+    init(forward: SharedForward, epoch: Int, iteration: Int, collective: Collective = SingleProcessCollective()) {
         self.forward = forward
         self.epoch = epoch
         self.iteration = iteration

@@ -3,44 +3,34 @@ public enum NetworkRole: Sendable {
     case student, teacher
 }
 
-/// One training step's views and the backbone passes over them, shared by every task: each
-/// view runs through the student once and, when a task asks, through the teacher once.
+/// What a task reads during one training step: the step's views and the backbone passes over
+/// them, shared by every task. Each view runs through the student once and, when a task asks,
+/// through the teacher once, however many tasks read it.
 ///
 /// Consecutive views of equal size run as one batch (DINO's multi-crop grouping), and the
-/// result is split back per view.
+/// result is split back per view. Only the trainer builds one: it also cuts each task's graph
+/// at the backbone's output, so that it can measure the gradient each task sends into the
+/// backbone and then run the backbone's backward pass once for all of them.
 public final class SharedForward {
     /// The images of each view, `[batch, 3, size, size]`, global views first.
     public let views: [Tensor]
     /// How many of the leading views are global crops.
     public let globalViewCount: Int
-    /// The networks' backbones.
-    public let studentBackbone: VisionTransformer
-    public let teacherBackbone: VisionTransformer?
 
+    private let studentNetwork: FeatureNetwork
+    private let teacherNetwork: FeatureNetwork?
     private var studentFeatures: [Int: BackboneFeatures] = [:]
     private var teacherFeatures: [Int: BackboneFeatures] = [:]
-    private var embeddingProvider: ((BackboneFeatures, NetworkRole) -> Tensor)?
     private var studentEmbeddings: [Int: Tensor] = [:]
     private var teacherEmbeddings: [Int: Tensor] = [:]
     /// The student's backbone pass over each size group, keyed by the group's first view.
     private var studentPasses: [Int: BackboneFeatures] = [:]
-    /// When measuring: the leaves standing for the passes' last-block tokens in the current
-    /// task's graph, and the gradient collected for each pass so far.
+    /// The leaves standing for the passes' last-block tokens in the current task's graph, and
+    /// the gradient collected for each pass so far.
     private var leaves: [(group: Int, leaf: Tensor)] = []
     private var backboneGradients: [Int: Tensor] = [:]
 
-    /// Whether each task's graph starts at leaves of its own after the backbone's last block.
-    public let measuresTaskGradients: Bool
-
-    /// - Parameter measuresTaskGradients: give each task (see ``startTask()``) its own leaves
-    ///   standing for the backbone's last-block tokens, so that its backward pass stops there
-    ///   and ``collectBackboneGradient()`` measures the gradient it sends into the shared
-    ///   backbone; ``backwardThroughBackbone()`` then runs the backbone's backward pass once
-    ///   for all tasks. Off, one graph runs from the backbone through every task.
-    public init(
-        views: [Tensor], globalViewCount: Int, student: VisionTransformer, teacher: VisionTransformer?,
-        measuresTaskGradients: Bool = false
-    ) {
+    init(views: [Tensor], globalViewCount: Int, student: FeatureNetwork, teacher: FeatureNetwork?) {
         precondition(!views.isEmpty, "A training step needs at least one view.")
         let batch = views[0].shape[0]
         for (index, view) in views.enumerated() {
@@ -50,13 +40,15 @@ public final class SharedForward {
         }
         self.views = views
         self.globalViewCount = globalViewCount
-        studentBackbone = student
-        teacherBackbone = teacher
-        self.measuresTaskGradients = measuresTaskGradients
+        studentNetwork = student
+        teacherNetwork = teacher
     }
 
     /// Images per view.
     public var batchSize: Int { views[0].shape[0] }
+
+    /// The side of the backbone's square patches, in pixels.
+    public var patchSize: Int { studentNetwork.backbone.configuration.patchSize }
 
     /// The student's features for `view`.
     public func student(_ view: Int) -> BackboneFeatures {
@@ -76,19 +68,19 @@ public final class SharedForward {
         switch role {
         case .student:
             let pass = studentPass(group)
-            if measuresTaskGradients && pass.lastBlock.requiresGradient {
+            if pass.lastBlock.requiresGradient {
                 let leaf = pass.lastBlock.detached()
                 leaf.requiresGradient = true
                 leaves.append((group.lowerBound, leaf))
-                all = studentBackbone.features(lastBlock: leaf, gridHeight: pass.gridHeight, gridWidth: pass.gridWidth)
+                all = studentNetwork.backbone.features(lastBlock: leaf, gridHeight: pass.gridHeight, gridWidth: pass.gridWidth)
             } else {
                 all = pass
             }
         case .teacher:
-            guard let teacherBackbone else {
+            guard let teacherNetwork else {
                 preconditionFailure("A task asked for teacher features, but the run has no teacher.")
             }
-            all = GradientMode.withoutGradient { teacherBackbone.features(images(of: group)) }
+            all = GradientMode.withoutGradient { teacherNetwork.features(images(of: group)) }
         }
         let batch = batchSize
         for (offset, member) in group.enumerated() {
@@ -98,8 +90,29 @@ public final class SharedForward {
         return role == .student ? studentFeatures[view]! : teacherFeatures[view]!
     }
 
+    /// The image-level embedding `[batch, dim]` of `view` for `role`: the image embedding a
+    /// task provides (``PretextTask/imageEmbedding(of:role:)``), else the backbone's class token
+    /// (see ``FeatureNetwork/imageEmbedding(of:)``).
+    public func imageEmbedding(_ view: Int, role: NetworkRole) -> Tensor {
+        if let cached = role == .student ? studentEmbeddings[view] : teacherEmbeddings[view] { return cached }
+        let features = self.features(view, role: role)
+        let embedding = role == .teacher
+            ? GradientMode.withoutGradient { teacherNetwork!.imageEmbedding(of: features) }
+            : studentNetwork.imageEmbedding(of: features)
+        if role == .student { studentEmbeddings[view] = embedding } else { teacherEmbeddings[view] = embedding }
+        return embedding
+    }
+
+    /// A student pass of the task's own over `images`, with the patches `masking` marks
+    /// replaced by its token (iBOT's masked image modelling; see
+    /// ``VisionTransformer/features(_:masking:recorder:)``). It is not shared: its gradient flows
+    /// through the backbone with the task's backward pass.
+    public func maskedStudent(_ images: Tensor, masking: (patches: Tensor, token: Tensor)) -> BackboneFeatures {
+        studentNetwork.backbone.features(images, masking: masking)
+    }
+
     /// Runs the student backbone over every view (once per size group), before any task reads it.
-    public func runStudentBackbone() {
+    func runStudentBackbone() {
         var view = 0
         while view < views.count {
             let group = sizeGroup(containing: view)
@@ -108,46 +121,18 @@ public final class SharedForward {
         }
     }
 
-    /// Starts the next task's reads: when measuring, its student features and embeddings are
-    /// built on leaves of its own, so its backward pass ends at the backbone's output.
-    public func startTask() {
-        guard measuresTaskGradients else { return }
+    /// Starts the next task's reads: its student features and embeddings are built on leaves
+    /// of its own, so its backward pass ends at the backbone's output.
+    func startTask() {
         studentFeatures.removeAll()
         studentEmbeddings.removeAll()
     }
 
-    /// Sets how the image-level embedding of a view is computed (by default the backbone's
-    /// normed class token), e.g. by a task that owns an aggregation head (SelfPatch in its
-    /// original form) so that image-level tasks read its class token.
-    public func setImageEmbeddingProvider(_ provider: @escaping (BackboneFeatures, NetworkRole) -> Tensor) {
-        embeddingProvider = provider
-    }
-
-    /// The image-level embedding `[batch, dim]` of `view` for `role`.
-    public func imageEmbedding(_ view: Int, role: NetworkRole) -> Tensor {
-        if let cached = role == .student ? studentEmbeddings[view] : teacherEmbeddings[view] { return cached }
-        let features = self.features(view, role: role)
-        let embedding: Tensor
-        if let embeddingProvider {
-            embedding = role == .teacher
-                ? GradientMode.withoutGradient { embeddingProvider(features, role) } : embeddingProvider(features, role)
-        } else {
-            guard let token = features.classToken else {
-                preconditionFailure(
-                    "The backbone has no class token and no task provides an image embedding; "
-                        + "enable the class token or add a task with an aggregation head.")
-            }
-            embedding = token
-        }
-        if role == .student { studentEmbeddings[view] = embedding } else { teacherEmbeddings[view] = embedding }
-        return embedding
-    }
-
     /// Moves the gradient that backward passes left at the tasks' leaves since the last call
     /// into this step's sums, and returns its norm: called after a task's backward pass, the
-    /// norm of the gradient that task sends into the shared backbone (0 unless measuring).
+    /// norm of the gradient that task sends into the shared backbone.
     @discardableResult
-    public func collectBackboneGradient() -> Double {
+    func collectBackboneGradient() -> Double {
         var squares = 0.0
         for (group, leaf) in leaves {
             guard let gradient = leaf.gradient else { continue }
@@ -160,7 +145,7 @@ public final class SharedForward {
 
     /// Back-propagates the collected gradients through the student backbone, once per pass,
     /// accumulating into the backbone's parameters.
-    public func backwardThroughBackbone() {
+    func backwardThroughBackbone() {
         collectBackboneGradient()
         for (group, gradient) in backboneGradients {
             studentPasses[group]!.lastBlock.backward(seed: gradient)
@@ -172,7 +157,7 @@ public final class SharedForward {
     /// The student's pass over the size group `group`, run on first use.
     private func studentPass(_ group: Range<Int>) -> BackboneFeatures {
         if let pass = studentPasses[group.lowerBound] { return pass }
-        let pass = studentBackbone.features(images(of: group))
+        let pass = studentNetwork.features(images(of: group))
         studentPasses[group.lowerBound] = pass
         return pass
     }

@@ -19,6 +19,8 @@ public struct TaskRegistry {
         public var name: String
         public var summary: String
         public var defaultWeight: Double
+        /// The augmentation the task asks for (``PretextTask/augmentation``).
+        public var augmentation: AugmentationRecipe?
         /// The options with their defaults, as JSON values, in key order.
         public var defaults: [(key: String, value: String, help: String)]
         let make: (_ options: [String: String], _ setup: TaskSetup) throws -> any PretextTask
@@ -41,7 +43,7 @@ public struct TaskRegistry {
         }
         entries.append(
             Entry(
-                name: Task.name, summary: Task.summary, defaultWeight: Task.defaultWeight,
+                name: Task.name, summary: Task.summary, defaultWeight: Task.defaultWeight, augmentation: Task.augmentation,
                 defaults: defaults.map { ($0.key, $0.value, Task.Configuration.help[$0.key] ?? "") },
                 make: { options, setup in
                     try Task(configuration: TaskOptionCoding.decode(Task.Configuration.self, task: Task.name, options: options),
@@ -56,6 +58,28 @@ public struct TaskRegistry {
                 "Unknown task '\(name)'. Available tasks: \(names.joined(separator: ", ")) (see `ssl-run tasks`).")
         }
         return entry
+    }
+
+    /// The augmentation a run of the tasks `names` trains with: every task that asks for one
+    /// (``PretextTask/augmentation``) must ask for the same, which is then chosen; tasks that ask
+    /// for none accept it; when none asks, DINO's multi-crop (``AugmentationRecipe/multiCrop``).
+    /// The order of the tasks does not matter.
+    ///
+    /// - Throws: ``TaskConfigurationError`` naming the tasks that disagree and how to choose,
+    ///   or an unknown task.
+    public func augmentation(agreedBy names: [String]) throws -> AugmentationRecipe {
+        var wishes: [(task: String, augmentation: AugmentationRecipe)] = []
+        for name in names {
+            if let wish = try entry(named: name).augmentation { wishes.append((name, wish)) }
+        }
+        guard let first = wishes.first else { return .multiCrop }
+        if let other = wishes.first(where: { $0.augmentation != first.augmentation }) {
+            throw TaskConfigurationError(
+                "Tasks '\(first.task)' and '\(other.task)' train with different augmentations (\(first.augmentation.summary) against "
+                    + "\(other.augmentation.summary)); choose one with --augmentation \(AugmentationRecipe.Family.allCases.map(\.rawValue).joined(separator: "|")) "
+                    + "(and --global-scale, --local-scale).")
+        }
+        return first.augmentation
     }
 
     /// The registered names.

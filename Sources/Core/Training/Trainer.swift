@@ -82,6 +82,20 @@ public struct StepReport {
     public var health: [String: TaskHealth]
 }
 
+/// The forward and backward half of a step (``Trainer/lossAndGradients(views:epoch:iteration:)``).
+public struct StepLoss {
+    /// The weighted total loss.
+    public var loss: Double
+    /// Every task's weight and named terms as `<task>.<term>`, with each task's total as
+    /// `<task>.loss` and the norm of the gradient it sends into the backbone as
+    /// `<task>.backbone_gradient_norm`.
+    public var terms: [String: Double]
+    /// Seconds spent in each phase: `backbone`, each task's name, `backward`, `communication`.
+    public var seconds: [String: Double]
+    /// Each task's collapse signals on this process's share of the batch, by task name.
+    public var health: [String: TaskHealth]
+}
+
 /// Runs the optimisation step shared by every combination of tasks:
 /// schedules → (teacher EMA) → one shared forward → weighted task losses → one backward →
 /// per-parameter clipping → last-layer freeze → AdamW → teacher EMA (the order of
@@ -159,19 +173,44 @@ public final class Trainer {
     /// Runs one optimisation step on `views` (`[batch, 3, size, size]` each, in the plan's order).
     public func step(views: [Tensor], epoch: Int, iterationInEpoch: Int) throws -> StepReport {
         let iteration = epoch * setup.iterationsPerEpoch + iterationInEpoch
-        var seconds: [String: Double] = [:]
         let learningRate = learningRateSchedule.value(at: iteration)
         let weightDecay = weightDecaySchedule.value(at: iteration)
         let momentum = momentumSchedule.value(at: iteration)
         optimizer.learningRate = learningRate
         optimizer.weightDecay = weightDecay
         if optimization.teacherUpdate == .beforeForward { updateTeacher(momentum: momentum) }
+        var result = try lossAndGradients(views: views, epoch: epoch, iteration: iteration)
+        var backboneGradientNorm = 0.0
+        result.seconds["optimizer"] = MonotonicClock.measure {
+            // Clipping measures every gradient's norm anyway: the backbone's (of the gradient
+            // averaged over the processes, before clipping) comes from those.
+            let norms = GradientClipping.clipPerParameter(
+                student.trainableParameters(), maximumNorm: optimization.clipGradient > 0 ? optimization.clipGradient : .infinity)
+            backboneGradientNorm = norms.reduce(0.0) { $0 + ($1.key.hasPrefix("backbone.") ? $1.value * $1.value : 0) }.squareRoot()
+            freezeParameters(iteration: iteration)
+            optimizer.step()
+            if optimization.teacherUpdate == .afterStep { updateTeacher(momentum: momentum) }
+        }
+        result.terms["backbone_gradient_norm"] = backboneGradientNorm
+        return StepReport(
+            loss: result.loss, terms: result.terms, learningRate: learningRate, weightDecay: weightDecay,
+            teacherMomentum: momentum, seconds: result.seconds, health: result.health)
+    }
 
+    /// The forward and backward half of a step on `views` at global iteration `iteration`: one
+    /// shared forward pass, every task's loss at its weight (a task at weight 0 is skipped, its
+    /// state untouched), one backward pass per task down to the backbone's output (measuring the
+    /// gradient each sends into the backbone), one through the backbone, and the gradients
+    /// averaged over the processes. The gradients are left on the student's parameters, ready
+    /// for clipping and the optimizer; the tasks' state (centres, queues) is updated.
+    ///
+    /// - Throws: ``TrainingError/nonFiniteLoss(iteration:terms:)`` when the loss is not finite.
+    public func lossAndGradients(views: [Tensor], epoch: Int, iteration: Int) throws -> StepLoss {
+        var seconds: [String: Double] = [:]
         backbone.setTraining(true)
         let forward = SharedForward(
-            views: views, globalViewCount: setup.views.globalCount, student: backbone, teacher: teacherBackbone,
-            measuresTaskGradients: true)
-        if let imageEmbedding { forward.setImageEmbeddingProvider(imageEmbedding) }
+            views: views, globalViewCount: setup.views.globalCount, student: featureNetwork(.student),
+            teacher: teacher == nil ? nil : featureNetwork(.teacher))
         // The student's passes first, so that each task's time is its own.
         seconds["backbone"] = MonotonicClock.measure { forward.runStudentBackbone() }
 
@@ -214,32 +253,18 @@ public final class Trainer {
         if setup.collective.worldSize > 1 {
             seconds["communication"] = MonotonicClock.measure { averageGradientsAcrossProcesses() }
         }
-        seconds["optimizer"] = MonotonicClock.measure {
-            // Clipping measures every gradient's norm anyway: the backbone's (of the gradient
-            // averaged over the processes, before clipping) comes from those.
-            let norms = GradientClipping.clipPerParameter(
-                student.trainableParameters(), maximumNorm: optimization.clipGradient > 0 ? optimization.clipGradient : .infinity)
-            terms["backbone_gradient_norm"] = norms.reduce(0.0) { $0 + ($1.key.hasPrefix("backbone.") ? $1.value * $1.value : 0) }.squareRoot()
-            freezeParameters(iteration: iteration)
-            optimizer.step()
-            if optimization.teacherUpdate == .afterStep { updateTeacher(momentum: momentum) }
-        }
-        return StepReport(
-            loss: loss, terms: terms, learningRate: learningRate, weightDecay: weightDecay,
-            teacherMomentum: momentum, seconds: seconds, health: health)
+        return StepLoss(loss: loss, terms: terms, seconds: seconds, health: health)
     }
 
-    /// The image embedding a task provides instead of the backbone's class token (SelfPatch's
-    /// aggregation head in the original recipe), for the training step and for probes; `nil`
-    /// when the backbone's class token serves.
-    public var imageEmbedding: ((BackboneFeatures, NetworkRole) -> Tensor)? {
-        guard let provider = tasks.first(where: { $0.task.requirements.providesImageEmbedding })?.task else { return nil }
-        return { features, role in
-            guard let embedding = provider.imageEmbedding(of: features, role: role) else {
-                preconditionFailure("Task '\(type(of: provider).name)' declares an image embedding but provided none.")
-            }
-            return embedding
+    /// The network `role` as tasks and probes read it: its backbone with the image embedding a
+    /// task provides in place of the class token (SelfPatch's aggregation head in the original
+    /// recipe), if any. A run without a teacher gives its student for either role.
+    public func featureNetwork(_ role: NetworkRole) -> FeatureNetwork {
+        let provider = tasks.first { $0.task.requirements.providesImageEmbedding }?.task
+        if role == .teacher, let teacherBackbone {
+            return FeatureNetwork(backbone: teacherBackbone, embeddingTask: provider, role: .teacher)
         }
+        return FeatureNetwork(backbone: backbone, embeddingTask: provider, role: .student)
     }
 
     /// Applies the teacher EMA with `momentum`.

@@ -43,10 +43,16 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     public var seed: UInt64
     /// The training images.
     public var data = DataSource()
+    /// How the crops are made. `ssl-run` stores the one the tasks agree on
+    /// (``TaskRegistry/augmentation(agreedBy:)``) or the one it was told; configurations written
+    /// before it was stored have none and keep what they trained with: the augmentation their
+    /// first task asks for (see ``augmentation(registry:)``).
+    public var augmentation: AugmentationRecipe?
 
     public init(
         backbone: VisionTransformerConfiguration, views: ViewPlan, tasks: [TaskSelection],
-        optimization: OptimizationConfiguration = OptimizationConfiguration(), epochs: Int, batchSize: Int, seed: UInt64 = 0
+        optimization: OptimizationConfiguration = OptimizationConfiguration(), epochs: Int, batchSize: Int, seed: UInt64 = 0,
+        augmentation: AugmentationRecipe? = nil
     ) {
         self.backbone = backbone
         self.views = views
@@ -55,6 +61,18 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         self.epochs = epochs
         self.batchSize = batchSize
         self.seed = seed
+        self.augmentation = augmentation
+    }
+
+    /// The augmentation the run trains with: ``augmentation``, or in a configuration written
+    /// before it was stored, the augmentation its first task asks for (DINO's multi-crop when
+    /// it asks for none).
+    ///
+    /// - Throws: ``TaskConfigurationError`` when the first task is unknown.
+    public func augmentation(registry: TaskRegistry) throws -> AugmentationRecipe {
+        if let augmentation { return augmentation }
+        guard let first = tasks.first else { return .multiCrop }
+        return try registry.entry(named: first.name).augmentation ?? .multiCrop
     }
 
     /// Builds the backbone, the tasks and the trainer.
@@ -111,7 +129,9 @@ extension TrainingRecipe {
             throw TaskConfigurationError("--config \(path): \(Self.describe(error))")
         }
         var template = self
-        template.data = DataSource(path: "", subset: 0)  // Optional keys, so that they count as known.
+        // Optional keys, so that they count as known.
+        template.data = DataSource(path: "", subset: 0)
+        template.augmentation = .multiCrop
         let known = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(template))
         if let unknown = Self.unknownKey(in: object, known: known, path: "") {
             throw TaskConfigurationError("--config \(path): unknown key '\(unknown)'; compare with the output of --print-config.")
@@ -128,6 +148,7 @@ extension TrainingRecipe {
         template.optimization.finalTeacherMomentum = 0.5
         template.optimization.clipGradient = 0.5
         template.data = DataSource(path: "", subset: 0)
+        template.augmentation = AugmentationRecipe(globalScale: 0.5...0.5, localScale: 0.5...0.5)
         return try JSONSerialization.jsonObject(with: try JSONEncoder().encode(template))
     }
 

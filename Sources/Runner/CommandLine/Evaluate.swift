@@ -35,7 +35,7 @@ extension SSLRun {
         }
 
         func run() throws {
-            let trained = try ProbedNetwork.load(checkpoint, network: network)
+            let trained = try FeatureNetwork.load(checkpoint, network: network)
             try trained.validate(readout, flag: "--readout")
             let configuration = trained.backbone.configuration
             var suite: EvaluationSuite
@@ -56,7 +56,7 @@ extension SSLRun {
             let folder = output ?? URL(fileURLWithPath: checkpoint).deletingLastPathComponent().path
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             var networks = [(name: "trained", network: trained)]
-            if baselines { networks.append(("random", try ProbedNetwork.randomlyInitialised(like: checkpoint, trained: trained))) }
+            if baselines { networks.append(("random", try FeatureNetwork.randomlyInitialized(like: checkpoint, trained: trained))) }
             var metrics: [String: Double] = [:]
             var pictures: [RunSummary.Picture] = []
             /// Probes `source` into `metrics` under `name`, reporting the time taken.
@@ -69,7 +69,9 @@ extension SSLRun {
             for (name, network) in networks {
                 probe(network.featureSource(readout: readout), as: name, described: "the \(name) backbone")
                 let samples = suite.classificationTest!.images.sliced(0..<min(4, testCount))
-                pictures += try RunPictures.write(backbone: network.backbone, images: samples, folder: folder, prefix: name)
+                pictures += try RunPictures.write(
+                    backbone: network.backbone, images: samples, folder: folder, prefix: name,
+                    neighborCount: FeatureNetwork.patchNeighborCount(checkpoint: checkpoint))
             }
             if baselines { probe(PixelFeatureSource(patchSize: configuration.patchSize), as: "pixels", described: "raw pixels") }
             let report = try RunReport(folder: folder)

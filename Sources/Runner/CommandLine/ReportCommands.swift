@@ -55,7 +55,6 @@ extension SSLRun {
 
         @Option(help: "The checkpoint.") var checkpoint: String
         @Option(help: "teacher or student.") var from = "teacher"
-        @Flag(help: "Export only the backbone (the only export currently offered).") var backboneOnly = false
         @Option(help: "The file to write.") var output: String
 
         func validate() throws {
@@ -89,14 +88,13 @@ extension SSLRun {
         }
 
         func run() throws {
-            let probed = try ProbedNetwork.load(checkpoint, network: network)
+            let probed = try FeatureNetwork.load(checkpoint, network: network)
             try probed.validate(readout, flag: "--readout")
             let dataset = try DataOptions.open(data, split: .test)
             let images = try EvaluationImages.classification(
                 LabelOptionalDataset(dataset), count: count, size: probed.backbone.configuration.imageSize, seed: 0)
-            let progress = ProgressReporter(title: "features", totalSteps: VisionTransformer.featureBatchCount(images.images.shape[0]))
-            let features = probed.backbone.extractFeatures(
-                images.images, readout: readout, includePatches: patches, imageEmbedding: probed.imageEmbedding, progress: progress)
+            let progress = ProgressReporter(title: "features", totalSteps: FeatureNetwork.featureBatchCount(images.images.shape[0]))
+            let features = probed.extractFeatures(images.images, readout: readout, includePatches: patches, progress: progress)
             progress.finish()
             try HDF5File.writeAtomically(to: output) { file in
                 try file.write(features.images, at: "image_features")

@@ -81,6 +81,12 @@ struct RecipeOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Side of the global crops in pixels.") var globalSize: Int?
     @Option(parsing: .unconditional, help: "Number of local crops.") var localCrops: Int?
     @Option(parsing: .unconditional, help: "Side of the local crops in pixels.") var localSize: Int?
+    @Option(help: "The augmentation, instead of the one the tasks agree on: \(AugmentationRecipe.Family.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var augmentation: AugmentationRecipe.Family?
+    @Option(parsing: .unconditional, help: "Scale range of the global crops (share of the image area), e.g. 0.25,1.")
+    var globalScale: String?
+    @Option(parsing: .unconditional, help: "Scale range of the local crops, e.g. 0.05,0.25.")
+    var localScale: String?
     @Option(parsing: .unconditional, help: "Training epochs (with --resume: extend the run).") var epochs: Int?
     @Option(parsing: .unconditional, help: "Images per step over all processes (each of N MPI processes takes 1/N).")
     var batchSize: Int?
@@ -104,6 +110,18 @@ struct RecipeOptions: ParsableArguments {
         }
         if let weights { _ = try TaskOptionArguments.weights(weights) }
         _ = try TaskOptionArguments.parse(taskOptions)
+        if let globalScale { _ = try Self.scale(globalScale, flag: "--global-scale") }
+        if let localScale { _ = try Self.scale(localScale, flag: "--local-scale") }
+    }
+
+    /// A crop scale range written `lower,upper`, with 0 < lower ≤ upper ≤ 1.
+    static func scale(_ text: String, flag: String) throws -> ClosedRange<Double> {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let lower = parts[0], let upper = parts[1], lower > 0, lower <= upper, upper <= 1 else {
+            throw ValidationError("\(flag) expects two shares of the image area, lower,upper with 0 < lower ≤ upper ≤ 1 (e.g. 0.25,1), got '\(text)'.")
+        }
+        return lower...upper
     }
 
     /// The flags given that change the recipe (all of them but --epochs and --lr, which a
@@ -112,7 +130,8 @@ struct RecipeOptions: ParsableArguments {
         let given: [(String, Any?)] = [
             ("--preset", preset), ("--config", config), ("--tasks", tasks), ("--weights", weights), ("--arch", arch),
             ("--heads", heads), ("--patch-size", patchSize), ("--global-crops", globalCrops), ("--global-size", globalSize),
-            ("--local-crops", localCrops), ("--local-size", localSize), ("--batch-size", batchSize),
+            ("--local-crops", localCrops), ("--local-size", localSize), ("--augmentation", augmentation),
+            ("--global-scale", globalScale), ("--local-scale", localScale), ("--batch-size", batchSize),
             ("--warmup", warmup), ("--teacher-momentum", teacherMomentum), ("--drop-path-rate", dropPathRate),
             ("--seed", seed),
         ]
@@ -170,6 +189,22 @@ struct RecipeOptions: ParsableArguments {
             }
             recipe.tasks[index].options.merge(options) { $1 }
         }
+        // The augmentation: the one named, else the one the tasks agree on when the tasks are
+        // chosen here or the starting recipe has none (a configuration from before it was
+        // stored keeps its own); then the scales given.
+        if let augmentation {
+            recipe.augmentation = .standard(augmentation)
+        } else if tasks != nil || (config == nil && recipe.augmentation == nil) {
+            recipe.augmentation = try registry.augmentation(agreedBy: recipe.tasks.map(\.name))
+        }
+        if let globalScale {
+            recipe.augmentation = try recipe.augmentation(registry: registry)
+            recipe.augmentation!.globalScale = try Self.scale(globalScale, flag: "--global-scale")
+        }
+        if let localScale {
+            recipe.augmentation = try recipe.augmentation(registry: registry)
+            recipe.augmentation!.localScale = try Self.scale(localScale, flag: "--local-scale")
+        }
         return recipe
     }
 
@@ -200,6 +235,8 @@ struct RecipeOptions: ParsableArguments {
         return result
     }
 }
+
+extension AugmentationRecipe.Family: ExpressibleByArgument {}
 
 extension TrainingSpan: ExpressibleByArgument {
     public init?(argument: String) {

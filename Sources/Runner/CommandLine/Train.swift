@@ -153,10 +153,8 @@ extension SSLRun {
             let options = sessionOptions(intervals: intervals)
             let folder = options.outputFolder
             let dataset = try DataOptions.trainingDataset(recipe.data, seed: recipe.seed)
-            let style = AugmentationStyle(task: recipe.tasks.first?.name ?? "dino")
             let session = try TrainingSession(
-                recipe: recipe, registry: SSLRun.registry, dataset: dataset, augmentation: style.recipe(for: recipe.views),
-                options: options, collective: collective)
+                recipe: recipe, registry: SSLRun.registry, dataset: dataset, options: options, collective: collective)
             if collective.rank == 0 { FileHandle.standardError.write(Data(("Training \(recipe.tasks.map { "\($0.name)×\($0.weight)" }.joined(separator: " + ")) on \(dataset), "
                   + "\(recipe.epochs) epochs × \(session.loader.batchesPerEpoch) steps of \(recipe.batchSize) images; run folder \(folder); "
                   + "OpenBLAS kernels \(BLAS.kernelFamily)\n").utf8)) }
@@ -166,16 +164,13 @@ extension SSLRun {
                 let suite = try EvaluationSuite.fashionMNIST(
                     imageSize: recipe.views.globalSize, patchSize: recipe.backbone.patchSize, trainCount: 2000, testCount: 1000,
                     sceneCount: 60, testSceneCount: 30, seed: recipe.seed)
-                let random = try ProbedNetwork.randomlyInitialised(recipe)
+                let random = try FeatureNetwork.randomlyInitialized(recipe)
                 try random.validate(evalReadout, flag: "--eval-readout")
                 let baselines = suite.evaluate(random.featureSource(readout: evalReadout), prefix: "online_random")
                     .merging(suite.evaluate(PixelFeatureSource(patchSize: recipe.backbone.patchSize), prefix: "online_pixels")) { $1 }
                 session.evaluateEpoch = { trainer, epoch in
                     guard (epoch + 1) % evalEvery == 0 || epoch + 1 == recipe.epochs else { return [:] }
-                    let role: NetworkRole = trainer.teacherBackbone == nil ? .student : .teacher
-                    let network = ProbedNetwork(
-                        backbone: trainer.teacherBackbone ?? trainer.backbone,
-                        imageEmbedding: trainer.imageEmbedding.map { embedding in { embedding($0, role) } })
+                    let network = trainer.featureNetwork(.teacher)
                     var metrics: [String: Double] = [:]
                     let seconds = MonotonicClock.measure {
                         metrics = suite.evaluate(network.featureSource(readout: evalReadout), prefix: "online").merging(baselines) { $1 }

@@ -74,8 +74,6 @@ public final class TrainingSession {
     private let tensorBoard: TensorBoardEventWriter?
     /// Called after every epoch with the trainer and the finished epoch; returns metrics to log.
     public var evaluateEpoch: ((Trainer, Int) throws -> [String: Double])?
-    /// The latest metrics logged.
-    public private(set) var latestMetrics: [String: Double] = [:]
     private var progress: TrainingProgress
     private let collective: Collective
     /// Watches the tasks' collapse signals; its warnings are printed and marked in the metrics.
@@ -98,16 +96,12 @@ public final class TrainingSession {
     /// - Throws: when the folder holds a checkpoint of a different recipe (choose another
     ///   folder) or is in use, or when the data, the options or the recipe are unusable.
     public init(
-        recipe: TrainingRecipe, registry: TaskRegistry, dataset: any ImageDataset, augmentation: MultiCropRecipe,
-        options: SessionOptions, collective: Collective = SingleProcessCollective()
+        recipe: TrainingRecipe, registry: TaskRegistry, dataset: any ImageDataset, options: SessionOptions,
+        collective: Collective = SingleProcessCollective()
     ) throws {
         try options.validate()
         try recipe.validate(registry: registry)
-        let viewSizes = augmentation.views.map(\.cropSize)
-        guard viewSizes == recipe.views.sizes else {
-            throw TaskConfigurationError(
-                "The augmentation makes crops of \(viewSizes) pixels but the recipe expects \(recipe.views.sizes).")
-        }
+        let augmentation = try recipe.augmentation(registry: registry).crops(for: recipe.views)
         self.recipe = recipe
         self.options = options
         self.collective = collective
@@ -151,7 +145,7 @@ public final class TrainingSession {
         }
         let metricsPath = "\(options.outputFolder)/\(RunReport.metricsFileName)"
         if resuming {
-            start = try Checkpoint.restore(trainer, from: checkpoint).progress
+            start = try Checkpoint.restore(trainer, from: checkpoint)
             FileHandle.standardError.write(Data("Resuming \(options.outputFolder) at epoch \(start.epoch), step \(start.stepInEpoch).\n".utf8))
         }
         if collective.rank == 0 {
@@ -210,7 +204,6 @@ public final class TrainingSession {
                 progress.stepInEpoch = 0
                 var values: [String: Double] = ["data/skipped_files": Double(loader.skippedFileCount(epoch: finished))]
                 if let evaluateEpoch { values.merge(try evaluateEpoch(trainer, finished)) { $1 } }
-                latestMetrics.merge(values) { $1 }
                 try log(step: globalStep + 1, epoch: finished, values)
                 try saveCheckpoint(copyForEpoch: options.saveEveryEpochs > 0 && (finished + 1) % options.saveEveryEpochs == 0 ? finished : nil)
             }
@@ -249,8 +242,6 @@ public final class TrainingSession {
         for (phase, seconds) in step.seconds { values["time/\(phase)"] = seconds }
         // A collapsed stretch is marked at every logged step while it lasts.
         for key in collapseMonitor.ongoingCollapses { values[key] = 1 }
-        // The latest metrics keep only the stretches still going on.
-        latestMetrics = latestMetrics.filter { !$0.key.hasPrefix("collapse/") }.merging(values) { $1 }
         try log(step: globalStep, epoch: progress.epoch, values)
     }
 
@@ -267,9 +258,8 @@ public final class TrainingSession {
 
     private func saveCheckpoint(copyForEpoch epoch: Int?) throws {
         guard collective.rank == 0 else { return }
-        let metrics = String(decoding: try JSONSerialization.data(withJSONObject: latestMetrics.filter { $0.value.isFinite }), as: UTF8.self)
         let state = TrainingProgress(
-            epoch: progress.epoch, stepInEpoch: progress.stepInEpoch, metrics: metrics,
+            epoch: progress.epoch, stepInEpoch: progress.stepInEpoch,
             metricsLength: RunFolder.length(of: "\(options.outputFolder)/\(RunReport.metricsFileName)"),
             eventsLength: tensorBoard.flatMap { RunFolder.length(of: $0.path) })
         try Checkpoint.save(trainer, recipe: recipe, progress: state, intervals: options.intervals, to: checkpointPath)

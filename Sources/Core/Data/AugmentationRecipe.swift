@@ -1,0 +1,88 @@
+import Foundation
+
+/// How a run's crops are made: the reference augmentation they follow and the scale ranges of
+/// the global and local crops; the counts and sizes of the crops come from the run's
+/// ``ViewPlan``.
+///
+/// A task declares the augmentation its method trains with (``PretextTask/augmentation``), and
+/// ``TaskRegistry/augmentation(agreedBy:)`` combines the wishes of a run's tasks.
+public struct AugmentationRecipe: Codable, Sendable, Equatable {
+    /// The reference augmentation.
+    public enum Family: String, Codable, Sendable, CaseIterable {
+        /// DINO's multi-crop (`DataAugmentationDINO` in `main_dino.py`): bicubic crops, flipped
+        /// right after cropping; the first global crop blurred with p 1, the second with p 0.1
+        /// and solarised with p 0.2, further global crops like the first; local crops blurred
+        /// with p 0.5.
+        case multiCrop = "multi-crop"
+        /// Two symmetric views (`augmentation1` / `augmentation2` in moco-v3 `main_moco.py`):
+        /// bilinear crops, flipped last; the first view blurred with p 1, the second with p 0.1
+        /// and solarised with p 0.2; local crops, if any, like the first view.
+        case twoView = "two-view"
+    }
+
+    public var family: Family
+    /// The share of the image area a global crop covers, drawn uniformly from this range.
+    public var globalScale: ClosedRange<Double>
+    /// The share of the image area a local crop covers.
+    public var localScale: ClosedRange<Double>
+
+    public init(family: Family = .multiCrop, globalScale: ClosedRange<Double> = 0.4...1, localScale: ClosedRange<Double> = 0.05...0.4) {
+        self.family = family
+        self.globalScale = globalScale
+        self.localScale = localScale
+    }
+
+    /// DINO's multi-crop with its scales (global 0.4…1, local 0.05…0.4): the augmentation of a
+    /// run whose tasks declare none.
+    public static let multiCrop = AugmentationRecipe()
+
+    /// Two symmetric views with the reference scales (0.08…1).
+    public static let twoView = AugmentationRecipe(family: .twoView, globalScale: 0.08...1, localScale: 0.08...1)
+
+    /// `family` with its reference scales.
+    public static func standard(_ family: Family) -> AugmentationRecipe {
+        family == .multiCrop ? .multiCrop : .twoView
+    }
+
+    /// The crops of `plan`: global crops first, then the local crops.
+    ///
+    /// The references blur with a standard deviation of 0.1–2 pixels at their 224-pixel global
+    /// crops; the range scales with the global crop size, so that a 28-pixel crop is blurred
+    /// as much relative to its size (0.0125–0.25 pixels) and 224-pixel runs are unchanged.
+    public func crops(for plan: ViewPlan) -> MultiCropRecipe {
+        let reference: [ViewRecipe]
+        switch family {
+        case .multiCrop:
+            reference = MultiCropRecipe.dino(
+                globalSize: plan.globalSize, localSize: plan.localCount > 0 ? plan.localSize : plan.globalSize,
+                localCount: 1, globalScale: globalScale, localScale: localScale
+            ).views
+        case .twoView:
+            reference = MultiCropRecipe.twoView(size: plan.globalSize, scale: globalScale).views
+        }
+        var groups = (0..<plan.globalCount).map { index in MultiCropRecipe.Group(reference[index == 1 ? 1 : 0]) }
+        if plan.localCount > 0 {
+            var local = reference.count > 2 ? reference[2] : reference[0]
+            local.cropSize = plan.localSize
+            local.scale = localScale
+            groups.append(MultiCropRecipe.Group(local, count: plan.localCount))
+        }
+        let resolution = Double(plan.globalSize) / Self.referenceGlobalSize
+        for index in groups.indices {
+            let radius = groups[index].recipe.blurRadius
+            groups[index].recipe.blurRadius = (radius.lowerBound * resolution)...(radius.upperBound * resolution)
+        }
+        return MultiCropRecipe(groups)
+    }
+
+    /// The family and scales in one line, e.g. `multi-crop, global scale 0.4…1, local scale 0.05…0.4`.
+    public var summary: String {
+        func range(_ scale: ClosedRange<Double>) -> String {
+            String(format: "%g…%g", scale.lowerBound, scale.upperBound)
+        }
+        return "\(family.rawValue), global scale \(range(globalScale)), local scale \(range(localScale))"
+    }
+
+    /// The global crop size the reference recipes were tuned at.
+    static let referenceGlobalSize = 224.0
+}

@@ -1,0 +1,72 @@
+import Foundation
+@testable import SSLCommandLine
+import SSLCore
+import SSLPlugins
+import XCTest
+
+/// How a run's augmentation is chosen: the tasks' wishes, whatever their order; the flags that
+/// override them; and configurations written before the augmentation was stored.
+final class AugmentationChoiceTests: XCTestCase {
+    private func recipe(_ arguments: [String]) throws -> TrainingRecipe {
+        let command = try SSLRun.parseAsRoot(arguments)
+        let train = try XCTUnwrap(command as? SSLRun.Train)
+        return try train.recipeOptions.recipe(registry: .builtIn)
+    }
+
+    private func crops(_ recipe: TrainingRecipe) throws -> MultiCropRecipe {
+        try recipe.augmentation(registry: .builtIn).crops(for: recipe.views)
+    }
+
+    func testTheOrderOfTheTasksDoesNotChangeTheViews() throws {
+        let forward = try recipe(["--tasks", "dino,selfpatch"]), backward = try recipe(["--tasks", "selfpatch,dino"])
+        XCTAssertEqual(forward.augmentation, SelfPatchTask.augmentation)
+        XCTAssertEqual(backward.augmentation, forward.augmentation)
+        XCTAssertEqual(try crops(backward), try crops(forward))
+        XCTAssertEqual(try recipe(["--tasks", "koleo,moco"]).augmentation, .twoView)
+        XCTAssertEqual(try recipe(["--tasks", "dino,koleo"]).augmentation, .multiCrop, "no wish: DINO's multi-crop")
+        XCTAssertEqual(try recipe([]).augmentation, .multiCrop, "the small preset keeps the crops it was measured with")
+    }
+
+    func testTasksThatDisagreeAreRefusedUntilOneIsChosen() throws {
+        XCTAssertThrowsError(try recipe(["--tasks", "selfpatch,moco"])) { error in
+            let message = SSLRun.message(for: error)
+            XCTAssertTrue(message.contains("'selfpatch' and 'moco'") && message.contains("--augmentation"), message)
+            XCTAssertFalse(message.contains("\n"), message)
+        }
+        let chosen = try recipe(["--tasks", "selfpatch,moco", "--augmentation", "two-view", "--local-scale", "0.1,0.3"])
+        XCTAssertEqual(chosen.augmentation, AugmentationRecipe(family: .twoView, globalScale: 0.08...1, localScale: 0.1...0.3))
+    }
+
+    func testScalesAreStoredAndCheckedAndReachTheCrops() throws {
+        let scaled = try recipe(["--tasks", "dino", "--global-scale", "0.25,1", "--local-scale", "0.05, 0.2"])
+        XCTAssertEqual(scaled.augmentation, AugmentationRecipe(globalScale: 0.25...1, localScale: 0.05...0.2))
+        let views = try crops(scaled).views
+        XCTAssertEqual(views.map(\.scale), [0.25...1, 0.25...1] + Array(repeating: 0.05...0.2, count: scaled.views.localCount))
+        for bad in ["0.5", "0,1", "0.6,0.4", "0.2,1.5", "a,b"] {
+            XCTAssertThrowsError(try recipe(["--global-scale", bad]), bad) { error in
+                XCTAssertTrue(SSLRun.message(for: error).contains("--global-scale"), "\(error)")
+            }
+        }
+    }
+
+    func testConfigurationsKeepTheirAugmentation() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("augmentation-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // Written before the augmentation was stored: no key, and the first task's wish.
+        var old = try recipe(["--tasks", "selfpatch,dino"])
+        old.augmentation = nil
+        let oldPath = folder.appendingPathComponent("old.json").path
+        try old.prettyJSON().write(toFile: oldPath, atomically: true, encoding: .utf8)
+        XCTAssertFalse(try String(contentsOfFile: oldPath, encoding: .utf8).contains("augmentation"))
+        let decoded = try TrainingRecipe(jsonFile: oldPath)
+        XCTAssertNil(decoded.augmentation)
+        XCTAssertEqual(try decoded.augmentation(registry: .builtIn), SelfPatchTask.augmentation)
+        XCTAssertNil(try recipe(["--config", oldPath]).augmentation, "kept as it was")
+        // Stored: read back as written.
+        let stored = try recipe(["--tasks", "dino", "--global-scale", "0.3,0.9"])
+        let storedPath = folder.appendingPathComponent("new.json").path
+        try stored.prettyJSON().write(toFile: storedPath, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try TrainingRecipe(jsonFile: storedPath).augmentation, stored.augmentation)
+    }
+}
