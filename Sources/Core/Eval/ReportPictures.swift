@@ -22,7 +22,7 @@ struct ReportPictures {
                 + "patches of similar colour have similar features.", isViridis: false),
         "similarity": Kind(
             caption: "Cosine similarity of each patch to the centre patch (outlined in red); white outlines: "
-                + "the neighbours SelfPatch takes as positives.", isViridis: true),
+                + "the k most similar of its 8 neighbours, the positives of a patch-neighbour objective.", isViridis: true),
     ]
 
     /// The screen pixels per picture pixel (pictures draw a patch as 8 pixels, so 16 on screen).

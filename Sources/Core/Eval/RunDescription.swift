@@ -5,10 +5,11 @@ import Foundation
 /// collapse warnings, from `config.json` (when present) and `metrics.jsonl`.
 struct RunDescription {
     /// A pre-training task of the run.
-    struct Task: Equatable {
+    struct TaskWeighting: Equatable {
         var name: String
-        /// Its weight in the total loss (1 when the configuration does not say).
-        var weight: Double
+        /// Its weight in the total loss as the report shows it: a number, or a schedule's
+        /// `value@position` points (1 when the configuration does not say).
+        var weight: String
         /// K, the prototypes of a task that distils into prototypes (its `out-dim` option).
         var prototypeCount: Int?
     }
@@ -25,7 +26,7 @@ struct RunDescription {
     static let configurationFileName = "config.json"
 
     /// The tasks, from the configuration or, without one, from the `<task>.loss` values logged.
-    var tasks: [Task]
+    var tasks: [TaskWeighting]
     /// The backbone's width, the dimension of the embeddings whose spread is logged.
     var embedDimension: Int?
     /// The collapse warnings in step order.
@@ -40,13 +41,15 @@ struct RunDescription {
         let taskEntries = configuration["tasks"] as? [[String: Any]] ?? []
         if taskEntries.isEmpty {
             let names = Set(training.flatMap(\.values.keys).filter { $0.hasSuffix(".loss") }.map { String($0.dropLast(5)) })
-            tasks = names.sorted().map { Task(name: $0, weight: 1) }
+            tasks = names.sorted().map { TaskWeighting(name: $0, weight: "1") }
         } else {
             tasks = taskEntries.compactMap { entry in
                 guard let name = entry["name"] as? String else { return nil }
                 let options = entry["options"] as? [String: Any] ?? [:]
-                return Task(
-                    name: name, weight: (entry["weight"] as? NSNumber)?.doubleValue ?? 1,
+                return TaskWeighting(
+                    name: name,
+                    weight: (entry["weight"] as? NSNumber).map { SummaryTable.formatted($0.doubleValue) }
+                        ?? entry["weight"] as? String ?? "1",
                     prototypeCount: (options["out-dim"] as? String).flatMap(Int.init))
             }
         }
@@ -56,7 +59,7 @@ struct RunDescription {
 
         var facts: [(label: String, value: String)] = []
         if !tasks.isEmpty {
-            facts.append(("tasks", tasks.map { "\($0.name) × \(SummaryTable.formatted($0.weight))" }.joined(separator: ", ")))
+            facts.append(("tasks", tasks.map { "\($0.name) × \($0.weight)" }.joined(separator: ", ")))
         }
         facts.append(("data", Self.data(configuration)))
         if let architecture = Self.architecture(backbone) { facts.append(("backbone", architecture)) }
