@@ -50,6 +50,16 @@ void ssl_layer_norm_backward(const float *x, const float *weight, const float *m
 /// sums[c] += Σ_r x[r, c]: the gradient of a bias broadcast over rows.
 void ssl_add_column_sums(const float *x, float *sums, int64_t rows, int64_t columns);
 
+/// 1 when the processor has AVX512_BF16 (with AVX-512 F, BW, VL), which `ssl_bf16_gemm` needs.
+int ssl_bf16_gemm_supported(void);
+
+/// C ← alpha · op(A) · op(B) + beta · C for row-major float32 matrices, op(A) M×K and op(B) K×N,
+/// with A and B rounded to bfloat16 (nearest even) and the products accumulated in float32.
+/// One thread; C is not read when beta is 0. Only call it when `ssl_bf16_gemm_supported()`.
+void ssl_bf16_gemm(int transposeA, int transposeB, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                   int64_t ldc);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,66 @@
+import CKernels
+import Foundation
+
+/// Matrix products with bfloat16 inputs and single-precision accumulation, for processors with
+/// AVX512_BF16.
+///
+/// The float32 operands are rounded to bfloat16 (8-bit significand, round to nearest even) as
+/// they are packed; products and sums are float32, and so is C. On processors without
+/// AVX512_BF16 every product runs as float32 ``BLAS/gemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:parallel:)``
+/// instead, after a one-time notice on standard error.
+public enum BF16 {
+    /// The ways to compute a product.
+    public enum Kernel: String, CaseIterable, Sendable {
+        /// The engine's own AVX512_BF16 kernel (`vdpbf16ps` on register-blocked tiles).
+        case native
+        /// Float32 ``BLAS``: exact inputs, the fallback without AVX512_BF16.
+        case singlePrecision
+    }
+
+    /// Whether this processor runs bfloat16 products (AVX512_BF16 with AVX-512 F, BW and VL).
+    public static let isSupported = ssl_bf16_gemm_supported() != 0
+
+    /// The fastest kernel this processor runs.
+    public static var preferredKernel: Kernel { isSupported ? .native : .singlePrecision }
+
+    private static let fallbackNotice: Void = {
+        FileHandle.standardError.write(
+            Data("SwiftSSL: this processor lacks AVX512_BF16; bfloat16 products run in float32.\n".utf8))
+    }()
+
+    /// C ← alpha · op(A) · op(B) + beta · C for row-major float32 matrices, where op(A) is M×K
+    /// and op(B) is K×N, with A and B rounded to bfloat16 and the products summed in float32.
+    ///
+    /// - Parameters:
+    ///   - transposeA: read A as its transpose (A is stored K×M).
+    ///   - transposeB: read B as its transpose (B is stored N×K).
+    ///   - lda, ldb, ldc: leading dimensions (row strides) of the stored matrices.
+    ///   - kernel: the implementation; a bfloat16 kernel on a processor without AVX512_BF16
+    ///     falls back to ``Kernel/singlePrecision``.
+    ///   - parallel: split a large product across cores; pass `false` from code that already
+    ///     runs on several threads.
+    public static func gemm(
+        transposeA: Bool = false, transposeB: Bool = false,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+        kernel: Kernel = preferredKernel, parallel: Bool = true
+    ) {
+        guard kernel != .singlePrecision, isSupported else {
+            if kernel != .singlePrecision { fallbackNotice }
+            BLAS.gemm(
+                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, parallel: parallel)
+            return
+        }
+        let product = MatrixProduct(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+            a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        product.run(parallel: parallel) { part in
+            ssl_bf16_gemm(
+                part.transposeA ? 1 : 0, part.transposeB ? 1 : 0, Int64(part.m), Int64(part.n), Int64(part.k),
+                part.alpha, part.a, Int64(part.lda), part.b, Int64(part.ldb), part.beta, part.c, Int64(part.ldc))
+        }
+    }
+}
