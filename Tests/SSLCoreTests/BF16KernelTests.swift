@@ -18,79 +18,96 @@ import XCTest
 /// |Ĉᵢⱼ − Cᵢⱼ| ≤ |α|·γₙ·Sᵢⱼ + γₙ·|β·C⁰ᵢⱼ|. (The kernel flushes denormals to zero; the test
 /// data has none, nor products near float32's denormal range.)
 final class BF16KernelTests: XCTestCase {
+    /// Every bfloat16 kernel; each test runs on all of them.
+    private let kernels = BF16.Kernel.allCases.filter { $0 != .singlePrecision }
+
     override func setUpWithError() throws {
         try XCTSkipUnless(BF16.isSupported, "this processor lacks AVX512_BF16")
     }
 
     func testAllTransposeCombinationsWithPaddedLeadingDimensions() {
-        for transposeA in [false, true] {
-            for transposeB in [false, true] {
-                var product = ProductCase(m: 37, n: 45, k: 67, transposeA: transposeA, transposeB: transposeB)
-                product.padding = (3, 5, 7)
-                product.alpha = 0.75
-                product.beta = 0.5
-                product.assertWithinBound()
+        for kernel in kernels {
+            for transposeA in [false, true] {
+                for transposeB in [false, true] {
+                    var product = ProductCase(kernel, m: 37, n: 45, k: 67, transposeA: transposeA, transposeB: transposeB)
+                    product.padding = (3, 5, 7)
+                    product.alpha = 0.75
+                    product.beta = 0.5
+                    product.assertWithinBound()
+                }
             }
         }
     }
 
     func testOddAndTinyInnerExtents() {
-        for k in [1, 2, 3, 31, 33] {
-            for transposeA in [false, true] {
-                ProductCase(m: 5, n: 17, k: k, transposeA: transposeA, transposeB: !transposeA).assertWithinBound()
+        for kernel in kernels {
+            for k in [1, 2, 3, 31, 33] {
+                for transposeA in [false, true] {
+                    ProductCase(kernel, m: 5, n: 17, k: k, transposeA: transposeA, transposeB: !transposeA).assertWithinBound()
+                }
             }
+            ProductCase(kernel, m: 1, n: 1, k: 1).assertWithinBound()
         }
-        ProductCase(m: 1, n: 1, k: 1).assertWithinBound()
     }
 
     func testShapesSpanningSeveralBlocks() {
-        // More than one block of k (256 values, odd), of rows (144) and of columns (1,024).
-        ProductCase(m: 150, n: 40, k: 301, transposeA: true).assertWithinBound()
-        ProductCase(m: 13, n: 1030, k: 20, transposeB: true).assertWithinBound()
+        for kernel in kernels {
+            // More than one block of k (256 values, odd), of rows (144) and of columns (1,024).
+            ProductCase(kernel, m: 150, n: 40, k: 301, transposeA: true).assertWithinBound()
+            ProductCase(kernel, m: 13, n: 1030, k: 20, transposeB: true).assertWithinBound()
+        }
     }
 
     func testLargeProductsSplitAcrossCores() {
-        // Above the 4·10⁶ multiply-add threshold: split by rows, then (few rows) by columns.
-        var byRows = ProductCase(m: 300, n: 200, k: 100, transposeB: true)
-        byRows.beta = -1
-        byRows.assertWithinBound()
-        ProductCase(m: 40, n: 1200, k: 100, transposeA: true).assertWithinBound()
+        for kernel in kernels {
+            // Above the 4·10⁶ multiply-add threshold: split by rows, then (few rows) by columns.
+            var byRows = ProductCase(kernel, m: 300, n: 200, k: 100, transposeB: true)
+            byRows.beta = -1
+            byRows.assertWithinBound()
+            ProductCase(kernel, m: 40, n: 1200, k: 100, transposeA: true).assertWithinBound()
+        }
     }
 
     func testBetaZeroDoesNotReadTheResult() {
-        var product = ProductCase(m: 7, n: 9, k: 11)
-        product.initialResult = Array(repeating: .nan, count: product.initialResult.count)
-        product.assertWithinBound()
+        for kernel in kernels {
+            var product = ProductCase(kernel, m: 7, n: 9, k: 11)
+            product.initialResult = Array(repeating: .nan, count: product.initialResult.count)
+            product.assertWithinBound()
+        }
     }
 
     func testEmptyProducts() {
-        var noRows = ProductCase(m: 0, n: 4, k: 3)
-        noRows.beta = 2
-        XCTAssertEqual(noRows.computed(), noRows.initialResult, "no rows: C untouched")
-        var noDepth = ProductCase(m: 3, n: 4, k: 0)
-        noDepth.beta = 2
-        XCTAssertEqual(noDepth.computed(), noDepth.initialResult.map { 2 * $0 }, "k = 0: C ← beta·C")
+        for kernel in kernels {
+            var noRows = ProductCase(kernel, m: 0, n: 4, k: 3)
+            noRows.beta = 2
+            XCTAssertEqual(noRows.computed(), noRows.initialResult, "\(kernel), no rows: C untouched")
+            var noDepth = ProductCase(kernel, m: 3, n: 4, k: 0)
+            noDepth.beta = 2
+            XCTAssertEqual(noDepth.computed(), noDepth.initialResult.map { 2 * $0 }, "\(kernel), k = 0: C ← beta·C")
+        }
     }
 
     /// The inputs really are rounded: with pre-rounded inputs the kernel agrees with the exact
     /// product to float32 summation error, while with the original inputs it does not.
     func testInputsAreRoundedToBFloat16() {
-        let original = ProductCase(m: 24, n: 40, k: 64, transposeB: true)
-        var rounded = original
-        rounded.a = original.a.map(roundedToBFloat16)
-        rounded.b = original.b.map(roundedToBFloat16)
-        rounded.assertWithinBound(inputsAreBFloat16: true)
-        XCTAssertEqual(rounded.computed(), original.computed(), "rounding is the kernel's first step")
-        XCTAssertGreaterThan(
-            original.elementsOutsideBound(of: original.computed(), inputsAreBFloat16: true), 0,
-            "the result is as close to the exact product as float32 inputs would give")
+        for kernel in kernels {
+            let original = ProductCase(kernel, m: 24, n: 40, k: 64, transposeB: true)
+            var rounded = original
+            rounded.a = original.a.map(roundedToBFloat16)
+            rounded.b = original.b.map(roundedToBFloat16)
+            rounded.assertWithinBound(inputsAreBFloat16: true)
+            XCTAssertEqual(rounded.computed(), original.computed(), "\(kernel): rounding is the kernel's first step")
+            XCTAssertGreaterThan(
+                original.elementsOutsideBound(of: original.computed(), inputsAreBFloat16: true), 0,
+                "\(kernel): the result is as close to the exact product as float32 inputs would give")
+        }
     }
 
     func testSinglePrecisionKernelIsFloat32BLAS() {
-        var product = ProductCase(m: 19, n: 23, k: 29, transposeA: true)
+        var product = ProductCase(.singlePrecision, m: 19, n: 23, k: 29, transposeA: true)
         product.alpha = 1.5
         product.beta = 0.25
-        XCTAssertEqual(product.computed(kernel: .singlePrecision), product.computedByFloat32BLAS())
+        XCTAssertEqual(product.computed(), product.computedByFloat32BLAS())
     }
 }
 
@@ -107,6 +124,7 @@ private func roundedToBFloat16(_ value: Float) -> Float {
 private struct ProductCase {
     let m: Int, n: Int, k: Int
     let transposeA: Bool, transposeB: Bool
+    let kernel: BF16.Kernel
     var alpha: Float = 1, beta: Float = 0
     var a: [Float], b: [Float], initialResult: [Float]
     /// Extra floats at the end of each stored row of A, B and C.
@@ -114,7 +132,8 @@ private struct ProductCase {
         didSet { fillOperands() }
     }
 
-    init(m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false) {
+    init(_ kernel: BF16.Kernel, m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false) {
+        self.kernel = kernel
         self.m = m
         self.n = n
         self.k = k
@@ -139,7 +158,7 @@ private struct ProductCase {
     func elementOfA(_ row: Int, _ inner: Int) -> Float { transposeA ? a[inner * lda + row] : a[row * lda + inner] }
     func elementOfB(_ inner: Int, _ column: Int) -> Float { transposeB ? b[column * ldb + inner] : b[inner * ldb + column] }
 
-    func computed(kernel: BF16.Kernel = .native) -> [Float] {
+    func computed() -> [Float] {
         var result = initialResult
         BF16.gemm(
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,

@@ -1,3 +1,4 @@
+import CDNNL
 import CKernels
 import Foundation
 
@@ -13,6 +14,8 @@ public enum BF16 {
     public enum Kernel: String, CaseIterable, Sendable {
         /// The engine's own AVX512_BF16 kernel (`vdpbf16ps` on register-blocked tiles).
         case native
+        /// oneDNN's matmul primitive in its bf16 math mode, one thread per part of the product.
+        case oneDNN
         /// Float32 ``BLAS``: exact inputs, the fallback without AVX512_BF16.
         case singlePrecision
     }
@@ -22,6 +25,11 @@ public enum BF16 {
 
     /// The fastest kernel this processor runs.
     public static var preferredKernel: Kernel { isSupported ? .native : .singlePrecision }
+
+    private static let oneDNNEngine: UncheckedSendable<dnnl_engine_t> = {
+        guard let engine = ssl_dnnl_cpu_engine() else { fatalError("oneDNN could not create its CPU engine.") }
+        return UncheckedSendable(engine)
+    }()
 
     private static let fallbackNotice: Void = {
         FileHandle.standardError.write(
@@ -57,10 +65,37 @@ public enum BF16 {
         let product = MatrixProduct(
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
             a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        let engine = kernel == .oneDNN ? oneDNNEngine.value : nil
         product.run(parallel: parallel) { part in
-            ssl_bf16_gemm(
-                part.transposeA ? 1 : 0, part.transposeB ? 1 : 0, Int64(part.m), Int64(part.n), Int64(part.k),
-                part.alpha, part.a, Int64(part.lda), part.b, Int64(part.ldb), part.beta, part.c, Int64(part.ldc))
+            let (transposeA, transposeB): (Int32, Int32) = (part.transposeA ? 1 : 0, part.transposeB ? 1 : 0)
+            if let engine {
+                let a = roundedCopy(of: part.a, stride: part.lda, rows: part.transposeA ? part.k : part.m,
+                                    columns: part.transposeA ? part.m : part.k)
+                let b = roundedCopy(of: part.b, stride: part.ldb, rows: part.transposeB ? part.n : part.k,
+                                    columns: part.transposeB ? part.k : part.n)
+                defer {
+                    a.deallocate()
+                    b.deallocate()
+                }
+                let status = ssl_dnnl_bf16_matmul(
+                    engine, transposeA, transposeB, Int64(part.m), Int64(part.n), Int64(part.k), part.alpha,
+                    a.baseAddress, Int64(part.transposeA ? part.m : part.k), b.baseAddress,
+                    Int64(part.transposeB ? part.k : part.n), part.beta, part.c, Int64(part.ldc))
+                precondition(status == dnnl_success, "oneDNN's matmul failed with status \(status.rawValue).")
+            } else {
+                ssl_bf16_gemm(
+                    transposeA, transposeB, Int64(part.m), Int64(part.n), Int64(part.k),
+                    part.alpha, part.a, Int64(part.lda), part.b, Int64(part.ldb), part.beta, part.c, Int64(part.ldc))
+            }
         }
+    }
+
+    /// A dense bfloat16 copy of a row-major float32 matrix, for oneDNN.
+    private static func roundedCopy(
+        of matrix: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int
+    ) -> UnsafeMutableBufferPointer<UInt16> {
+        let copy = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: rows * columns)
+        ssl_bf16_round_matrix(matrix, Int64(stride), copy.baseAddress, Int64(rows), Int64(columns))
+        return copy
     }
 }
