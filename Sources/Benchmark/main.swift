@@ -207,6 +207,9 @@ extension Benchmark {
 
         func run() {
             print("OpenBLAS: \(BLAS.configuration); threads: \(Parallel.threadCount); AVX512_BF16: \(BF16.isSupported)")
+            if let peaks = BF16.instructionPeaks() {
+                print("one-thread instruction peaks: vdpbf16ps \(format(peaks.bfloat16)) GFLOP/s, float32 FMA \(format(peaks.float32)) GFLOP/s")
+            }
             let kernels = BF16.isSupported ? BF16.Kernel.allCases : [.singlePrecision]
             print("shape (M x N x K), median GFLOP/s of \(rounds) rounds: " + kernels.map(\.rawValue).joined(separator: ", "))
             var generator = RandomGenerator(seed: 0)

@@ -242,9 +242,55 @@ BF16_TARGET void ssl_bf16_round_matrix(const float *source, int64_t sourceStride
     }
 }
 
+// MARK: - Instruction-rate probes
+
+// Twenty independent accumulator chains, more than latency × throughput of either
+// instruction, so the loops run at the instruction's issue rate.
+enum { PROBE_CHAINS = 20 };
+
+BF16_TARGET float ssl_bf16_dot_product_probe(int64_t iterations) {
+    __m512 sums[PROBE_CHAINS];
+    for (int chain = 0; chain < PROBE_CHAINS; chain++) sums[chain] = _mm512_setzero_ps();
+    __m512bh ones = (__m512bh)_mm512_set1_epi32(0x3F803F80); // a pair of bf16 1.0
+    for (int64_t iteration = 0; iteration < iterations; iteration++) {
+#pragma clang loop unroll(full)
+        for (int chain = 0; chain < PROBE_CHAINS; chain++) {
+            sums[chain] = _mm512_dpbf16_ps(sums[chain], ones, ones);
+        }
+    }
+    float total = 0;
+    for (int chain = 0; chain < PROBE_CHAINS; chain++) total += _mm512_reduce_add_ps(sums[chain]);
+    return total;
+}
+
+BF16_TARGET float ssl_fp32_fma_probe(int64_t iterations) {
+    __m512 sums[PROBE_CHAINS];
+    for (int chain = 0; chain < PROBE_CHAINS; chain++) sums[chain] = _mm512_setzero_ps();
+    __m512 ones = _mm512_set1_ps(1);
+    for (int64_t iteration = 0; iteration < iterations; iteration++) {
+#pragma clang loop unroll(full)
+        for (int chain = 0; chain < PROBE_CHAINS; chain++) {
+            sums[chain] = _mm512_fmadd_ps(ones, ones, sums[chain]);
+        }
+    }
+    float total = 0;
+    for (int chain = 0; chain < PROBE_CHAINS; chain++) total += _mm512_reduce_add_ps(sums[chain]);
+    return total;
+}
+
 #else
 
 int ssl_bf16_gemm_supported(void) { return 0; }
+
+float ssl_bf16_dot_product_probe(int64_t iterations) {
+    (void)iterations;
+    abort();
+}
+
+float ssl_fp32_fma_probe(int64_t iterations) {
+    (void)iterations;
+    abort();
+}
 
 void ssl_bf16_round_matrix(const float *source, int64_t sourceStride, uint16_t *target,
                            int64_t rows, int64_t columns) {

@@ -66,6 +66,13 @@ void ssl_bf16_gemm(int transposeA, int transposeB, int64_t m, int64_t n, int64_t
 void ssl_bf16_round_matrix(const float *source, int64_t sourceStride, uint16_t *target,
                            int64_t rows, int64_t columns);
 
+/// Runs `iterations` × 20 independent vdpbf16ps (64 flops each) on one thread, for measuring
+/// the instruction's peak rate. Only call it when `ssl_bf16_gemm_supported()`.
+float ssl_bf16_dot_product_probe(int64_t iterations);
+/// Runs `iterations` × 20 independent 512-bit float32 FMAs (32 flops each) on one thread, the
+/// float32 counterpart of `ssl_bf16_dot_product_probe`.
+float ssl_fp32_fma_probe(int64_t iterations);
+
 #ifdef __cplusplus
 }
 #endif

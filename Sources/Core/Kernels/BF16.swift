@@ -90,6 +90,25 @@ public enum BF16 {
         }
     }
 
+    /// The single-thread peak GFLOP/s of the two multiply-add instructions the products run
+    /// on: vdpbf16ps (bfloat16 pairs into float32) and the 512-bit float32 FMA, each measured
+    /// over `seconds` of independent instructions (the best of five tries); `nil` without
+    /// AVX512_BF16. Bounds what any bfloat16 kernel can reach against float32 BLAS.
+    public static func instructionPeaks(seconds: Double = 0.05) -> (bfloat16: Double, float32: Double)? {
+        guard isSupported else { return nil }
+        func peak(flopsPerIteration: Double, _ probe: (Int64) -> Float) -> Double {
+            let iterations = Int64(seconds * 1e8)
+            var best = 0.0
+            for _ in 0..<5 {
+                let start = MonotonicClock.seconds
+                precondition(probe(iterations).isFinite)
+                best = max(best, flopsPerIteration * Double(iterations) / (MonotonicClock.seconds - start) / 1e9)
+            }
+            return best
+        }
+        return (peak(flopsPerIteration: 20 * 64, ssl_bf16_dot_product_probe), peak(flopsPerIteration: 20 * 32, ssl_fp32_fma_probe))
+    }
+
     /// A dense bfloat16 copy of a row-major float32 matrix, for oneDNN.
     private static func roundedCopy(
         of matrix: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int
