@@ -65,29 +65,30 @@ public enum BF16 {
         let product = MatrixProduct(
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
             a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-        let engine = kernel == .oneDNN ? oneDNNEngine.value : nil
-        product.run(parallel: parallel) { part in
-            let (transposeA, transposeB): (Int32, Int32) = (part.transposeA ? 1 : 0, part.transposeB ? 1 : 0)
-            if let engine {
-                let a = roundedCopy(of: part.a, stride: part.lda, rows: part.transposeA ? part.k : part.m,
-                                    columns: part.transposeA ? part.m : part.k)
-                let b = roundedCopy(of: part.b, stride: part.ldb, rows: part.transposeB ? part.n : part.k,
-                                    columns: part.transposeB ? part.k : part.n)
-                defer {
-                    a.deallocate()
-                    b.deallocate()
-                }
-                let status = ssl_dnnl_bf16_matmul(
-                    engine, transposeA, transposeB, Int64(part.m), Int64(part.n), Int64(part.k), part.alpha,
-                    a.baseAddress, Int64(part.transposeA ? part.m : part.k), b.baseAddress,
-                    Int64(part.transposeB ? part.k : part.n), part.beta, part.c, Int64(part.ldc))
-                precondition(status == dnnl_success, "oneDNN's matmul failed with status \(status.rawValue).")
-            } else {
-                ssl_bf16_gemm(
-                    transposeA, transposeB, Int64(part.m), Int64(part.n), Int64(part.k),
-                    part.alpha, part.a, Int64(part.lda), part.b, Int64(part.ldb), part.beta, part.c, Int64(part.ldc))
-            }
+        product.run(parallel: parallel, kernel: kernel == .oneDNN ? multiplyWithOneDNN : multiplyNatively)
+    }
+
+    private static func multiplyNatively(_ part: MatrixProduct) {
+        ssl_bf16_gemm(
+            part.transposeA ? 1 : 0, part.transposeB ? 1 : 0, Int64(part.m), Int64(part.n), Int64(part.k),
+            part.alpha, part.a, Int64(part.lda), part.b, Int64(part.ldb), part.beta, part.c, Int64(part.ldc))
+    }
+
+    /// oneDNN takes the operands as dense bfloat16 matrices in their stored layout.
+    private static func multiplyWithOneDNN(_ part: MatrixProduct) {
+        let storedA = part.transposeA ? (rows: part.k, columns: part.m) : (rows: part.m, columns: part.k)
+        let storedB = part.transposeB ? (rows: part.n, columns: part.k) : (rows: part.k, columns: part.n)
+        let a = roundedCopy(of: part.a, stride: part.lda, rows: storedA.rows, columns: storedA.columns)
+        let b = roundedCopy(of: part.b, stride: part.ldb, rows: storedB.rows, columns: storedB.columns)
+        defer {
+            a.deallocate()
+            b.deallocate()
         }
+        let status = ssl_dnnl_bf16_matmul(
+            oneDNNEngine.value, part.transposeA ? 1 : 0, part.transposeB ? 1 : 0, Int64(part.m), Int64(part.n),
+            Int64(part.k), part.alpha, a.baseAddress, Int64(storedA.columns), b.baseAddress, Int64(storedB.columns),
+            part.beta, part.c, Int64(part.ldc))
+        precondition(status == dnnl_success, "oneDNN's matmul failed with status \(status.rawValue).")
     }
 
     /// The single-thread peak GFLOP/s of the two multiply-add instructions the products run
