@@ -14,7 +14,8 @@ public enum BF16 {
     public enum Kernel: String, CaseIterable, Sendable {
         /// The engine's own AVX512_BF16 kernel (`vdpbf16ps` on register-blocked tiles).
         case native
-        /// oneDNN's matmul primitive in its bf16 math mode, one thread per part of the product.
+        /// oneDNN's matmul primitive on bfloat16 copies of the operands, one thread per part of
+        /// the product.
         case oneDNN
         /// Float32 ``BLAS``: exact inputs, the fallback without AVX512_BF16.
         case singlePrecision
@@ -23,7 +24,8 @@ public enum BF16 {
     /// Whether this processor runs bfloat16 products (AVX512_BF16 with AVX-512 F, BW and VL).
     public static let isSupported = ssl_bf16_gemm_supported() != 0
 
-    /// The fastest kernel this processor runs.
+    /// The default kernel: ``Kernel/native`` with AVX512_BF16 (as fast as oneDNN's in
+    /// `ssl-bench bf16-gemm`, without copying the operands), else the float32 fallback.
     public static var preferredKernel: Kernel { isSupported ? .native : .singlePrecision }
 
     private static let oneDNNEngine: UncheckedSendable<dnnl_engine_t> = {
