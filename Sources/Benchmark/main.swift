@@ -12,7 +12,7 @@ struct Benchmark: ParsableCommand {
         commandName: "ssl-bench",
         abstract: "Measures SwiftSSL's engine in a release build.",
         discussion: "Run without a subcommand for the full suite recorded in BENCHMARKS.md.",
-        subcommands: [Suite.self, ViTStep.self, TrainingStep.self, GEMM.self, Loader.self],
+        subcommands: [Suite.self, ViTStep.self, TrainingStep.self, GEMM.self, BFloat16GEMM.self, Loader.self],
         defaultSubcommand: Suite.self)
 
     static func main() {
@@ -166,6 +166,76 @@ extension Benchmark {
                 results.append("\(name) \(m)x\(n)x\(k) \(format(2 * Double(m * n * k) / seconds / 1e9))")
             }
             print("  sgemm GFLOP/s: " + results.joined(separator: ", "))
+        }
+    }
+}
+
+extension Benchmark {
+    struct BFloat16GEMM: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bf16-gemm",
+            abstract: "float32 sgemm against each bfloat16 kernel at the small preset's and ViT-Tiny/16's product shapes.",
+            discussion: "The kernels alternate within each round; the table gives the median GFLOP/s of the rounds.")
+        @Option(help: "Rounds per shape (each kernel once per round).") var rounds = 5
+        @Option(help: "Seconds of work per kernel in one round.") var seconds = 0.05
+
+        /// One product as a linear layer meets it: forward (x·Wᵀ), input gradient (g·W) or
+        /// weight gradient (gᵀ·x).
+        struct Shape {
+            var name: String
+            var transposeA = false, transposeB = false
+            var m: Int, n: Int, k: Int
+
+            static func layer(_ name: String, rows: Int, inputs: Int, outputs: Int) -> [Shape] {
+                [
+                    Shape(name: "\(name) forward", transposeB: true, m: rows, n: outputs, k: inputs),
+                    Shape(name: "\(name) input gradient", m: rows, n: inputs, k: outputs),
+                    Shape(name: "\(name) weight gradient", transposeA: true, m: outputs, n: inputs, k: rows),
+                ]
+            }
+        }
+
+        static let shapes: [Shape] =
+            // small preset: 64 images of 50 tokens (28-pixel crops) or 10 tokens (12-pixel crops), width 192.
+            Shape.layer("small 64x50 qkv", rows: 3_200, inputs: 192, outputs: 576)
+            + Shape.layer("small 64x50 fc1", rows: 3_200, inputs: 192, outputs: 768)
+            + Shape.layer("small 64x50 fc2", rows: 3_200, inputs: 768, outputs: 192)
+            + [Shape.layer("small 64x10 qkv", rows: 640, inputs: 192, outputs: 576)[0]]
+            // ViT-Tiny/16 at 224 pixels, 4 images of 197 tokens.
+            + [Shape.layer("tiny 4x197 qkv", rows: 788, inputs: 192, outputs: 576)[0]]
+            + [Shape.layer("tiny 4x197 fc1", rows: 788, inputs: 192, outputs: 768)[0]]
+
+        func run() {
+            print("OpenBLAS: \(BLAS.configuration); threads: \(Parallel.threadCount); AVX512_BF16: \(BF16.isSupported)")
+            if let peaks = BF16.instructionPeaks() {
+                print("one-thread instruction peaks: vdpbf16ps \(format(peaks.bfloat16)) GFLOP/s, float32 FMA \(format(peaks.float32)) GFLOP/s")
+            }
+            let kernels = BF16.isSupported ? BF16.Kernel.allCases : [.singlePrecision]
+            print("shape (M x N x K), median GFLOP/s of \(rounds) rounds: " + kernels.map(\.rawValue).joined(separator: ", "))
+            var generator = RandomGenerator(seed: 0)
+            for shape in Self.shapes {
+                let a = (0..<shape.m * shape.k).map { _ in Float.random(in: -1...1, using: &generator) }
+                let b = (0..<shape.k * shape.n).map { _ in Float.random(in: -1...1, using: &generator) }
+                var c = [Float](repeating: 0, count: shape.m * shape.n)
+                let flops = 2 * Double(shape.m * shape.n * shape.k)
+                let repeats = max(1, Int(seconds * 2e11 / flops))
+                var rates = [[Double]](repeating: [], count: kernels.count)
+                for round in 0...rounds {
+                    for (index, kernel) in kernels.enumerated() {
+                        let start = MonotonicClock.seconds
+                        for _ in 0..<repeats {
+                            BF16.gemm(
+                                transposeA: shape.transposeA, transposeB: shape.transposeB, m: shape.m, n: shape.n, k: shape.k,
+                                a: a, lda: shape.transposeA ? shape.m : shape.k, b: b, ldb: shape.transposeB ? shape.k : shape.n,
+                                c: &c, ldc: shape.n, kernel: kernel)
+                        }
+                        // Round 0 warms up.
+                        if round > 0 { rates[index].append(flops * Double(repeats) / (MonotonicClock.seconds - start) / 1e9) }
+                    }
+                }
+                let medians = rates.map { format($0.sorted()[$0.count / 2]) }
+                print("  \(shape.name) \(shape.m)x\(shape.n)x\(shape.k): " + medians.joined(separator: ", "))
+            }
         }
     }
 }

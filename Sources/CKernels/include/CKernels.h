@@ -50,6 +50,29 @@ void ssl_layer_norm_backward(const float *x, const float *weight, const float *m
 /// sums[c] += Σ_r x[r, c]: the gradient of a bias broadcast over rows.
 void ssl_add_column_sums(const float *x, float *sums, int64_t rows, int64_t columns);
 
+/// 1 when the processor has AVX512_BF16 (with AVX-512 F, BW, VL), which `ssl_bf16_gemm` needs.
+int ssl_bf16_gemm_supported(void);
+
+/// C ← alpha · op(A) · op(B) + beta · C for row-major float32 matrices, op(A) M×K and op(B) K×N,
+/// with A and B rounded to bfloat16 (nearest even) and the products accumulated in float32.
+/// One thread; C is not read when beta is 0. Only call it when `ssl_bf16_gemm_supported()`.
+void ssl_bf16_gemm(int transposeA, int transposeB, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                   int64_t ldc);
+
+/// Rounds a row-major float32 matrix (`rows` rows of `columns`, `sourceStride` floats apart) to
+/// bfloat16 (nearest even), written densely (`columns` apart). Only call it when
+/// `ssl_bf16_gemm_supported()`.
+void ssl_bf16_round_matrix(const float *source, int64_t sourceStride, uint16_t *target,
+                           int64_t rows, int64_t columns);
+
+/// Runs `iterations` × 20 independent vdpbf16ps (64 flops each) on one thread, for measuring
+/// the instruction's peak rate. Only call it when `ssl_bf16_gemm_supported()`.
+float ssl_bf16_dot_product_probe(int64_t iterations);
+/// Runs `iterations` × 20 independent 512-bit float32 FMAs (32 flops each) on one thread, the
+/// float32 counterpart of `ssl_bf16_dot_product_probe`.
+float ssl_fp32_fma_probe(int64_t iterations);
+
 #ifdef __cplusplus
 }
 #endif

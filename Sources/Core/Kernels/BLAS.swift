@@ -12,10 +12,6 @@ import Glibc
 /// OpenBLAS's own spinning workers would otherwise compete with the kernels' threads for the
 /// cores.
 public enum BLAS {
-    /// Products below this many multiply-adds run on the calling thread: waking a worker costs
-    /// tens of microseconds.
-    static let parallelThreshold = 4_000_000
-
     private static let singleThreaded: Bool = {
         openblas_set_num_threads(1)
         return true
@@ -39,44 +35,14 @@ public enum BLAS {
         parallel: Bool = true
     ) {
         _ = singleThreaded
-        guard m > 0, n > 0 else { return }
-        guard k > 0 else {
-            for row in 0..<m {
-                let line = c + row * ldc
-                if beta == 0 {
-                    line.update(repeating: 0, count: n)
-                } else {
-                    for column in 0..<n { line[column] *= beta }
-                }
-            }
-            return
-        }
-        let work = m * n * k
-        guard parallel, Parallel.threadCount > 1, work >= parallelThreshold else {
+        let product = MatrixProduct(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+            a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        product.run(parallel: parallel) { part in
             cblas_sgemm(
-                CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-            return
-        }
-        let pointers = UncheckedSendable((a, b, c))
-        if m >= n {
-            // Rows of C come from rows of op(A).
-            Parallel.forEachChunk(of: m, minimumChunk: 16) { _, rows in
-                let (a, b, c) = pointers.value
-                let aStart = transposeA ? a + rows.lowerBound : a + rows.lowerBound * lda
-                gemm(transposeA: transposeA, transposeB: transposeB, m: rows.count, n: n, k: k, alpha: alpha,
-                     a: aStart, lda: lda, b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc,
-                     parallel: false)
-            }
-        } else {
-            // Columns of C come from columns of op(B).
-            Parallel.forEachChunk(of: n, minimumChunk: 16) { _, columns in
-                let (a, b, c) = pointers.value
-                let bStart = transposeB ? b + columns.lowerBound * ldb : b + columns.lowerBound
-                gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: columns.count, k: k, alpha: alpha,
-                     a: a, lda: lda, b: bStart, ldb: ldb, beta: beta, c: c + columns.lowerBound, ldc: ldc,
-                     parallel: false)
-            }
+                CblasRowMajor, part.transposeA ? CblasTrans : CblasNoTrans, part.transposeB ? CblasTrans : CblasNoTrans,
+                Int32(part.m), Int32(part.n), Int32(part.k), part.alpha, part.a, Int32(part.lda),
+                part.b, Int32(part.ldb), part.beta, part.c, Int32(part.ldc))
         }
     }
 

@@ -1,0 +1,123 @@
+import CDNNL
+import CKernels
+import Foundation
+
+/// Matrix products with bfloat16 inputs and single-precision accumulation, for processors with
+/// AVX512_BF16.
+///
+/// The float32 operands are rounded to bfloat16 (8-bit significand, round to nearest even) as
+/// they are packed; products and sums are float32, and so is C. On processors without
+/// AVX512_BF16 every product runs as float32 ``BLAS/gemm(transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:parallel:)``
+/// instead, after a one-time notice on standard error.
+public enum BF16 {
+    /// The ways to compute a product.
+    public enum Kernel: String, CaseIterable, Sendable {
+        /// The engine's own AVX512_BF16 kernel (`vdpbf16ps` on register-blocked tiles).
+        case native
+        /// oneDNN's matmul primitive on bfloat16 copies of the operands, one thread per part of
+        /// the product.
+        case oneDNN
+        /// Float32 ``BLAS``: exact inputs, the fallback without AVX512_BF16.
+        case singlePrecision
+    }
+
+    /// Whether this processor runs bfloat16 products (AVX512_BF16 with AVX-512 F, BW and VL).
+    public static let isSupported = ssl_bf16_gemm_supported() != 0
+
+    /// The default kernel: ``Kernel/native`` with AVX512_BF16 (as fast as oneDNN's in
+    /// `ssl-bench bf16-gemm`, without copying the operands), else the float32 fallback.
+    public static var preferredKernel: Kernel { isSupported ? .native : .singlePrecision }
+
+    private static let oneDNNEngine: UncheckedSendable<dnnl_engine_t> = {
+        guard let engine = ssl_dnnl_cpu_engine() else { fatalError("oneDNN could not create its CPU engine.") }
+        return UncheckedSendable(engine)
+    }()
+
+    private static let fallbackNotice: Void = {
+        FileHandle.standardError.write(
+            Data("SwiftSSL: this processor lacks AVX512_BF16; bfloat16 products run in float32.\n".utf8))
+    }()
+
+    /// C ← alpha · op(A) · op(B) + beta · C for row-major float32 matrices, where op(A) is M×K
+    /// and op(B) is K×N, with A and B rounded to bfloat16 and the products summed in float32.
+    ///
+    /// - Parameters:
+    ///   - transposeA: read A as its transpose (A is stored K×M).
+    ///   - transposeB: read B as its transpose (B is stored N×K).
+    ///   - lda, ldb, ldc: leading dimensions (row strides) of the stored matrices.
+    ///   - kernel: the implementation; a bfloat16 kernel on a processor without AVX512_BF16
+    ///     falls back to ``Kernel/singlePrecision``.
+    ///   - parallel: split a large product across cores; pass `false` from code that already
+    ///     runs on several threads.
+    public static func gemm(
+        transposeA: Bool = false, transposeB: Bool = false,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+        kernel: Kernel = preferredKernel, parallel: Bool = true
+    ) {
+        guard kernel != .singlePrecision, isSupported else {
+            if kernel != .singlePrecision { fallbackNotice }
+            BLAS.gemm(
+                transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, parallel: parallel)
+            return
+        }
+        let product = MatrixProduct(
+            transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+            a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        product.run(parallel: parallel, kernel: kernel == .oneDNN ? multiplyWithOneDNN : multiplyNatively)
+    }
+
+    private static func multiplyNatively(_ part: MatrixProduct) {
+        ssl_bf16_gemm(
+            part.transposeA ? 1 : 0, part.transposeB ? 1 : 0, Int64(part.m), Int64(part.n), Int64(part.k),
+            part.alpha, part.a, Int64(part.lda), part.b, Int64(part.ldb), part.beta, part.c, Int64(part.ldc))
+    }
+
+    /// oneDNN takes the operands as dense bfloat16 matrices in their stored layout.
+    private static func multiplyWithOneDNN(_ part: MatrixProduct) {
+        let storedA = part.transposeA ? (rows: part.k, columns: part.m) : (rows: part.m, columns: part.k)
+        let storedB = part.transposeB ? (rows: part.n, columns: part.k) : (rows: part.k, columns: part.n)
+        let a = roundedCopy(of: part.a, stride: part.lda, rows: storedA.rows, columns: storedA.columns)
+        let b = roundedCopy(of: part.b, stride: part.ldb, rows: storedB.rows, columns: storedB.columns)
+        defer {
+            a.deallocate()
+            b.deallocate()
+        }
+        let status = ssl_dnnl_bf16_matmul(
+            oneDNNEngine.value, part.transposeA ? 1 : 0, part.transposeB ? 1 : 0, Int64(part.m), Int64(part.n),
+            Int64(part.k), part.alpha, a.baseAddress, Int64(storedA.columns), b.baseAddress, Int64(storedB.columns),
+            part.beta, part.c, Int64(part.ldc))
+        precondition(status == dnnl_success, "oneDNN's matmul failed with status \(status.rawValue).")
+    }
+
+    /// The single-thread peak GFLOP/s of the two multiply-add instructions the products run
+    /// on: vdpbf16ps (bfloat16 pairs into float32) and the 512-bit float32 FMA, each measured
+    /// over `seconds` of independent instructions (the best of five tries); `nil` without
+    /// AVX512_BF16. Bounds what any bfloat16 kernel can reach against float32 BLAS.
+    public static func instructionPeaks(seconds: Double = 0.05) -> (bfloat16: Double, float32: Double)? {
+        guard isSupported else { return nil }
+        func peak(flopsPerIteration: Double, _ probe: (Int64) -> Float) -> Double {
+            let iterations = Int64(seconds * 1e8)
+            var best = 0.0
+            for _ in 0..<5 {
+                let start = MonotonicClock.seconds
+                precondition(probe(iterations).isFinite)
+                best = max(best, flopsPerIteration * Double(iterations) / (MonotonicClock.seconds - start) / 1e9)
+            }
+            return best
+        }
+        return (peak(flopsPerIteration: 20 * 64, ssl_bf16_dot_product_probe), peak(flopsPerIteration: 20 * 32, ssl_fp32_fma_probe))
+    }
+
+    /// A dense bfloat16 copy of a row-major float32 matrix, for oneDNN.
+    private static func roundedCopy(
+        of matrix: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int
+    ) -> UnsafeMutableBufferPointer<UInt16> {
+        let copy = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: rows * columns)
+        ssl_bf16_round_matrix(matrix, Int64(stride), copy.baseAddress, Int64(rows), Int64(columns))
+        return copy
+    }
+}
