@@ -19,7 +19,7 @@ let package = Package(
 
         .target(
             name: "SSLCore",
-            dependencies: ["COpenBLAS", "CDNNL", "CHDF5", "CKernels", "CTurboJPEG", "CPNG", "CZlib"],
+            dependencies: ["COpenBLAS", "CHDF5", "CKernels", "CTurboJPEG", "CPNG", "CZlib"],
             path: "Sources/Core"
         ),
 
@@ -67,12 +67,6 @@ let package = Package(
             name: "COpenBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
-        ),
-        // Debian's libdnnl-dev ships no pkg-config file; its headers and library are on the
-        // default paths.
-        .systemLibrary(
-            name: "CDNNL",
-            providers: [.apt(["libdnnl-dev"])]
         ),
         .systemLibrary(
             name: "CHDF5",

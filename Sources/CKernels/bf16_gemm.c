@@ -231,17 +231,6 @@ BF16_TARGET void ssl_bf16_gemm(int transposeA, int transposeB, int64_t m, int64_
     free(packedB);
 }
 
-BF16_TARGET void ssl_bf16_round_matrix(const float *source, int64_t sourceStride,
-                                       uint16_t *target, int64_t rows, int64_t columns) {
-    for (int64_t row = 0; row < rows; row++) {
-        for (int64_t column = 0; column < columns; column += 16) {
-            __mmask16 mask = first_lanes(columns - column);
-            __m256bh rounded = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, source + row * sourceStride + column));
-            _mm256_mask_storeu_epi16(target + row * columns + column, mask, (__m256i)rounded);
-        }
-    }
-}
-
 // MARK: - Instruction-rate probes
 
 // Twenty independent accumulator chains, more than latency × throughput of either
@@ -292,11 +281,6 @@ float ssl_fp32_fma_probe(int64_t iterations) {
     abort();
 }
 
-void ssl_bf16_round_matrix(const float *source, int64_t sourceStride, uint16_t *target,
-                           int64_t rows, int64_t columns) {
-    (void)source, (void)sourceStride, (void)target, (void)rows, (void)columns;
-    abort();
-}
 
 void ssl_bf16_gemm(int transposeA, int transposeB, int64_t m, int64_t n, int64_t k, float alpha,
                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,

@@ -60,11 +60,6 @@ void ssl_bf16_gemm(int transposeA, int transposeB, int64_t m, int64_t n, int64_t
                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                    int64_t ldc);
 
-/// Rounds a row-major float32 matrix (`rows` rows of `columns`, `sourceStride` floats apart) to
-/// bfloat16 (nearest even), written densely (`columns` apart). Only call it when
-/// `ssl_bf16_gemm_supported()`.
-void ssl_bf16_round_matrix(const float *source, int64_t sourceStride, uint16_t *target,
-                           int64_t rows, int64_t columns);
 
 /// Runs `iterations` × 20 independent vdpbf16ps (64 flops each) on one thread, for measuring
 /// the instruction's peak rate. Only call it when `ssl_bf16_gemm_supported()`.

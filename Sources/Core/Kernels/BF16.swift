@@ -1,4 +1,3 @@
-import CDNNL
 import CKernels
 import Foundation
 
@@ -14,9 +13,6 @@ public enum BF16 {
     public enum Kernel: String, CaseIterable, Sendable {
         /// The engine's own AVX512_BF16 kernel (`vdpbf16ps` on register-blocked tiles).
         case native
-        /// oneDNN's matmul primitive on bfloat16 copies of the operands, one thread per part of
-        /// the product.
-        case oneDNN
         /// Float32 ``BLAS``: exact inputs, the fallback without AVX512_BF16.
         case singlePrecision
     }
@@ -24,14 +20,10 @@ public enum BF16 {
     /// Whether this processor runs bfloat16 products (AVX512_BF16 with AVX-512 F, BW and VL).
     public static let isSupported = ssl_bf16_gemm_supported() != 0
 
-    /// The default kernel: ``Kernel/native`` with AVX512_BF16 (as fast as oneDNN's in
-    /// `ssl-bench bf16-gemm`, without copying the operands), else the float32 fallback.
+    /// The default kernel: ``Kernel/native`` with AVX512_BF16, else the float32 fallback.
+    /// (oneDNN 2.6's matmul primitive was measured too, at the same rate as the native kernel
+    /// in `ssl-bench bf16-gemm`; BENCHMARKS.md. It is not a dependency.)
     public static var preferredKernel: Kernel { isSupported ? .native : .singlePrecision }
-
-    private static let oneDNNEngine: UncheckedSendable<dnnl_engine_t> = {
-        guard let engine = ssl_dnnl_cpu_engine() else { fatalError("oneDNN could not create its CPU engine.") }
-        return UncheckedSendable(engine)
-    }()
 
     private static let fallbackNotice: Void = {
         FileHandle.standardError.write(
@@ -67,30 +59,13 @@ public enum BF16 {
         let product = MatrixProduct(
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
             a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-        product.run(parallel: parallel, kernel: kernel == .oneDNN ? multiplyWithOneDNN : multiplyNatively)
+        product.run(parallel: parallel, kernel: multiplyNatively)
     }
 
     private static func multiplyNatively(_ part: MatrixProduct) {
         ssl_bf16_gemm(
             part.transposeA ? 1 : 0, part.transposeB ? 1 : 0, Int64(part.m), Int64(part.n), Int64(part.k),
             part.alpha, part.a, Int64(part.lda), part.b, Int64(part.ldb), part.beta, part.c, Int64(part.ldc))
-    }
-
-    /// oneDNN takes the operands as dense bfloat16 matrices in their stored layout.
-    private static func multiplyWithOneDNN(_ part: MatrixProduct) {
-        let storedA = part.transposeA ? (rows: part.k, columns: part.m) : (rows: part.m, columns: part.k)
-        let storedB = part.transposeB ? (rows: part.n, columns: part.k) : (rows: part.k, columns: part.n)
-        let a = roundedCopy(of: part.a, stride: part.lda, rows: storedA.rows, columns: storedA.columns)
-        let b = roundedCopy(of: part.b, stride: part.ldb, rows: storedB.rows, columns: storedB.columns)
-        defer {
-            a.deallocate()
-            b.deallocate()
-        }
-        let status = ssl_dnnl_bf16_matmul(
-            oneDNNEngine.value, part.transposeA ? 1 : 0, part.transposeB ? 1 : 0, Int64(part.m), Int64(part.n),
-            Int64(part.k), part.alpha, a.baseAddress, Int64(storedA.columns), b.baseAddress, Int64(storedB.columns),
-            part.beta, part.c, Int64(part.ldc))
-        precondition(status == dnnl_success, "oneDNN's matmul failed with status \(status.rawValue).")
     }
 
     /// The single-thread peak GFLOP/s of the two multiply-add instructions the products run
@@ -112,12 +87,4 @@ public enum BF16 {
         return (peak(flopsPerIteration: 20 * 64, ssl_bf16_dot_product_probe), peak(flopsPerIteration: 20 * 32, ssl_fp32_fma_probe))
     }
 
-    /// A dense bfloat16 copy of a row-major float32 matrix, for oneDNN.
-    private static func roundedCopy(
-        of matrix: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int
-    ) -> UnsafeMutableBufferPointer<UInt16> {
-        let copy = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: rows * columns)
-        ssl_bf16_round_matrix(matrix, Int64(stride), copy.baseAddress, Int64(rows), Int64(columns))
-        return copy
-    }
 }
