@@ -12,7 +12,7 @@ struct Benchmark: ParsableCommand {
         commandName: "ssl-bench",
         abstract: "Measures SwiftSSL's engine in a release build.",
         discussion: "Run without a subcommand for the full suite recorded in BENCHMARKS.md.",
-        subcommands: [Suite.self, ViTStep.self, TrainingStep.self, GEMM.self, BFloat16GEMM.self, Loader.self],
+        subcommands: [Suite.self, ViTStep.self, TrainingStep.self, GEMM.self, BFloat16GEMM.self, Loader.self, Augmentations.self],
         defaultSubcommand: Suite.self)
 
     static func main() {
@@ -268,6 +268,44 @@ extension Benchmark {
                 for _ in 0..<images / batch { _ = loader.next() }
                 let elapsed = MonotonicClock.seconds - start
                 print("SwiftSSL loader, \(label), \(threadCount) thread(s): \(format(Double(images / batch * batch) / elapsed)) images/s")
+            }
+        }
+    }
+}
+
+extension Benchmark {
+    struct Augmentations: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Time per image of each augmentation step of the small preset's crops (2x28 + 4x12 from "
+                + "Fashion-MNIST), on one thread: where the data loader's time goes.")
+        @Option(help: "Images timed.") var images = 2000
+
+        func run() throws {
+            let dataset = try FashionMNISTDataset(split: .train)
+            let plan = ViewPlan(globalCount: 2, globalSize: 28, localCount: 4, localSize: 12)
+            let views = AugmentationRecipe.multiCrop.crops(for: plan).views
+            var seconds: [String: Double] = [:]
+            var order: [String] = []
+            var generator = RandomGenerator(seed: 0)
+            let sources = try (0..<images).map { try dataset.image(at: $0) }
+            let output = UnsafeMutablePointer<Float>.allocate(capacity: 3 * 28 * 28)
+            defer { output.deallocate() }
+            for source in sources {
+                for view in views {
+                    var image = source
+                    for step in view.augmentations {
+                        let name = "\(type(of: step))"
+                        if seconds[name] == nil { order.append(name) }
+                        seconds[name, default: 0] += MonotonicClock.measure { step.apply(to: &image, generator: &generator) }
+                    }
+                    if seconds["normalisation"] == nil { order.append("normalisation") }
+                    seconds["normalisation", default: 0] += MonotonicClock.measure { view.normalization.write(image, to: output) }
+                }
+            }
+            let total = seconds.values.reduce(0, +)
+            print("\(images) images, \(views.count) crops each, one thread: \(format(Double(images) / total)) images/s")
+            for name in order {
+                print("  \(name): \(format(1e6 * seconds[name]! / Double(images))) µs per image (\(format(100 * seconds[name]! / total)) %)")
             }
         }
     }
