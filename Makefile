@@ -34,7 +34,7 @@ run: dependencies
 long: dependencies
 	$(SWIFT_RELEASE) --product ssl-run
 	.build/release/ssl-run --preset small --tasks dino,selfpatch --arch 192x6 --drop-path-rate 0.1 --teacher-momentum 0.996 \
-		--lr 8e-3 --warmup 1 --subset 12000 --epochs 10 --eval-every 2 --output runs/long
+		--lr 8e-3 --warmup 1 --global-scale 0.4,1 --local-scale 0.05,0.4 --subset 12000 --epochs 10 --eval-every 2 --output runs/long
 	.build/release/ssl-run eval --checkpoint runs/long/checkpoint.h5
 
 ## Run a sweep file of tools/sweep (short configurations one after another, then their table).
