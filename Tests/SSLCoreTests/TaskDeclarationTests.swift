@@ -137,6 +137,16 @@ final class TaskDeclarationTests: XCTestCase {
         XCTAssertNoThrow(try makeTrainer(views: ViewPlan(globalCount: 1, globalSize: 16, localCount: 1, localSize: 12)))
     }
 
+    func testATaskReadingCropGeometryNeedsItInEveryStep() throws {
+        ProbeTask.declared = TaskRequirements(needsCropGeometry: true)
+        let (trainer, _) = try makeTrainer()
+        XCTAssertThrowsError(try trainer.step(views: images(), epoch: 0, iterationInEpoch: 0)) { error in
+            XCTAssertTrue("\(error)".contains("reads crop geometry, but the step has none"), "\(error)")
+        }
+        let geometry = [[CropGeometry.wholeImage, CropGeometry(left: 0, top: 0, right: 0.5, bottom: 0.5, isFlipped: true)]]
+        XCTAssertNoThrow(try trainer.step(views: images(), geometry: geometry, epoch: 0, iterationInEpoch: 0))
+    }
+
     func testTheStepGeneratorFollowsSeedTaskIterationAndRank() throws {
         let forward = SharedForward(views: images(), globalViewCount: 1, student: FeatureNetwork(backbone: VisionTransformer(backbone, seed: 1)), teacher: nil)
         func draw(task: String = "probe", iteration: Int = 5, seed: UInt64 = 3, rank: Int = 0, stream: UInt64 = 0) -> [UInt64] {

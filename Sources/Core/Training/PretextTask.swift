@@ -132,13 +132,16 @@ public struct TaskRequirements: Sendable {
     public var needsTeacher: Bool = false
     /// Whether the task provides an image embedding itself (so the backbone may lack a class token).
     public var providesImageEmbedding: Bool = false
+    /// Whether the task reads where its crops come from (``SharedForward/cropGeometry(_:)``):
+    /// each step must then be given the batch's geometry.
+    public var needsCropGeometry: Bool = false
     /// The fewest images each process must see per step (e.g. 2 to compare images with each other).
     public var minimumImagesPerProcess: Int = 1
 
     public init(
         minimumGlobalViews: Int = 1, minimumLocalViews: Int = 0, needsPatchTokens: Bool = false,
         needsImageEmbedding: Bool = false, needsTeacher: Bool = false, providesImageEmbedding: Bool = false,
-        minimumImagesPerProcess: Int = 1, minimumPatchGrid: Int = 1
+        minimumImagesPerProcess: Int = 1, minimumPatchGrid: Int = 1, needsCropGeometry: Bool = false
     ) {
         self.minimumGlobalViews = minimumGlobalViews
         self.minimumLocalViews = minimumLocalViews
@@ -148,6 +151,7 @@ public struct TaskRequirements: Sendable {
         self.providesImageEmbedding = providesImageEmbedding
         self.minimumImagesPerProcess = minimumImagesPerProcess
         self.minimumPatchGrid = minimumPatchGrid
+        self.needsCropGeometry = needsCropGeometry
     }
 }
 

@@ -172,8 +172,12 @@ public final class Trainer {
         optimizer = AdamW(groups: groups, learningRate: peak, weightDecay: optimization.weightDecay)
     }
 
-    /// Runs one optimisation step on `views` (`[batch, 3, size, size]` each, in the plan's order).
-    public func step(views: [Tensor], epoch: Int, iterationInEpoch: Int) throws -> StepReport {
+    /// Runs one optimisation step on `views` (`[batch, 3, size, size]` each, in the plan's
+    /// order), whose crops come from the source regions `geometry` (`[view][image]`; needed by
+    /// tasks that read crop geometry, see ``DataLoader/Batch/geometry``).
+    public func step(
+        views: [Tensor], geometry: [[CropGeometry]]? = nil, epoch: Int, iterationInEpoch: Int
+    ) throws -> StepReport {
         let iteration = epoch * setup.iterationsPerEpoch + iterationInEpoch
         let learningRate = learningRateSchedule.value(at: iteration)
         let weightDecay = weightDecaySchedule.value(at: iteration)
@@ -181,7 +185,7 @@ public final class Trainer {
         optimizer.learningRate = learningRate
         optimizer.weightDecay = weightDecay
         if optimization.teacherUpdate == .beforeForward { updateTeacher(momentum: momentum) }
-        var result = try lossAndGradients(views: views, epoch: epoch, iteration: iteration)
+        var result = try lossAndGradients(views: views, geometry: geometry, epoch: epoch, iteration: iteration)
         var backboneGradientNorm = 0.0
         result.seconds["optimizer"] = MonotonicClock.measure {
             // Clipping measures every gradient's norm anyway: the backbone's (of the gradient
@@ -206,12 +210,21 @@ public final class Trainer {
     /// averaged over the processes. The gradients are left on the student's parameters, ready
     /// for clipping and the optimizer; the tasks' state (centres, queues) is updated.
     ///
-    /// - Throws: ``TrainingError/nonFiniteLoss(iteration:terms:)`` when the loss is not finite.
-    public func lossAndGradients(views: [Tensor], epoch: Int, iteration: Int) throws -> StepLoss {
+    /// - Throws: ``TrainingError/nonFiniteLoss(iteration:terms:)`` when the loss is not finite;
+    ///   ``TrainingError/incompatibleTasks(_:)`` when a task reads crop geometry and the step
+    ///   has none.
+    public func lossAndGradients(
+        views: [Tensor], geometry: [[CropGeometry]]? = nil, epoch: Int, iteration: Int
+    ) throws -> StepLoss {
+        if geometry == nil, let reader = tasks.first(where: { $0.task.requirements.needsCropGeometry }) {
+            throw TrainingError.incompatibleTasks(
+                "Task '\(reader.name)' reads crop geometry, but the step has none: pass the batch's `geometry` to "
+                    + "Trainer.step (DataLoader.Batch.geometry).")
+        }
         var seconds: [String: Double] = [:]
         backbone.setTraining(true)
         let forward = SharedForward(
-            views: views, globalViewCount: setup.views.globalCount, student: featureNetwork(.student),
+            views: views, geometry: geometry, globalViewCount: setup.views.globalCount, student: featureNetwork(.student),
             teacher: teacher == nil ? nil : featureNetwork(.teacher))
         // The student's passes first, so that each task's time is its own.
         seconds["backbone"] = MonotonicClock.measure { forward.runStudentBackbone() }
