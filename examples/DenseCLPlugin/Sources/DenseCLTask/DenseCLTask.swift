@@ -44,13 +44,13 @@ public final class DenseCLTask: PretextTask {
     public init(configuration: Configuration, setup: TaskSetup) throws {
         self.configuration = configuration
         var generator = setup.generator(for: Self.name)
-        let width = setup.backbone.embedDimension
-        projector = DenseProjector(
-            inputDimension: width, hiddenDimension: configuration.hiddenDimension,
-            outputDimension: configuration.dimension, generator: &generator)
-        teacherProjector = DenseProjector(
-            inputDimension: width, hiddenDimension: configuration.hiddenDimension,
-            outputDimension: configuration.dimension, generator: &generator)
+        func makeProjector() -> DenseProjector {
+            DenseProjector(
+                inputDimension: setup.backbone.embedDimension, hiddenDimension: configuration.hiddenDimension,
+                outputDimension: configuration.dimension, generator: &generator)
+        }
+        projector = makeProjector()
+        teacherProjector = makeProjector()
         // The trainer copies the projector into its teacher and updates that by EMA.
         heads = TaskHeads([.head("projector", projector, teacher: teacherProjector)])
     }
