@@ -44,8 +44,10 @@ sweep: dependencies
 	python3 tools/sweep/sweep.py $(SWEEP) --runs runs/sweep-$(basename $(notdir $(SWEEP)))
 
 EXAMPLE := examples/SimSiamPlugin
+DENSE_EXAMPLE := examples/DenseCLPlugin
 
-## Run the test suite, then build the example plugin package and train it with dino for a few steps.
+## Run the test suite, then build the example plugin packages: train SimSiam with dino and DenseCL
+## with dino for a few steps, and run the DenseCL package's program that composes tasks in code.
 ## The tests also need Chromium, which renders a run's report in a real browser.
 test: DEBIAN_PACKAGES += chromium
 test: dependencies
@@ -57,6 +59,15 @@ test: dependencies
 		--global-size 16 --local-crops 0 --batch-size 16 --subset 64 --epochs 1 --max-steps 3 --eval-every 0 \
 		--dino.out-dim 64 --dino.hidden-dim 32 --dino.bottleneck-dim 16 --simsiam.dim 32 --output .build-example/run
 	test -f .build-example/run/checkpoint.h5
+	swift build --package-path $(DENSE_EXAMPLE) --scratch-path .build-example-densecl
+	rm -rf .build-example-densecl/run .build-example-densecl/compose
+	.build-example-densecl/debug/densecl-run --tasks dino,densecl --weights dino=1,densecl=0.5 --arch 48x1 --heads 2 \
+		--patch-size 4 --global-size 16 --local-crops 0 --batch-size 16 --subset 64 --epochs 1 --max-steps 3 --eval-every 0 \
+		--dino.out-dim 64 --dino.hidden-dim 32 --dino.bottleneck-dim 16 --densecl.dim 32 --densecl.hidden-dim 32 \
+		--output .build-example-densecl/run
+	test -f .build-example-densecl/run/checkpoint.h5
+	.build-example-densecl/debug/densecl-compose .build-example-densecl/compose 3
+	test -f .build-example-densecl/compose/checkpoint.h5
 
 ## Measure the engine in a release build (figures go to BENCHMARKS.md).
 bench: dependencies

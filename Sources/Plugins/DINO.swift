@@ -39,8 +39,7 @@ public final class DINOTask: PretextTask {
 
     public let configuration: Configuration
     public let distillation: Distillation
-    public let heads: Module
-    public let teacherHeads: Module?
+    public let heads: TaskHeads
 
     public init(configuration: Configuration, setup: TaskSetup) throws {
         guard setup.views.globalCount >= 2 else {
@@ -50,12 +49,11 @@ public final class DINOTask: PretextTask {
         var generator = setup.generator(for: Self.name)
         distillation = Distillation(
             settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup, generator: &generator)
-        heads = ModuleDictionary([("head", distillation.head)])
-        teacherHeads = ModuleDictionary([("head", distillation.teacherHead)])
+        heads = TaskHeads([.head("head", distillation.head, teacher: distillation.teacherHead)])
     }
 
     public var requirements: TaskRequirements {
-        TaskRequirements(minimumGlobalViews: 2, needsImageEmbedding: true, needsTeacher: true)
+        TaskRequirements(minimumGlobalViews: 2, needsImageEmbedding: true)
     }
 
     public var state: [(name: String, tensor: Tensor)] { [("center", distillation.targets.center)] }

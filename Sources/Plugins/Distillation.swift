@@ -65,7 +65,8 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
 public final class Distillation {
     public let settings: DistillationSettings
     public let head: DINOHead
-    /// The teacher's copy of ``head``, updated by EMA.
+    /// The teacher's copy of ``head``: declare it as the head's teacher (``TaskHeads``), and the
+    /// trainer copies the head's state into it and updates it by EMA.
     public let teacherHead: DINOHead
     public let targets: CenteredTargets
     private let temperatures: LinearWarmupSchedule
@@ -84,7 +85,6 @@ public final class Distillation {
         }
         head = makeHead(&generator)
         teacherHead = makeHead(&generator)
-        teacherHead.copyState(from: head)
         targets = CenteredTargets(
             outputDimension: settings.outputDimension, momentum: settings.centerMomentum, centering: settings.centering)
         temperatures = LinearWarmupSchedule(

@@ -25,7 +25,8 @@ public final class KoLeoTask: PretextTask {
     /// `ε` of DINOv2's normalisation, pairwise distance and logarithm.
     public static let epsilon: Float = 1e-8
 
-    public let heads: Module = ModuleDictionary([])
+    public let heads = TaskHeads()
+    public let state: [(name: String, tensor: Tensor)] = []
 
     public init(configuration: Configuration, setup: TaskSetup) throws {}
 

@@ -36,8 +36,7 @@ public final class MoCoTask: PretextTask {
     public let projector: ProjectionMLP
     public let predictor: ProjectionMLP
     public let momentumProjector: ProjectionMLP
-    public let heads: Module
-    public let teacherHeads: Module?
+    public let heads: TaskHeads
 
     public init(configuration: Configuration, setup: TaskSetup) throws {
         self.configuration = configuration
@@ -52,16 +51,16 @@ public final class MoCoTask: PretextTask {
         momentumProjector = ProjectionMLP(
             layers: 3, inputDimension: width, hiddenDimension: configuration.mlpDimension,
             outputDimension: configuration.dimension, lastBatchNorm: true, generator: &generator)
-        momentumProjector.copyState(from: projector)
         // Batch statistics over the global per-view batch, as MoCo v3's SyncBN.
         for norm in projector.norms + predictor.norms + momentumProjector.norms { norm.collective = setup.collective }
-        heads = ModuleDictionary([("head", projector), ("predictor", predictor)])
-        teacherHeads = ModuleDictionary([("head", momentumProjector)])
+        heads = TaskHeads([.head("head", projector, teacher: momentumProjector), .head("predictor", predictor)])
     }
 
     public var requirements: TaskRequirements {
-        TaskRequirements(minimumGlobalViews: 2, needsImageEmbedding: true, needsTeacher: true)
+        TaskRequirements(minimumGlobalViews: 2, needsImageEmbedding: true)
     }
+
+    public var state: [(name: String, tensor: Tensor)] { [] }
 
     public func loss(_ step: TaskStep) -> TaskLoss {
         let forward = step.forward

@@ -6,7 +6,8 @@ import SSLCore
 /// For every view, the teacher picks each patch's `k` most similar of its 8 grid neighbours
 /// (cosine of the raw last-block tokens, the grid wrapping around), summarises them, and the
 /// student's own token for that patch is distilled toward that summary through a patch-level
-/// DINO head. Works for any patch size and crop size whose grid is at least 3×3.
+/// DINO head. Works for any patch size and crop size whose grid is at least 3×3 (a requirement
+/// the trainer checks).
 ///
 /// With `image-embedding` on (the original recipe), the summary is the class token of a
 /// class-attention head, and the same head's class token over all patches serves as the image
@@ -67,17 +68,10 @@ public final class SelfPatchTask: PretextTask {
     public let teacherAggregator: PatchAggregationHead
     /// The patch head (`p_head`) and its targets.
     public let distillation: Distillation
-    public let heads: Module
-    public let teacherHeads: Module?
+    public let heads: TaskHeads
     private var neighborTables: [String: NeighborTable] = [:]
 
     public init(configuration: Configuration, setup: TaskSetup) throws {
-        let patch = setup.backbone.patchSize
-        if let crop = setup.views.sizes.filter({ $0 / patch < 3 }).min() {
-            throw TaskConfigurationError(
-                "selfpatch needs patch grids of at least 3×3 (8 neighbours); a crop of \(crop) pixels with patch size "
-                    + "\(patch) gives \(crop / patch)×\(crop / patch). Use larger crops or a smaller patch.")
-        }
         guard (1...8).contains(configuration.neighbors) else {
             throw TaskConfigurationError("--selfpatch.k-num must be between 1 and 8, got \(configuration.neighbors).")
         }
@@ -91,16 +85,18 @@ public final class SelfPatchTask: PretextTask {
         let blocks = configuration.imageEmbedding ? configuration.aggregationBlocks : 0
         aggregator = PatchAggregationHead(dimension: dimension, heads: headCount, blocks: blocks, generator: &generator)
         teacherAggregator = PatchAggregationHead(dimension: dimension, heads: headCount, blocks: blocks, generator: &generator)
-        teacherAggregator.copyState(from: aggregator)
         distillation = Distillation(settings: configuration.distillation, inputDimension: dimension, setup: setup, generator: &generator)
-        heads = ModuleDictionary([("ca_head", aggregator), ("p_head", distillation.head)])
-        teacherHeads = ModuleDictionary([("ca_head", teacherAggregator), ("p_head", distillation.teacherHead)])
+        heads = TaskHeads([
+            .head("ca_head", aggregator, teacher: teacherAggregator),
+            .head("p_head", distillation.head, teacher: distillation.teacherHead),
+        ])
     }
 
     public var patchNeighborCount: Int? { configuration.neighbors }
 
     public var requirements: TaskRequirements {
-        TaskRequirements(needsPatchTokens: true, needsTeacher: true, providesImageEmbedding: configuration.imageEmbedding)
+        TaskRequirements(
+            needsPatchTokens: true, providesImageEmbedding: configuration.imageEmbedding, minimumPatchGrid: 3)
     }
 
     public var state: [(name: String, tensor: Tensor)] { [("patch_center", distillation.targets.center)] }

@@ -87,9 +87,7 @@ public final class IBOTTask: PretextTask {
     public let distillation: Distillation
     /// The mask token, `[1, 1, dim]`, zero at first (`masked_embed`).
     public let maskToken: MaskToken
-    public let heads: Module
-    public let teacherHeads: Module?
-    private let seed: UInt64
+    public let heads: TaskHeads
 
     public init(configuration: Configuration, setup: TaskSetup) throws {
         let ratios = configuration.predictionRatios, spreads = configuration.predictionRatioSpreads
@@ -116,13 +114,11 @@ public final class IBOTTask: PretextTask {
             settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup,
             generator: &generator)
         maskToken = MaskToken(dimension: setup.backbone.embedDimension)
-        heads = ModuleDictionary([("head", distillation.head), ("mask", maskToken)])
-        teacherHeads = ModuleDictionary([("head", distillation.teacherHead)])
-        seed = setup.seed
+        heads = TaskHeads([.head("head", distillation.head, teacher: distillation.teacherHead), .head("mask", maskToken)])
     }
 
     public var requirements: TaskRequirements {
-        TaskRequirements(needsPatchTokens: true, needsTeacher: true)
+        TaskRequirements(needsPatchTokens: true)
     }
 
     public var state: [(name: String, tensor: Tensor)] { [("patch_center", distillation.targets.center)] }
@@ -140,7 +136,7 @@ public final class IBOTTask: PretextTask {
         let gridHeight = images.shape[2] / forward.patchSize, gridWidth = images.shape[3] / forward.patchSize
         // Masks follow from the seed, the iteration and the rank, so a resumed run draws the
         // same ones and every process its own.
-        var generator = RandomGenerator(seed: seed, path: [0x1B07, UInt64(step.iteration), UInt64(step.collective.rank)])
+        var generator = step.generator()
         let masks = (0..<(globalCount * batch)).map { _ in
             masking.mask(height: gridHeight, width: gridWidth, epoch: step.epoch, generator: &generator)
         }

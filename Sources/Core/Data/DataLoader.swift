@@ -6,7 +6,8 @@ import Glibc
 /// model trains on earlier batches.
 ///
 /// - **Batches:** one `[B, 3, S, S]` tensor per crop of the recipe, in the recipe's order, plus
-///   the labels and dataset indices of the B images.
+///   the labels and dataset indices of the B images and where each crop comes from in its image
+///   (``CropGeometry``).
 /// - **Order:** each epoch visits a seeded shuffle of the dataset in batches, dropping the last
 ///   incomplete batch. With `worldSize > 1`, global batches of `B × worldSize` images are cut
 ///   from the shuffle and rank `r` takes the `r`-th slice of each.
@@ -36,6 +37,8 @@ public final class DataLoader {
     public struct Batch {
         /// One `[B, 3, S, S]` tensor per crop, in the recipe's order.
         public let views: [Tensor]
+        /// Where each crop of each image comes from: `geometry[view][image]`.
+        public let geometry: [[CropGeometry]]
         /// The class of each image, or `nil` for an unlabelled dataset.
         public let labels: [Int]?
         /// The dataset index of each image.
@@ -111,7 +114,8 @@ public final class DataLoader {
             DataWarning.report("epoch \(cursor.epoch) skipped \(skipped) unreadable images")
         }
         let labels = batch.labels.contains(nil) ? nil : batch.labels.map { $0! }
-        return Batch(views: views, labels: labels, indices: batch.indices, cursor: cursor, endsEpoch: endsEpoch)
+        return Batch(
+            views: views, geometry: batch.geometry, labels: labels, indices: batch.indices, cursor: cursor, endsEpoch: endsEpoch)
     }
 
     /// How many images of `epoch` could not be read so far (final once the epoch's last batch
@@ -122,12 +126,15 @@ public final class DataLoader {
 /// A batch being filled by the workers.
 private final class PendingBatch: @unchecked Sendable {
     let storages: [TensorStorage]
+    /// `geometry[view][slot]`.
+    var geometry: [[CropGeometry]]
     var labels: [Int?]
     var indices: [Int]
     var remaining: Int
 
     init(views: [ViewRecipe], batchSize: Int) {
         storages = views.map { TensorStorage(uninitializedCount: batchSize * 3 * $0.cropSize * $0.cropSize) }
+        geometry = Array(repeating: Array(repeating: .wholeImage, count: batchSize), count: views.count)
         labels = Array(repeating: nil, count: batchSize)
         indices = Array(repeating: 0, count: batchSize)
         remaining = batchSize
@@ -231,6 +238,7 @@ private final class LoaderState: @unchecked Sendable {
             lock.withLock {
                 guard item.generation == generation else { return }
                 item.batch.labels[item.slot] = result.label
+                for (view, geometry) in result.geometry.enumerated() { item.batch.geometry[view][item.slot] = geometry }
                 item.batch.indices[item.slot] = result.index
                 if result.skipped { skipped[item.number / batchesPerEpoch, default: 0] += 1 }
                 item.batch.remaining -= 1
@@ -251,7 +259,9 @@ private final class LoaderState: @unchecked Sendable {
 
     /// Decodes the image of a slot (or the next readable one of the shuffle), makes its crops
     /// and writes them into the batch.
-    private func produce(number: Int, slot: Int, batch: PendingBatch, order: [Int]) -> (index: Int, label: Int?, skipped: Bool) {
+    private func produce(
+        number: Int, slot: Int, batch: PendingBatch, order: [Int]
+    ) -> (index: Int, label: Int?, skipped: Bool, geometry: [CropGeometry]) {
         let epoch = number / batchesPerEpoch
         let position = (number % batchesPerEpoch) * batchSize * worldSize + rank * batchSize + slot
         let sampleIndex = order[position]
@@ -259,12 +269,14 @@ private final class LoaderState: @unchecked Sendable {
         for offset in 0..<order.count {
             let index = order[(position + offset) % order.count]
             guard let image = readableImage(index) else { continue }
+            var geometry: [CropGeometry] = []
             for (recipe, storage) in zip(views, batch.storages) {
                 let crop = recipe.crop(image, generator: &generator)
                 let size = 3 * recipe.cropSize * recipe.cropSize
-                recipe.normalization.write(crop, to: storage.base + slot * size)
+                recipe.normalization.write(crop.image, to: storage.base + slot * size)
+                geometry.append(crop.geometry)
             }
-            return (index, dataset.label(at: index), offset > 0)
+            return (index, dataset.label(at: index), offset > 0, geometry)
         }
         fatalError("\(dataset.description): no image could be read.")
     }

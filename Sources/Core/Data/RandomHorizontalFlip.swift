@@ -8,7 +8,14 @@ public struct RandomHorizontalFlip: ImageAugmentation, Equatable {
     public init(probability: Double = 0.5) { self.probability = probability }
 
     public func apply(to image: inout Image, generator: inout RandomGenerator) {
-        if generator.nextUniformDouble() < probability { image.flipHorizontally() }
+        var geometry = CropGeometry.wholeImage
+        apply(to: &image, geometry: &geometry, generator: &generator)
+    }
+
+    public func apply(to image: inout Image, geometry: inout CropGeometry, generator: inout RandomGenerator) {
+        guard generator.nextUniformDouble() < probability else { return }
+        image.flipHorizontally()
+        geometry.isFlipped.toggle()
     }
 }
 

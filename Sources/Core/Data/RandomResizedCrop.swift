@@ -55,7 +55,13 @@ public struct RandomResizedCrop: ImageAugmentation, Equatable {
     }
 
     public func apply(to image: inout Image, generator: inout RandomGenerator) {
+        var geometry = CropGeometry.wholeImage
+        apply(to: &image, geometry: &geometry, generator: &generator)
+    }
+
+    public func apply(to image: inout Image, geometry: inout CropGeometry, generator: inout RandomGenerator) {
         let chosen = region(width: image.width, height: image.height, generator: &generator)
+        geometry = geometry.cropped(to: chosen, width: image.width, height: image.height)
         image = image.resized(region: chosen, width: size, height: size, interpolation: interpolation)
     }
 

@@ -62,10 +62,10 @@ public struct ViewRecipe: Sendable, Equatable {
     }
 
     /// A crop of `image` made with the random choices drawn from `generator`, before
-    /// normalisation.
-    public func crop(_ image: Image, generator: inout RandomGenerator) -> Image {
-        var view = image
-        for step in augmentations { step.apply(to: &view, generator: &generator) }
-        return view
+    /// normalisation, and the region of `image` it shows.
+    public func crop(_ image: Image, generator: inout RandomGenerator) -> (image: Image, geometry: CropGeometry) {
+        var view = image, geometry = CropGeometry.wholeImage
+        for step in augmentations { step.apply(to: &view, geometry: &geometry, generator: &generator) }
+        return (view, geometry)
     }
 }

@@ -186,7 +186,8 @@ public final class TrainingSession {
             precondition(
                 batch.cursor == DataLoader.Cursor(epoch: progress.epoch, position: progress.stepInEpoch),
                 "The loader delivered \(batch.cursor) while the run is at epoch \(progress.epoch), step \(progress.stepInEpoch).")
-            let step = try trainer.step(views: batch.views, epoch: progress.epoch, iterationInEpoch: progress.stepInEpoch)
+            let step = try trainer.step(
+                views: batch.views, geometry: batch.geometry, epoch: progress.epoch, iterationInEpoch: progress.stepInEpoch)
             let globalStep = progress.epoch * iterations + progress.stepInEpoch
             stepsThisProcess += 1
             imagesThisSession += recipe.batchSize

@@ -32,7 +32,7 @@ extension FeatureNetwork {
         let headsRole: NetworkRole = stored == nil ? .student : .teacher
         let state = try stored ?? Checkpoint.networkState(at: path, network: "student")
         let name = type(of: task).name
-        let heads = headsRole == .teacher ? task.teacherHeads ?? task.heads : task.heads
+        let heads = headsRole == .teacher ? task.heads.teachers ?? task.heads : task.heads
         var headState: [String: Tensor] = [:]
         for (key, value) in state where key.hasPrefix(name + ".") { headState[String(key.dropFirst(name.count + 1))] = value }
         do { try heads.load(headState) } catch { throw CheckpointError(path: path, problem: "\(error)") }

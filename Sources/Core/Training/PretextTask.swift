@@ -1,8 +1,8 @@
 /// A self-supervised objective that plugs into the shared backbone.
 ///
-/// A task owns its heads (and their teacher copies, which the trainer updates by EMA with the
-/// backbone), its state (centres, queues), and computes named loss terms from the shared
-/// forward pass. The trainer mixes the tasks' totals by weight, back-propagates each into the
+/// A task owns its heads (and declares their teacher copies, which the trainer checks and
+/// updates by EMA with the backbone), its state (centres, queues), and computes named loss
+/// terms from the shared forward pass. The trainer mixes the tasks' totals by weight, back-propagates each into the
 /// backbone's output and then through the backbone once, and runs one optimisation step over
 /// the backbone and every head.
 ///
@@ -33,11 +33,11 @@ public protocol PretextTask: AnyObject {
 
     /// What the task needs from the run, checked before training starts.
     var requirements: TaskRequirements { get }
-    /// The trained heads, whose parameters appear as `<name>.<key>`.
-    var heads: Module { get }
-    /// Teacher copies of (some of) the heads, updated by EMA; `nil` if none.
-    var teacherHeads: Module? { get }
-    /// Tensors to checkpoint besides parameters (centres, queues), by name.
+    /// The trained heads, whose parameters appear as `<name>.<key>`, and their teacher copies
+    /// (see ``TaskHeads``).
+    var heads: TaskHeads { get }
+    /// Tensors to checkpoint besides parameters (centres, queues), by name; `[]` for none.
+    /// Required, so that a declaration of another type cannot silently go unsaved.
     var state: [(name: String, tensor: Tensor)] { get }
     /// How many of its 8 neighbours the task takes as each patch's positives, if it does
     /// (SelfPatch's k); the run's pictures outline that many.
@@ -61,8 +61,6 @@ public protocol PretextTask: AnyObject {
 extension PretextTask {
     public static var defaultWeight: Double { 1 }
     public static var augmentation: AugmentationRecipe? { nil }
-    public var teacherHeads: Module? { nil }
-    public var state: [(name: String, tensor: Tensor)] { [] }
     public var patchNeighborCount: Int? { nil }
     public func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor? { nil }
     public func isFrozen(_ name: String, iteration: Int) -> Bool { false }
@@ -121,21 +119,29 @@ public struct TaskRequirements: Sendable {
     public var minimumGlobalViews: Int = 1
     /// The fewest local crops.
     public var minimumLocalViews: Int = 0
-    /// Whether the task reads patch tokens (the backbone must produce a patch grid).
+    /// Whether the task reads patch tokens: every crop must then give a patch grid of at least
+    /// ``minimumPatchGrid`` patches a side.
     public var needsPatchTokens: Bool = false
+    /// The fewest patches along each side of every crop's grid (SelfPatch's 8 neighbours need
+    /// 3); more than 1 implies ``needsPatchTokens``.
+    public var minimumPatchGrid: Int = 1
     /// Whether the task reads an image-level embedding (a class token or a provider).
     public var needsImageEmbedding: Bool = false
-    /// Whether the task reads teacher features.
+    /// Whether the task reads teacher features; implied when its heads declare a teacher
+    /// (``TaskHeads``).
     public var needsTeacher: Bool = false
     /// Whether the task provides an image embedding itself (so the backbone may lack a class token).
     public var providesImageEmbedding: Bool = false
+    /// Whether the task reads where its crops come from (``SharedForward/cropGeometry(_:)``):
+    /// each step must then be given the batch's geometry.
+    public var needsCropGeometry: Bool = false
     /// The fewest images each process must see per step (e.g. 2 to compare images with each other).
     public var minimumImagesPerProcess: Int = 1
 
     public init(
         minimumGlobalViews: Int = 1, minimumLocalViews: Int = 0, needsPatchTokens: Bool = false,
         needsImageEmbedding: Bool = false, needsTeacher: Bool = false, providesImageEmbedding: Bool = false,
-        minimumImagesPerProcess: Int = 1
+        minimumImagesPerProcess: Int = 1, minimumPatchGrid: Int = 1, needsCropGeometry: Bool = false
     ) {
         self.minimumGlobalViews = minimumGlobalViews
         self.minimumLocalViews = minimumLocalViews
@@ -144,6 +150,8 @@ public struct TaskRequirements: Sendable {
         self.needsTeacher = needsTeacher
         self.providesImageEmbedding = providesImageEmbedding
         self.minimumImagesPerProcess = minimumImagesPerProcess
+        self.minimumPatchGrid = minimumPatchGrid
+        self.needsCropGeometry = needsCropGeometry
     }
 }
 
@@ -156,13 +164,38 @@ public struct TaskStep {
     public let iteration: Int
     /// The run's processes, for reductions across them (centres, gathered keys).
     public let collective: Collective
+    /// The name of the task reading this step.
+    public let taskName: String
+    /// The run's seed.
+    let seed: UInt64
 
-    init(forward: SharedForward, epoch: Int, iteration: Int, collective: Collective = SingleProcessCollective()) {
+    /// The step as the task `taskName` of a run seeded with `seed` sees it.
+    init(
+        forward: SharedForward, epoch: Int, iteration: Int, taskName: String, seed: UInt64,
+        collective: Collective = SingleProcessCollective()
+    ) {
         self.forward = forward
         self.epoch = epoch
         self.iteration = iteration
+        self.taskName = taskName
+        self.seed = seed
         self.collective = collective
     }
+
+    /// A generator for the task's random choices at this step (masks, sampled pairs): its
+    /// stream follows from the run's seed, the task's name, the iteration and the process's
+    /// rank alone, so a resumed run draws the same numbers and every process its own. Each
+    /// call starts the same stream: draw everything of a step from one generator, or pass a
+    /// different `stream` for independent draws.
+    public func generator(stream: UInt64 = 0) -> RandomGenerator {
+        RandomGenerator(
+            seed: seed,
+            path: [Self.generatorTag, UInt64(taskName.utf8.count)] + taskName.utf8.map { UInt64($0) }
+                + [UInt64(iteration), UInt64(collective.rank), stream])
+    }
+
+    /// Sets the steps' streams apart from the other streams of a run.
+    private static let generatorTag: UInt64 = 0x57E9
 }
 
 /// A task's loss for one step.

@@ -16,6 +16,8 @@ public final class SharedForward {
     public let views: [Tensor]
     /// How many of the leading views are global crops.
     public let globalViewCount: Int
+    /// Where each view's crops come from, `[view][image]`, when the step has it.
+    private let geometry: [[CropGeometry]]?
 
     private let studentNetwork: FeatureNetwork
     private let teacherNetwork: FeatureNetwork?
@@ -30,7 +32,10 @@ public final class SharedForward {
     private var leaves: [(group: Int, leaf: Tensor)] = []
     private var backboneGradients: [Int: Tensor] = [:]
 
-    init(views: [Tensor], globalViewCount: Int, student: FeatureNetwork, teacher: FeatureNetwork?) {
+    init(
+        views: [Tensor], geometry: [[CropGeometry]]? = nil, globalViewCount: Int, student: FeatureNetwork,
+        teacher: FeatureNetwork?
+    ) {
         precondition(!views.isEmpty, "A training step needs at least one view.")
         let batch = views[0].shape[0]
         for (index, view) in views.enumerated() {
@@ -38,7 +43,13 @@ public final class SharedForward {
                 view.rank == 4 && view.shape[0] == batch,
                 "View \(index) is \(view.describe); every view must be [\(batch), 3, size, size].")
         }
+        if let geometry {
+            precondition(
+                geometry.count == views.count && geometry.allSatisfy { $0.count == batch },
+                "The step's crop geometry must have one entry per view and image.")
+        }
         self.views = views
+        self.geometry = geometry
         self.globalViewCount = globalViewCount
         studentNetwork = student
         teacherNetwork = teacher
@@ -49,6 +60,16 @@ public final class SharedForward {
 
     /// The side of the backbone's square patches, in pixels.
     public var patchSize: Int { studentNetwork.backbone.configuration.patchSize }
+
+    /// Where the crops of `view` come from in their source images, one per image: compare two
+    /// views' patches with ``CropGeometry/correspondingPatches(from:to:sourceGrid:targetGrid:)``.
+    /// A task that reads it declares ``TaskRequirements/needsCropGeometry``.
+    public func cropGeometry(_ view: Int) -> [CropGeometry] {
+        guard let geometry else {
+            preconditionFailure("A task read crop geometry without declaring needsCropGeometry; the step has none.")
+        }
+        return geometry[view]
+    }
 
     /// The student's features for `view`.
     public func student(_ view: Int) -> BackboneFeatures {

@@ -135,17 +135,19 @@ public final class Trainer {
         self.setup = setup
         self.globalBatchSize = globalBatchSize
         student = ModuleDictionary([("backbone", backbone)] + tasks.map { ($0.name, $0.task.heads) })
-        if tasks.contains(where: { $0.task.requirements.needsTeacher }) {
+        if tasks.contains(where: { $0.task.requirements.needsTeacher || $0.task.heads.hasTeacher }) {
             var teacherConfiguration = backbone.configuration
             teacherConfiguration.dropPathRate = 0
             let teacherBackbone = VisionTransformer(teacherConfiguration)
             teacherBackbone.copyState(from: backbone)
-            for (_, parameter) in teacherBackbone.namedParameters() { parameter.requiresGradient = false }
             var members: [(name: String, module: Module)] = [("backbone", teacherBackbone)]
             for entry in tasks {
-                guard let heads = entry.task.teacherHeads else { continue }
-                for (_, parameter) in heads.namedParameters() { parameter.requiresGradient = false }
-                members.append((entry.name, heads))
+                guard let teachers = entry.task.heads.teachers else { continue }
+                entry.task.heads.copyStateIntoTeachers()
+                members.append((entry.name, teachers))
+            }
+            for (_, module) in members {
+                for (_, parameter) in module.namedParameters() { parameter.requiresGradient = false }
             }
             self.teacherBackbone = teacherBackbone
             teacher = ModuleDictionary(members)
@@ -170,8 +172,12 @@ public final class Trainer {
         optimizer = AdamW(groups: groups, learningRate: peak, weightDecay: optimization.weightDecay)
     }
 
-    /// Runs one optimisation step on `views` (`[batch, 3, size, size]` each, in the plan's order).
-    public func step(views: [Tensor], epoch: Int, iterationInEpoch: Int) throws -> StepReport {
+    /// Runs one optimisation step on `views` (`[batch, 3, size, size]` each, in the plan's
+    /// order), whose crops come from the source regions `geometry` (`[view][image]`; needed by
+    /// tasks that read crop geometry, see ``DataLoader/Batch/geometry``).
+    public func step(
+        views: [Tensor], geometry: [[CropGeometry]]? = nil, epoch: Int, iterationInEpoch: Int
+    ) throws -> StepReport {
         let iteration = epoch * setup.iterationsPerEpoch + iterationInEpoch
         let learningRate = learningRateSchedule.value(at: iteration)
         let weightDecay = weightDecaySchedule.value(at: iteration)
@@ -179,7 +185,7 @@ public final class Trainer {
         optimizer.learningRate = learningRate
         optimizer.weightDecay = weightDecay
         if optimization.teacherUpdate == .beforeForward { updateTeacher(momentum: momentum) }
-        var result = try lossAndGradients(views: views, epoch: epoch, iteration: iteration)
+        var result = try lossAndGradients(views: views, geometry: geometry, epoch: epoch, iteration: iteration)
         var backboneGradientNorm = 0.0
         result.seconds["optimizer"] = MonotonicClock.measure {
             // Clipping measures every gradient's norm anyway: the backbone's (of the gradient
@@ -204,12 +210,21 @@ public final class Trainer {
     /// averaged over the processes. The gradients are left on the student's parameters, ready
     /// for clipping and the optimizer; the tasks' state (centres, queues) is updated.
     ///
-    /// - Throws: ``TrainingError/nonFiniteLoss(iteration:terms:)`` when the loss is not finite.
-    public func lossAndGradients(views: [Tensor], epoch: Int, iteration: Int) throws -> StepLoss {
+    /// - Throws: ``TrainingError/nonFiniteLoss(iteration:terms:)`` when the loss is not finite;
+    ///   ``TrainingError/incompatibleTasks(_:)`` when a task reads crop geometry and the step
+    ///   has none.
+    public func lossAndGradients(
+        views: [Tensor], geometry: [[CropGeometry]]? = nil, epoch: Int, iteration: Int
+    ) throws -> StepLoss {
+        if geometry == nil, let reader = tasks.first(where: { $0.task.requirements.needsCropGeometry }) {
+            throw TrainingError.incompatibleTasks(
+                "Task '\(reader.name)' reads crop geometry, but the step has none: pass the batch's `geometry` to "
+                    + "Trainer.step (DataLoader.Batch.geometry).")
+        }
         var seconds: [String: Double] = [:]
         backbone.setTraining(true)
         let forward = SharedForward(
-            views: views, globalViewCount: setup.views.globalCount, student: featureNetwork(.student),
+            views: views, geometry: geometry, globalViewCount: setup.views.globalCount, student: featureNetwork(.student),
             teacher: teacher == nil ? nil : featureNetwork(.teacher))
         // The student's passes first, so that each task's time is its own.
         seconds["backbone"] = MonotonicClock.measure { forward.runStudentBackbone() }
@@ -218,7 +233,6 @@ public final class Trainer {
         var loss = 0.0
         var terms: [String: Double] = [:]
         var health: [String: TaskHealth] = [:]
-        let context = TaskStep(forward: forward, epoch: epoch, iteration: iteration, collective: setup.collective)
         for entry in tasks {
             let weight = entry.weight.value(at: iteration)
             terms["\(entry.name).weight"] = weight
@@ -226,6 +240,9 @@ public final class Trainer {
             guard weight > 0 else { continue }
             var result: TaskLoss!
             forward.startTask()
+            let context = TaskStep(
+                forward: forward, epoch: epoch, iteration: iteration, taskName: entry.name, seed: setup.seed,
+                collective: setup.collective)
             seconds[entry.name] = MonotonicClock.measure { result = entry.task.loss(context) }
             terms["\(entry.name).loss"] = Double(result.total.scalar)
             for (key, value) in result.terms.merging(result.health.terms, uniquingKeysWith: { $1 }) {
@@ -338,6 +355,7 @@ public final class Trainer {
         }
         let providesEmbedding = tasks.contains { $0.task.requirements.providesImageEmbedding }
         for entry in tasks {
+            try entry.task.heads.validate(task: entry.name)
             let needs = entry.task.requirements
             if needs.minimumImagesPerProcess > imagesPerProcess {
                 throw TrainingError.incompatibleTasks(
@@ -353,6 +371,15 @@ public final class Trainer {
                 throw TrainingError.incompatibleTasks(
                     "Task '\(entry.name)' needs at least \(needs.minimumLocalViews) local crops; the run has "
                         + "\(views.localCount) (--local-crops).")
+            }
+            if needs.needsPatchTokens || needs.minimumPatchGrid > 1,
+                let crop = views.sizes.filter({ $0 / backbone.patchSize < max(needs.minimumPatchGrid, 1) }).min()
+            {
+                let grid = max(needs.minimumPatchGrid, 1), side = crop / backbone.patchSize
+                throw TrainingError.incompatibleTasks(
+                    "Task '\(entry.name)' reads patch grids of at least \(grid)×\(grid); a crop of \(crop) pixels with patch "
+                        + "size \(backbone.patchSize) gives \(side)×\(side): use larger crops (--global-size, --local-size) "
+                        + "or a smaller --patch-size.")
             }
             if needs.needsImageEmbedding && !backbone.classToken && !providesEmbedding {
                 throw TrainingError.incompatibleTasks(

@@ -33,7 +33,7 @@ public final class SimSiamTask: PretextTask {
     public let predictorHidden: Linear
     public let predictorNorm: BatchNorm1d
     public let predictorOutput: Linear
-    public let heads: Module
+    public let heads: TaskHeads
 
     public init(configuration: Configuration, setup: TaskSetup) throws {
         var generator = setup.generator(for: Self.name)
@@ -45,15 +45,18 @@ public final class SimSiamTask: PretextTask {
         predictorNorm = BatchNorm1d(features: configuration.predictorDimension)
         predictorOutput = Linear(
             inputFeatures: configuration.predictorDimension, outputFeatures: configuration.dimension, generator: &generator)
-        heads = ModuleDictionary([
-            ("projector", projector), ("projector_norm", projectorNorm),
-            ("predictor.0", predictorHidden), ("predictor.1", predictorNorm), ("predictor.3", predictorOutput),
+        heads = TaskHeads([
+            .head("projector", projector), .head("projector_norm", projectorNorm),
+            .head("predictor.0", predictorHidden), .head("predictor.1", predictorNorm), .head("predictor.3", predictorOutput),
         ])
     }
 
     public var requirements: TaskRequirements {
         TaskRequirements(minimumGlobalViews: 2, needsImageEmbedding: true)
     }
+
+    /// SimSiam keeps no state besides its parameters.
+    public var state: [(name: String, tensor: Tensor)] { [] }
 
     public func loss(_ step: TaskStep) -> TaskLoss {
         let projections = (0..<2).map { projectorNorm(projector(step.forward.imageEmbedding($0, role: .student))) }
