@@ -44,7 +44,7 @@ final class ScheduleRecipeTests: XCTestCase {
     }
 
     func testWarmupInStepsAndAsAShareOfTheRun() throws {
-        var recipe = Preset.small.recipe
+        var recipe = Preset.fashionMNIST.recipe
         recipe.epochs = 2
         recipe.batchSize = 256
         recipe.optimization.learningRate = 1
@@ -61,7 +61,7 @@ final class ScheduleRecipeTests: XCTestCase {
     }
 
     func testTeacherTemperatureWarmupAndLastLayerFreezeInSteps() throws {
-        var recipe = Preset.small.recipe
+        var recipe = Preset.fashionMNIST.recipe
         recipe.tasks = [TaskSelection(name: "dino", options: [
             "warmup-teacher-temp": "0.04", "teacher-temp": "0.07", "warmup-teacher-temp-epochs": "10%",
             "freeze-last-layer": "5 steps",
