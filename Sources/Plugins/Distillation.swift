@@ -99,7 +99,7 @@ public final class Distillation {
     /// The teacher's centred, sharpened probabilities for its logits, as constants
     /// (Sinkhorn-Knopp normalises over the logits of every process of `collective`).
     public func teacherTargets(_ teacherLogits: Tensor, iteration: Int, collective: Collective) -> Tensor {
-        targets.targets(teacherLogits, temperature: teacherTemperature(iteration: iteration), collective: collective)
+        targets.probabilities(of: teacherLogits, temperature: teacherTemperature(iteration: iteration), collective: collective)
     }
 
     /// The mean cross-entropy of the student's logits against teacher targets.

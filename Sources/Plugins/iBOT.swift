@@ -140,7 +140,7 @@ public final class IBOTTask: PretextTask {
         let gridHeight = images.shape[2] / forward.patchSize, gridWidth = images.shape[3] / forward.patchSize
         // Masks follow from the seed, the iteration and the rank, so a resumed run draws the
         // same ones and every process its own.
-        var generator = RandomGenerator(seed: seed, path: [0x1B07, UInt64(step.iteration), UInt64(step.collective.rank)])
+        var generator = RandomGenerator(seed: seed, path: [Self.maskStream, UInt64(step.iteration), UInt64(step.collective.rank)])
         let masks = (0..<(globalCount * batch)).map { _ in
             masking.mask(height: gridHeight, width: gridWidth, epoch: step.epoch, generator: &generator)
         }
@@ -177,6 +177,10 @@ public final class IBOTTask: PretextTask {
         let terms = perImage.chunked(crops).map { $0.mean() }
         return terms.dropFirst().reduce(terms[0], +) / Float(crops)
     }
+
+    /// The first element of the masks' random paths (an arbitrary tag, apart from Core's
+    /// ``RandomGenerator/Stream`` values).
+    private static let maskStream: UInt64 = 0x1B07
 
     private var masking: BlockMasking {
         BlockMasking(

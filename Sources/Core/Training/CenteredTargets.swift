@@ -30,7 +30,7 @@ public final class CenteredTargets {
 
     /// The sharpened, centred probabilities of `teacherLogits` (`[rows, outputDimension]`),
     /// as constants. Sinkhorn-Knopp normalises over the rows of every process together.
-    public func targets(_ teacherLogits: Tensor, temperature: Double, collective: Collective) -> Tensor {
+    public func probabilities(of teacherLogits: Tensor, temperature: Double, collective: Collective) -> Tensor {
         GradientMode.withoutGradient {
             switch centering {
             case .ema: (teacherLogits - center).softmax(scale: Float(1 / temperature))

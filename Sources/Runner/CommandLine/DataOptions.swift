@@ -30,7 +30,7 @@ struct DataOptions: ParsableArguments {
     static func trainingDataset(_ source: DataSource, seed: UInt64) throws -> any ImageDataset {
         let dataset = try open(source.path)
         guard let subset = source.subset else { return dataset }
-        return DatasetSubset(dataset, count: subset, seed: seed, stream: 0x5B5E7)
+        return DatasetSubset(dataset, count: subset, seed: seed, stream: RandomGenerator.Stream.trainingSubset)
     }
 
     /// Opens `path` as the kind of dataset it is.
