@@ -93,6 +93,21 @@ public final class Distillation {
         frozenIterations = setup.iterations(of: settings.lastLayerFreeze)
     }
 
+    /// A distillation through `other`'s student and teacher heads with targets of its own: a
+    /// centre and teacher temperatures from `settings` (whose head options do not apply), and
+    /// no freeze of its own (`other`'s holds for the shared head).
+    public init(settings: DistillationSettings, sharingHeadsOf other: Distillation, setup: TaskSetup) {
+        self.settings = settings
+        head = other.head
+        teacherHead = other.teacherHead
+        targets = CenteredTargets(
+            outputDimension: other.settings.outputDimension, momentum: settings.centerMomentum, centering: settings.centering)
+        temperatures = LinearWarmupSchedule(
+            start: settings.warmupTeacherTemperature, final: settings.teacherTemperature,
+            span: settings.teacherTemperatureWarmup, epochs: setup.epochs, iterationsPerEpoch: setup.iterationsPerEpoch)
+        frozenIterations = 0
+    }
+
     /// The teacher temperature at global iteration `iteration`.
     public func teacherTemperature(iteration: Int) -> Double { temperatures.value(at: iteration) }
 

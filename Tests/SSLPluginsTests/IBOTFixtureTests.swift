@@ -114,6 +114,44 @@ final class IBOTFixtureTests: XCTestCase {
         XCTAssertEqual(try quiet.step(views: views, epoch: 0, iterationInEpoch: 0).terms["ibot.loss"], 0, "no hidden patch, no loss")
     }
 
+    /// `--ibot.shared-head true` (iBOT's `shared_head`): the patch logits are dino's head's, so
+    /// the head is trained by ibot's loss even when dino's own weight is 0, and has no copy
+    /// under ibot; the centre stays ibot's, of dino's width.
+    func testSharedHeadIsDINOsHead() throws {
+        let backbone = VisionTransformerConfiguration(embedDimension: 24, depth: 1, heads: 2, patchSize: 8, imageSize: 32)
+        let head = ["out-dim": "32", "hidden-dim": "16", "bottleneck-dim": "8", "freeze-last-layer": "0"]
+        func trainer(sharedHead: Bool, tasks: [String] = ["ibot", "dino"]) throws -> Trainer {
+            let selections = tasks.map { name in
+                name == "dino"
+                    ? TaskSelection(name: "dino", weight: 0, options: head)
+                    : TaskSelection(name: "ibot", options: head.merging(["pred-ratio": "[0.5]", "out-dim": "48", "shared-head": "\(sharedHead)"]) { $1 })
+            }
+            let recipe = TrainingRecipe(
+                backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 32), tasks: selections, epochs: 1, batchSize: 2)
+            return try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
+        }
+        var generator = RandomGenerator(seed: 8)
+        let views = (0..<2).map { _ in Tensor.randomNormal([2, 3, 32, 32], generator: &generator) }
+        let lastLayer = "dino.head.last_layer.weight_v"
+        for sharedHead in [false, true] {
+            let run = try trainer(sharedHead: sharedHead)
+            let names = run.student.namedParameters().map(\.name)
+            XCTAssertEqual(names.contains { $0.hasPrefix("ibot.head.") }, !sharedHead, "ibot's own head only when not shared")
+            let ibot = try XCTUnwrap(run.tasks.first { $0.name == "ibot" }?.task as? IBOTTask)
+            let dino = try XCTUnwrap(run.tasks.first { $0.name == "dino" }?.task as? DINOTask)
+            XCTAssertEqual(ibot.distillation.head === dino.distillation.head, sharedHead)
+            XCTAssertEqual(ibot.distillation.teacherHead === dino.distillation.teacherHead, sharedHead)
+            XCTAssertEqual(ibot.state.first?.tensor.shape, [1, sharedHead ? 32 : 48], "ibot's own centre, as wide as its head")
+            let result = try run.lossAndGradients(views: views, epoch: 0, iteration: 0)
+            XCTAssertGreaterThan(result.terms["ibot.loss"] ?? 0, 0)
+            let gradient = run.student.namedParameters().first { $0.name == lastLayer }?.tensor.gradient
+            XCTAssertEqual((gradient?.elements.map(abs).max() ?? 0) > 0, sharedHead, "dino's head is trained by ibot's loss when shared")
+        }
+        XCTAssertThrowsError(try trainer(sharedHead: true, tasks: ["ibot"])) { error in
+            XCTAssertTrue("\(error)".contains("--ibot.shared-head true shares dino's head"), "\(error)")
+        }
+    }
+
     func testRefusesSettingsThatCannotWork() {
         let registry = TaskRegistry.builtIn
         for (options, message) in [

@@ -100,6 +100,8 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
             return WeightedTask(
                 try registry.makeTask(named: selection.name, options: selection.options, setup: setup), weight: weight)
         }
+        let built = weighted.map(\.task)
+        for case let task as any ConnectingTask in built { try task.connect(to: built) }
         let backboneModel = VisionTransformer(backbone, seed: seed)
         return try Trainer(backbone: backboneModel, tasks: weighted, optimization: optimization, setup: setup, globalBatchSize: batchSize)
     }
