@@ -16,10 +16,10 @@ public enum Preset: String, CaseIterable, Sendable {
     /// with `train.centering: sinkhorn_knopp` as its ViT-L/14 and ViT-g/14 configurations) at
     /// ViT-S/16 size: DINO with Sinkhorn-Knopp targets, K = 65536, trainable weight-norm
     /// magnitudes, teacher temperature 0.04 → 0.07 over 30 epochs, KoLeo (weight 0.1) and iBOT
-    /// with a separate head (half the images masked, ratios in [0.1, 0.5]); 2×224 + 8×96 crops.
-    /// Differences: iBOT keeps an EMA centre (DINOv2 runs Sinkhorn-Knopp over the masked
-    /// patches), its masks are iBOT's, and the image-level loss reads the unmasked student pass
-    /// (see ``IBOTTask``). Not modelled: LayerScale, layer-wise learning-rate decay.
+    /// with a separate head and Sinkhorn-Knopp targets over the hidden patches (half the images
+    /// masked, ratios in [0.1, 0.5]); 2×224 + 8×96 crops. Differences: the masks are iBOT's, and
+    /// the image-level loss reads the unmasked student pass (see ``IBOTTask``). Not modelled:
+    /// LayerScale, layer-wise learning-rate decay.
     case dinoV2 = "dinov2"
     /// DINO + SelfPatch (+ KoLeo) sized for 28×28 images (Fashion-MNIST) on a 2-core CPU: the main job.
     case fashionMNIST = "fashion-mnist"
@@ -101,7 +101,7 @@ public enum Preset: String, CaseIterable, Sendable {
                 tasks: [
                     TaskSelection(name: "dino", options: head.merging(["centering": "sinkhorn"]) { $1 }),
                     TaskSelection(name: "koleo", weight: 0.1),
-                    TaskSelection(name: "ibot", options: head.merging(masking) { $1 }),
+                    TaskSelection(name: "ibot", options: head.merging(masking) { $1 }.merging(["centering": "sinkhorn"]) { $1 }),
                 ],
                 optimization: optimization, epochs: 100, batchSize: 64)
         case .fashionMNIST:

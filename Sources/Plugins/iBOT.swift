@@ -87,7 +87,7 @@ public final class IBOTTask: ConnectingTask {
 
         public static let help = DistillationSettings.help.merging([
             "out-dim": "Prototypes of the patch head.",
-            "centering": "Teacher targets: ema only (DINOv2's Sinkhorn-Knopp over masked patches is not implemented).",
+            "centering": "Teacher targets: ema (iBOT's patch centre) or sinkhorn (DINOv2's Sinkhorn-Knopp over the hidden patches of every process, no centre).",
             "pred-ratio": "Masking ratios, JSON list; each image picks one (iBOT's ViT-S recipe: [0, 0.3]).",
             "pred-ratio-var": "Spread of each ratio, JSON list of the same length (iBOT's ViT-S recipe: [0, 0.2]).",
             "pred-aspect-ratio": "Blocks' aspect ratios are log-uniform in [a, 1/a].",
@@ -121,9 +121,6 @@ public final class IBOTTask: ConnectingTask {
         }
         guard configuration.aspectRatio > 0 else {
             throw TaskConfigurationError("--ibot.pred-aspect-ratio must be positive.")
-        }
-        guard configuration.distillation.centering == .ema else {
-            throw TaskConfigurationError("--ibot.centering supports ema only.")
         }
         if let crop = Set(setup.views.sizes.prefix(setup.views.globalCount)).first(where: { $0 / setup.backbone.patchSize < 3 }) {
             throw TaskConfigurationError(
@@ -202,7 +199,9 @@ public final class IBOTTask: ConnectingTask {
             distillation.teacherHead(
                 Tensor.concatenate((0..<globalCount).map { forward.teacher($0).outputPatches }).reshaped([-1, dimension]))
         }
-        let targets = distillation.teacherTargets(teacherLogits, iteration: step.iteration, collective: step.collective)
+        let targets = Self.patchTargets(
+            teacherLogits, hidden: Array(masks.joined()), distillation: distillation, iteration: step.iteration,
+            collective: step.collective)
         let loss = Self.maskedPatchLoss(
             studentLogits: studentLogits.reshaped([globalCount * batch, patches, -1]),
             targets: targets.reshaped([globalCount * batch, patches, -1]),
@@ -211,6 +210,27 @@ public final class IBOTTask: ConnectingTask {
         distillation.targets.update(with: teacherLogits, collective: step.collective)
         let hiddenFraction = Double(masks.joined().filter { $0 }.count) / Double(masks.count * patches)
         return TaskLoss(total: loss, terms: ["masked_fraction": hiddenFraction])
+    }
+
+    /// The teacher's targets for the patch rows of `teacherLogits` (`[rows, K]`; `hidden` marks
+    /// the rows of hidden patches), as constants. With an EMA centre, every row's (iBOT: the
+    /// loss reads only the hidden ones, the centre follows all). With Sinkhorn-Knopp, only the
+    /// hidden rows are normalised, together with those of every process (DINOv2's
+    /// `sinkhorn_knopp_teacher` over the masked patch tokens), and the others are 0.
+    public static func patchTargets(
+        _ teacherLogits: Tensor, hidden: [Bool], distillation: Distillation, iteration: Int, collective: Collective
+    ) -> Tensor {
+        guard distillation.settings.centering == .sinkhorn else {
+            return distillation.teacherTargets(teacherLogits, iteration: iteration, collective: collective)
+        }
+        let rows = hidden.indices.filter { hidden[$0] }
+        let hiddenTargets = distillation.teacherTargets(teacherLogits.gatherRows(rows), iteration: iteration, collective: collective)
+        let prototypes = teacherLogits.shape[1]
+        let targets = Tensor.zeros(teacherLogits.shape)
+        for (position, row) in rows.enumerated() {
+            (targets.storage.base + row * prototypes).update(from: hiddenTargets.storage.base + position * prototypes, count: prototypes)
+        }
+        return targets
     }
 
     /// The patch term of `iBOTLoss.forward` (the `v == q` pairs): for each of `crops` chunks of

@@ -133,8 +133,9 @@ final class DINOv2FixtureTests: XCTestCase {
     }
 }
 
-/// Ranks run on threads of this process; their reductions meet at a barrier.
-private final class InProcessGroup: @unchecked Sendable {
+/// Ranks run on threads of this process; their reductions meet at a barrier (also used by
+/// `IBOTFixtureTests`).
+final class InProcessGroup: @unchecked Sendable {
     let worldSize: Int
     private let condition = NSCondition()
     private var arrived = 0
