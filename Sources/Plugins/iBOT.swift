@@ -175,7 +175,7 @@ public final class IBOTTask: ConnectingTask {
 
     public func isFrozen(_ name: String, iteration: Int) -> Bool { ownDistillation?.isFrozen(name, iteration: iteration) ?? false }
 
-    public func scheduleValues(iteration: Int) -> [String: Double] {
+    public func loggedScheduleValues(iteration: Int) -> [String: Double] {
         ["teacher_patch_temperature": distillation.teacherTemperature(iteration: iteration)]
     }
 

@@ -69,7 +69,7 @@ final class ScheduleRecipeTests: XCTestCase {
         recipe.epochs = 1
         let trainer = try trainer(recipe, iterationsPerEpoch: 100)
         let dino = try XCTUnwrap(trainer.tasks.first?.task as? DINOTask)
-        let temperatures = (0..<12).map { dino.scheduleValues(iteration: $0)["teacher_temperature"]! }
+        let temperatures = (0..<12).map { dino.loggedScheduleValues(iteration: $0)["teacher_temperature"]! }
         XCTAssertEqual(temperatures[0], 0.04, accuracy: 1e-12)
         XCTAssertEqual(temperatures[9], 0.07, accuracy: 1e-12)
         XCTAssertEqual(temperatures[11], 0.07, accuracy: 1e-12)
