@@ -14,7 +14,7 @@ struct DataOptions: ParsableArguments {
 
     /// The flags given, by name.
     var givenFlags: [String] {
-        [("--data", data as Any?), ("--subset", subset)].filter { $0.1 != nil }.map(\.0)
+        flagsGiven([("--data", data), ("--subset", subset)])
     }
 
     /// Sets the recipe's data source from these options (those given).

@@ -31,6 +31,11 @@ struct RecipeOptions: ParsableArguments {
     }
 }
 
+/// The flags of `options` (flag, value) that were given a value.
+func flagsGiven(_ options: [(flag: String, value: Any?)]) -> [String] {
+    options.filter { $0.value != nil }.map(\.flag)
+}
+
 /// Where a recipe starts (a preset or a configuration file) and its tasks.
 struct StartOptions: ParsableArguments {
     @Option(help: "Start from a preset (default: \(Preset.fashionMNIST.rawValue)); see `ssl-run tasks` for what each holds.")
@@ -54,8 +59,8 @@ struct StartOptions: ParsableArguments {
     }
 
     var givenFlags: [String] {
-        let given: [(String, Any?)] = [("--preset", preset), ("--config", config), ("--tasks", tasks), ("--weights", weights), ("--seed", seed)]
-        return given.filter { $0.1 != nil }.map(\.0) + taskOptions.filter { $0.hasPrefix("--") }
+        flagsGiven([("--preset", preset), ("--config", config), ("--tasks", tasks), ("--weights", weights), ("--seed", seed)])
+            + taskOptions.filter { $0.hasPrefix("--") }
     }
 
     /// The configuration file's recipe, else the preset's, with the seed given.
@@ -110,8 +115,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     var givenFlags: [String] {
-        let given: [(String, Any?)] = [("--arch", arch), ("--heads", heads), ("--patch-size", patchSize), ("--drop-path-rate", dropPathRate)]
-        return given.filter { $0.1 != nil }.map(\.0)
+        flagsGiven([("--arch", arch), ("--heads", heads), ("--patch-size", patchSize), ("--drop-path-rate", dropPathRate)])
     }
 
     func apply(to recipe: inout TrainingRecipe) {
@@ -141,11 +145,10 @@ struct CropOptions: ParsableArguments {
     }
 
     var givenFlags: [String] {
-        let given: [(String, Any?)] = [
+        flagsGiven([
             ("--global-crops", globalCrops), ("--global-size", globalSize), ("--local-crops", localCrops), ("--local-size", localSize),
             ("--augmentation", augmentation), ("--global-scale", globalScale), ("--local-scale", localScale),
-        ]
-        return given.filter { $0.1 != nil }.map(\.0)
+        ])
     }
 
     /// Sets the crops' numbers and sizes (the backbone's image size is the global crops').
@@ -203,8 +206,7 @@ struct OptimisationOptions: ParsableArguments {
 
     /// The flags given that change the recipe: all but --epochs and --lr, which a resumed run may change.
     var givenFlags: [String] {
-        let given: [(String, Any?)] = [("--batch-size", batchSize), ("--warmup", warmup), ("--teacher-momentum", teacherMomentum)]
-        return given.filter { $0.1 != nil }.map(\.0)
+        flagsGiven([("--batch-size", batchSize), ("--warmup", warmup), ("--teacher-momentum", teacherMomentum)])
     }
 
     func apply(to recipe: inout TrainingRecipe) {

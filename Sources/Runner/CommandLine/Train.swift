@@ -29,8 +29,7 @@ extension SSLRun {
             }
             if let resume = runOptions.resume {
                 let refused = recipeOptions.recipeDefiningFlags + dataOptions.givenFlags
-                    + [("--init-from", runOptions.initFrom), ("--output", runOptions.output.flatMap { $0 == resume ? nil : $0 })]
-                        .filter { $0.1 != nil }.map(\.0)
+                    + flagsGiven([("--init-from", runOptions.initFrom), ("--output", runOptions.output.flatMap { $0 == resume ? nil : $0 })])
                 guard refused.isEmpty else {
                     throw ValidationError(
                         "--resume \(resume) continues the stored configuration; \(refused.joined(separator: ", ")) cannot change it "
