@@ -128,7 +128,7 @@ final class ArgumentParsingTests: XCTestCase {
         let command = try SSLRun.parseAsRoot(tiny + arguments)
         let train = try XCTUnwrap(command as? SSLRun.Train)
         var recipe = try train.recipeOptions.recipe(registry: .builtIn)
-        try train.dataOptions.apply(to: &recipe)
+        train.dataOptions.apply(to: &recipe)
         try recipe.validate(registry: .builtIn)
         // Task options are decoded when the tasks are made.
         for selection in recipe.tasks {

@@ -17,13 +17,14 @@ struct DataOptions: ParsableArguments {
         flagsGiven([("--data", data), ("--subset", subset)])
     }
 
+    func validate() throws {
+        if let subset, subset <= 0 { throw ValidationError("--subset must be positive, got \(subset).") }
+    }
+
     /// Sets the recipe's data source from these options (those given).
-    func apply(to recipe: inout TrainingRecipe) throws {
+    func apply(to recipe: inout TrainingRecipe) {
         if let data { recipe.data.path = data }
-        if let subset {
-            guard subset > 0 else { throw ValidationError("--subset must be positive, got \(subset).") }
-            recipe.data.subset = subset
-        }
+        if let subset { recipe.data.subset = subset }
     }
 
     /// The training dataset of `source`, checked before training starts.

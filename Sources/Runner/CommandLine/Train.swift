@@ -68,7 +68,7 @@ extension SSLRun {
         private mutating func resolve() throws -> (TrainingRecipe, RunIntervals) {
             guard let resume = runOptions.resume else {
                 var recipe = try recipeOptions.recipe(registry: SSLRun.registry)
-                try dataOptions.apply(to: &recipe)
+                dataOptions.apply(to: &recipe)
                 try recipe.validate(registry: SSLRun.registry)
                 return (recipe, givenIntervals)
             }
