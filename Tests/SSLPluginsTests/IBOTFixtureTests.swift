@@ -13,6 +13,13 @@ final class IBOTFixtureTests: XCTestCase {
             iterationsPerEpoch: 1, seed: 0)
     }
 
+    /// An ibot task with `prototypes` patch prototypes, a micro head and `options`.
+    private func microTask(prototypes: Int, options: [String: String]) throws -> IBOTTask {
+        let head = ["out-dim": "\(prototypes)", "hidden-dim": "16", "bottleneck-dim": "8"]
+        return try XCTUnwrap(
+            try TaskRegistry.builtIn.makeTask(named: "ibot", options: head.merging(options) { $1 }, setup: microSetup()) as? IBOTTask)
+    }
+
     /// The masked-patch term of `iBOTLoss` (`patch`), its gradient and the patch centre after the
     /// update, through the task's own targets (temperature schedule, centre) and loss.
     func testMaskedPatchLossGradientAndCentreMatchIBOT() throws {
@@ -21,10 +28,7 @@ final class IBOTFixtureTests: XCTestCase {
         student.requiresGradient = true
         let teacher = try file.readTensor("ibot/teacher_patch")
         let (images, patches, prototypes) = (student.shape[0], student.shape[1], student.shape[2])
-        let task = try TaskRegistry.builtIn.makeTask(
-            named: "ibot",
-            options: ["out-dim": "\(prototypes)", "hidden-dim": "16", "bottleneck-dim": "8", "warmup-teacher-temp-epochs": "3"],
-            setup: microSetup()) as! IBOTTask
+        let task = try microTask(prototypes: prototypes, options: ["warmup-teacher-temp-epochs": "3"])
         let epoch = Int(try file.numericAttribute("epoch", of: "ibot"))
         XCTAssertEqual(
             task.distillation.teacherTemperature(iteration: epoch), try file.numericAttribute("teacher_patch_temperature", of: "ibot"),
@@ -52,18 +56,14 @@ final class IBOTFixtureTests: XCTestCase {
         let file = try Fixtures.open("dinov2_micro.h5")
         let student = try file.readTensor("ibot/student_patch")
         student.requiresGradient = true
-        let teacherRows = try file.readTensor("ibot/teacher_patch")
+        let teacher = try file.readTensor("ibot/teacher_patch")
         let (images, patches, prototypes) = (student.shape[0], student.shape[1], student.shape[2])
         let hidden = try file.readIntegers("ibot/masks").map { $0 != 0 }
         let temperature = try file.numericAttribute("teacher_temperature", of: "ibot_sinkhorn")
-        let task = try TaskRegistry.builtIn.makeTask(
-            named: "ibot",
-            options: [
-                "out-dim": "\(prototypes)", "hidden-dim": "16", "bottleneck-dim": "8", "centering": "sinkhorn",
-                "teacher-temp": "\(temperature)", "warmup-teacher-temp": "\(temperature)",
-            ],
-            setup: microSetup()) as! IBOTTask
-        let logits = teacherRows.reshaped([-1, prototypes])
+        let task = try microTask(
+            prototypes: prototypes,
+            options: ["centering": "sinkhorn", "teacher-temp": "\(temperature)", "warmup-teacher-temp": "\(temperature)"])
+        let logits = teacher.reshaped([-1, prototypes])
         let targets = IBOTTask.patchTargets(
             logits, hidden: hidden, distillation: task.distillation, iteration: 0, collective: SingleProcessCollective())
         let hiddenRows = hidden.indices.filter { hidden[$0] }
