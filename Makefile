@@ -26,14 +26,14 @@ dependencies:
 ## probes of the trained and a randomly initialised backbone, the report and a summary.
 run: dependencies
 	$(SWIFT_RELEASE) --product ssl-run
-	.build/release/ssl-run --preset small --subset 6400 --epochs 2 --output $(RUN_FOLDER)
+	.build/release/ssl-run --preset fashion-mnist --subset 6400 --epochs 2 --output $(RUN_FOLDER)
 	.build/release/ssl-run eval --checkpoint $(RUN_FOLDER)/checkpoint.h5
 
-## The longer recipe of the README: the previous `small` preset (6 blocks, teacher momentum
+## The longer recipe of the README: the previous `fashion-mnist` preset (6 blocks, teacher momentum
 ## 0.996, no KoLeo) for 1,870 steps.
 long: dependencies
 	$(SWIFT_RELEASE) --product ssl-run
-	.build/release/ssl-run --preset small --tasks dino,selfpatch --arch 192x6 --drop-path-rate 0.1 --teacher-momentum 0.996 \
+	.build/release/ssl-run --preset fashion-mnist --tasks dino,selfpatch --arch 192x6 --drop-path-rate 0.1 --teacher-momentum 0.996 \
 		--lr 8e-3 --warmup 1 --global-scale 0.4,1 --local-scale 0.05,0.4 --subset 12000 --epochs 10 --eval-every 2 --output runs/long
 	.build/release/ssl-run eval --checkpoint runs/long/checkpoint.h5
 

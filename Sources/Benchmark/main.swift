@@ -60,7 +60,7 @@ extension Benchmark {
             commandName: "step",
             abstract: "A full training step of a preset at ViT-Tiny/16: teacher and student passes, losses, "
                 + "backward, clipping, AdamW, EMA.")
-        @Option(help: "The recipe: dino, selfpatch-original, mocov3, small.") var preset = "selfpatch-original"
+        @Option(help: "The recipe: \(Preset.allCases.map(\.rawValue).joined(separator: ", ")).") var preset = "selfpatch-original"
         @Option(help: "Images per step.") var batch = 4
         @Option(help: "Timed steps (after one warm-up step).") var steps = 3
         @Option(help: "Backbone width (192 = ViT-Tiny).") var dimension = 192
@@ -174,7 +174,7 @@ extension Benchmark {
     struct BFloat16GEMM: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "bf16-gemm",
-            abstract: "float32 sgemm against each bfloat16 kernel at the small preset's and ViT-Tiny/16's product shapes.",
+            abstract: "float32 sgemm against each bfloat16 kernel at the fashion-mnist preset's and ViT-Tiny/16's product shapes.",
             discussion: "The kernels alternate within each round; the table gives the median GFLOP/s of the rounds.")
         @Option(help: "Rounds per shape (each kernel once per round).") var rounds = 5
         @Option(help: "Seconds of work per kernel in one round.") var seconds = 0.05
@@ -196,7 +196,7 @@ extension Benchmark {
         }
 
         static let shapes: [Shape] =
-            // small preset: 64 images of 50 tokens (28-pixel crops) or 10 tokens (12-pixel crops), width 192.
+            // fashion-mnist preset: 64 images of 50 tokens (28-pixel crops) or 10 tokens (12-pixel crops), width 192.
             Shape.layer("small 64x50 qkv", rows: 3_200, inputs: 192, outputs: 576)
             + Shape.layer("small 64x50 fc1", rows: 3_200, inputs: 192, outputs: 768)
             + Shape.layer("small 64x50 fc2", rows: 3_200, inputs: 768, outputs: 192)

@@ -18,22 +18,11 @@ public final class MPICollective: Collective {
     /// a process that died would otherwise leave the others waiting forever.
     public let timeout: Double
 
-    /// Whether this process was started by an MPI launcher (OpenMPI's `mpirun`, or a PMI
-    /// launcher such as SLURM's `srun`).
-    public static var isLaunchedByMPI: Bool {
-        let environment = ProcessInfo.processInfo.environment
-        return ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].contains { environment[$0] != nil }
-    }
-
-    /// The collective of this launch: MPI under a launcher, a single process otherwise. Under
-    /// a launcher, the machine's cores are shared among the processes on it, so kernels and
-    /// GEMMs do not oversubscribe them.
+    /// The collective of this launch (``ProcessLaunch/current``): MPI under a launcher, a
+    /// single process otherwise. (Under a launcher, ``Parallel/threadCount`` is already this
+    /// process's share of the machine's cores.)
     public static func forThisProcess(timeout: Double = 600) throws -> Collective {
-        guard isLaunchedByMPI else { return SingleProcessCollective() }
-        let environment = ProcessInfo.processInfo.environment
-        if let local = (environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? environment["SLURM_NTASKS_PER_NODE"]).flatMap(Int.init), local > 0 {
-            Parallel.threadCount = max(1, ProcessInfo.processInfo.activeProcessorCount / local)
-        }
+        guard ProcessLaunch.current.isLaunchedByMPI else { return SingleProcessCollective() }
         return try MPICollective(timeout: timeout)
     }
 

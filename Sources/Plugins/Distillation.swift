@@ -93,13 +93,28 @@ public final class Distillation {
         frozenIterations = setup.iterations(of: settings.lastLayerFreeze)
     }
 
+    /// A distillation through `other`'s student and teacher heads with targets of its own: a
+    /// centre and teacher temperatures from `settings` (whose head options do not apply), and
+    /// no freeze of its own (`other`'s holds for the shared head).
+    public init(settings: DistillationSettings, sharingHeadsOf other: Distillation, setup: TaskSetup) {
+        self.settings = settings
+        head = other.head
+        teacherHead = other.teacherHead
+        targets = CenteredTargets(
+            outputDimension: other.settings.outputDimension, momentum: settings.centerMomentum, centering: settings.centering)
+        temperatures = LinearWarmupSchedule(
+            start: settings.warmupTeacherTemperature, final: settings.teacherTemperature,
+            span: settings.teacherTemperatureWarmup, epochs: setup.epochs, iterationsPerEpoch: setup.iterationsPerEpoch)
+        frozenIterations = 0
+    }
+
     /// The teacher temperature at global iteration `iteration`.
     public func teacherTemperature(iteration: Int) -> Double { temperatures.value(at: iteration) }
 
     /// The teacher's centred, sharpened probabilities for its logits, as constants
     /// (Sinkhorn-Knopp normalises over the logits of every process of `collective`).
     public func teacherTargets(_ teacherLogits: Tensor, iteration: Int, collective: Collective) -> Tensor {
-        targets.targets(teacherLogits, temperature: teacherTemperature(iteration: iteration), collective: collective)
+        targets.probabilities(of: teacherLogits, temperature: teacherTemperature(iteration: iteration), collective: collective)
     }
 
     /// The mean cross-entropy of the student's logits against teacher targets.

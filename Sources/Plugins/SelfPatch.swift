@@ -103,7 +103,7 @@ public final class SelfPatchTask: PretextTask {
 
     public func isFrozen(_ name: String, iteration: Int) -> Bool { distillation.isFrozen(name, iteration: iteration) }
 
-    public func scheduleValues(iteration: Int) -> [String: Double] {
+    public func loggedScheduleValues(iteration: Int) -> [String: Double] {
         ["teacher_temperature": distillation.teacherTemperature(iteration: iteration)]
     }
 

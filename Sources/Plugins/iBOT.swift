@@ -11,18 +11,28 @@ import SSLCore
 /// centre and teacher-temperature schedule. Each crop's loss is the mean over its images of
 /// the mean over their hidden patches (images without one count 0), averaged over the crops.
 ///
-/// Which pass each task reads: the student's masked pass of the global crops is iBOT's own (one
-/// extra student forward of the global crops); every other task in the mix reads the shared,
-/// unmasked pass. So with `dino,ibot` the image-level loss sees unmasked crops, where iBOT and
-/// DINOv2 feed their [CLS] loss the masked ones: the shared pass stays the same whatever tasks
-/// are mixed, and no other task has to know about masks. The teacher never sees masks. The
-/// gradient of the masked pass reaches the backbone directly rather than through the shared
-/// pass's cut, so the trainer's `ibot.backbone_gradient_norm` reads 0.
+/// How masking composes with the other tasks of a run — the rule: **the masked student pass is
+/// iBOT's alone; every other task (`dino`, `selfpatch`, `koleo`, …) reads the shared, unmasked
+/// pass, and the teacher never sees masks.** iBOT's own code (`main_ibot.py`) feeds its [CLS]
+/// loss the masked global crops (`student(images[:2], mask=masks)`), and DINOv2 does the same;
+/// here the image-level loss comes from `dino`, which reads the unmasked crops. The reasons:
+/// the shared pass stays the same whatever tasks are mixed (so adding `ibot` to a recipe does
+/// not change what `dino` or `selfpatch` learn from), no other task has to know about masks,
+/// and SelfPatch's neighbour relations are not computed between mask tokens. The cost is one
+/// extra student pass of the global crops, and with `dino,ibot` the [CLS] term differs from
+/// iBOT's by reading unmasked crops. The masked pass's gradient reaches the backbone directly
+/// rather than through the shared pass's cut, so the trainer's `ibot.backbone_gradient_norm`
+/// reads 0.
 ///
-/// The patch head is separate from DINO's (DINOv2's `ibot.separate_head`; iBOT's own
-/// `shared_head=False` shares the head's MLP and separates only the last layer). The mask
+/// The patch head: by default a separate head (DINOv2's `ibot.separate_head`; iBOT's own default
+/// `shared_head=False` shares the head's MLP and separates only the last layer, while its teacher,
+/// `shared_head_teacher=True`, shares all of it). With `--ibot.shared-head true` the patch head is
+/// `dino`'s, student and teacher (iBOT's `shared_head=True` with `shared_head_teacher=True`:
+/// `last_layer2 = last_layer`, `patch_out_dim` = `out_dim`): its parameters stay `dino.head.*`,
+/// trained by both losses and frozen by `dino`'s `freeze-last-layer`, while the centre
+/// (`center2`) and the teacher temperatures (`teacher_patch_temp`) stay this task's. The mask
 /// token (`masked_embed`) is this task's parameter, passed to the backbone for the masked pass.
-public final class IBOTTask: PretextTask {
+public final class IBOTTask: ConnectingTask {
     public struct Configuration: TaskConfiguration {
         /// The patch head (iBOT's `patch_out_dim` 8192) and its targets (`teacher_patch_temp`
         /// 0.07 after `warmup_teacher_patch_temp` 0.04 over 30 epochs).
@@ -41,6 +51,8 @@ public final class IBOTTask: PretextTask {
         public var aspectRatio = 0.3
         /// Epochs before masking starts (`pred_start_epoch`).
         public var startEpoch = 0
+        /// Whether the patch head is DINO's (`shared_head`), instead of iBOT's own.
+        public var sharedHead = false
 
         public init() {}
 
@@ -49,6 +61,7 @@ public final class IBOTTask: PretextTask {
             case predictionRatioSpreads = "pred-ratio-var"
             case aspectRatio = "pred-aspect-ratio"
             case startEpoch = "pred-start-epoch"
+            case sharedHead = "shared-head"
         }
 
         // The distillation options sit beside this task's own, under the same names.
@@ -59,6 +72,7 @@ public final class IBOTTask: PretextTask {
             predictionRatioSpreads = try container.decode([Double].self, forKey: .predictionRatioSpreads)
             aspectRatio = try container.decode(Double.self, forKey: .aspectRatio)
             startEpoch = try container.decode(Int.self, forKey: .startEpoch)
+            sharedHead = try container.decode(Bool.self, forKey: .sharedHead)
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -68,15 +82,18 @@ public final class IBOTTask: PretextTask {
             try container.encode(predictionRatioSpreads, forKey: .predictionRatioSpreads)
             try container.encode(aspectRatio, forKey: .aspectRatio)
             try container.encode(startEpoch, forKey: .startEpoch)
+            try container.encode(sharedHead, forKey: .sharedHead)
         }
 
         public static let help = DistillationSettings.help.merging([
             "out-dim": "Prototypes of the patch head.",
-            "centering": "Teacher targets: ema only (DINOv2's Sinkhorn-Knopp over masked patches is not implemented).",
+            "centering": "Teacher targets: ema (iBOT's patch centre) or sinkhorn (DINOv2's Sinkhorn-Knopp over the hidden patches of every process, no centre).",
             "pred-ratio": "Masking ratios, JSON list; each image picks one (iBOT's ViT-S recipe: [0, 0.3]).",
             "pred-ratio-var": "Spread of each ratio, JSON list of the same length (iBOT's ViT-S recipe: [0, 0.2]).",
             "pred-aspect-ratio": "Blocks' aspect ratios are log-uniform in [a, 1/a].",
             "pred-start-epoch": "Epochs before masking starts.",
+            "shared-head": "Use dino's head as the patch head (iBOT's shared_head): dino's head options apply, ibot's head "
+                + "options (out-dim … freeze-last-layer) do not; the centre and temperatures stay ibot's. Needs dino.",
         ]) { $1 }
     }
 
@@ -84,10 +101,14 @@ public final class IBOTTask: PretextTask {
     public static let summary = "iBOT masked image modelling: hidden patches distilled from the teacher (Zhou et al., 2022)."
 
     public let configuration: Configuration
-    public let distillation: Distillation
     /// The mask token, `[1, 1, dim]`, zero at first (`masked_embed`).
     public let maskToken: MaskToken
     public let heads: TaskHeads
+    private let setup: TaskSetup
+    /// The patch head with its own teacher copy, centre and temperatures; `nil` with a shared head.
+    private let ownDistillation: Distillation?
+    /// With a shared head: DINO's head with this task's centre and temperatures, once connected.
+    private var sharedDistillation: Distillation?
 
     public init(configuration: Configuration, setup: TaskSetup) throws {
         let ratios = configuration.predictionRatios, spreads = configuration.predictionRatioSpreads
@@ -100,32 +121,58 @@ public final class IBOTTask: PretextTask {
         guard configuration.aspectRatio > 0 else {
             throw TaskConfigurationError("--ibot.pred-aspect-ratio must be positive.")
         }
-        guard configuration.distillation.centering == .ema else {
-            throw TaskConfigurationError("--ibot.centering supports ema only.")
-        }
         if let crop = Set(setup.views.sizes.prefix(setup.views.globalCount)).first(where: { $0 / setup.backbone.patchSize < 3 }) {
             throw TaskConfigurationError(
                 "ibot masks blocks of at least 1/3 of the patch grid's side; a global crop of \(crop) pixels with patch size "
                     + "\(setup.backbone.patchSize) has a grid smaller than 3×3.")
         }
         self.configuration = configuration
-        var generator = setup.generator(for: Self.name)
-        distillation = Distillation(
-            settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup,
-            generator: &generator)
+        self.setup = setup
         maskToken = MaskToken(dimension: setup.backbone.embedDimension)
-        heads = TaskHeads([.head("head", distillation.head, teacher: distillation.teacherHead), .head("mask", maskToken)])
+        if configuration.sharedHead {
+            ownDistillation = nil
+            heads = TaskHeads([.head("mask", maskToken)])
+        } else {
+            var generator = setup.generator(for: Self.name)
+            let distillation = Distillation(
+                settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup,
+                generator: &generator)
+            ownDistillation = distillation
+            heads = TaskHeads([.head("head", distillation.head, teacher: distillation.teacherHead), .head("mask", maskToken)])
+        }
+    }
+
+    /// The patch head (student and teacher), its centre and its teacher temperatures: iBOT's
+    /// own, or DINO's head with iBOT's own centre and temperatures (`--ibot.shared-head`).
+    public var distillation: Distillation {
+        guard let distillation = ownDistillation ?? sharedDistillation else {
+            preconditionFailure("ibot with a shared head reads dino's head, which it has after connect(to:).")
+        }
+        return distillation
+    }
+
+    /// With a shared head, takes the run's DINO task's head as the patch head.
+    ///
+    /// - Throws: ``ConfigurationError`` when the run has no `dino` task.
+    public func connect(to tasks: [any PretextTask]) throws {
+        guard configuration.sharedHead else { return }
+        guard let dino = tasks.lazy.compactMap({ $0 as? DINOTask }).first else {
+            throw ConfigurationError("--ibot.shared-head true shares dino's head, but dino is not among the tasks; add it to --tasks.")
+        }
+        sharedDistillation = Distillation(settings: configuration.distillation, sharingHeadsOf: dino.distillation, setup: setup)
     }
 
     public var requirements: TaskRequirements {
         TaskRequirements(needsPatchTokens: true)
     }
 
-    public var state: [(name: String, tensor: Tensor)] { [("patch_center", distillation.targets.center)] }
+    public var state: [(name: String, tensor: Tensor)] {
+        (ownDistillation ?? sharedDistillation).map { [("patch_center", $0.targets.center)] } ?? []
+    }
 
-    public func isFrozen(_ name: String, iteration: Int) -> Bool { distillation.isFrozen(name, iteration: iteration) }
+    public func isFrozen(_ name: String, iteration: Int) -> Bool { ownDistillation?.isFrozen(name, iteration: iteration) ?? false }
 
-    public func scheduleValues(iteration: Int) -> [String: Double] {
+    public func loggedScheduleValues(iteration: Int) -> [String: Double] {
         ["teacher_patch_temperature": distillation.teacherTemperature(iteration: iteration)]
     }
 
@@ -149,7 +196,9 @@ public final class IBOTTask: PretextTask {
             distillation.teacherHead(
                 Tensor.concatenate((0..<globalCount).map { forward.teacher($0).outputPatches }).reshaped([-1, dimension]))
         }
-        let targets = distillation.teacherTargets(teacherLogits, iteration: step.iteration, collective: step.collective)
+        let targets = Self.patchTargets(
+            teacherLogits, hidden: Array(masks.joined()), distillation: distillation, iteration: step.iteration,
+            collective: step.collective)
         let loss = Self.maskedPatchLoss(
             studentLogits: studentLogits.reshaped([globalCount * batch, patches, -1]),
             targets: targets.reshaped([globalCount * batch, patches, -1]),
@@ -158,6 +207,27 @@ public final class IBOTTask: PretextTask {
         distillation.targets.update(with: teacherLogits, collective: step.collective)
         let hiddenFraction = Double(masks.joined().filter { $0 }.count) / Double(masks.count * patches)
         return TaskLoss(total: loss, terms: ["masked_fraction": hiddenFraction])
+    }
+
+    /// The teacher's targets for the patch rows of `teacherLogits` (`[rows, K]`; `hidden` marks
+    /// the rows of hidden patches), as constants. With an EMA centre, every row's (iBOT: the
+    /// loss reads only the hidden ones, the centre follows all). With Sinkhorn-Knopp, only the
+    /// hidden rows are normalised, together with those of every process (DINOv2's
+    /// `sinkhorn_knopp_teacher` over the masked patch tokens), and the others are 0.
+    public static func patchTargets(
+        _ teacherLogits: Tensor, hidden: [Bool], distillation: Distillation, iteration: Int, collective: Collective
+    ) -> Tensor {
+        guard distillation.settings.centering == .sinkhorn else {
+            return distillation.teacherTargets(teacherLogits, iteration: iteration, collective: collective)
+        }
+        let rows = hidden.indices.filter { hidden[$0] }
+        let hiddenTargets = distillation.teacherTargets(teacherLogits.gatherRows(rows), iteration: iteration, collective: collective)
+        let prototypes = teacherLogits.shape[1]
+        let targets = Tensor.zeros(teacherLogits.shape)
+        for (position, row) in rows.enumerated() {
+            (targets.storage.base + row * prototypes).update(from: hiddenTargets.storage.base + position * prototypes, count: prototypes)
+        }
+        return targets
     }
 
     /// The patch term of `iBOTLoss.forward` (the `v == q` pairs): for each of `crops` chunks of

@@ -20,7 +20,7 @@ final class DINOv2FixtureTests: XCTestCase {
         let logits = try file.readTensor("sinkhorn/logits")
         let centering = CenteredTargets(outputDimension: logits.shape[1], momentum: 0.9, centering: .sinkhorn)
         for (temperature, expected) in try sinkhornCases(file) {
-            let targets = centering.targets(logits, temperature: temperature, collective: SingleProcessCollective())
+            let targets = centering.probabilities(of: logits, temperature: temperature, collective: SingleProcessCollective())
             assertRelativeError(targets, expected, below: 1e-5, "targets at τ \(temperature)")
             assertClose(targets, expected, absoluteTolerance: 1e-7, relativeTolerance: 1e-5, "targets at τ \(temperature)")
         }
@@ -38,14 +38,14 @@ final class DINOv2FixtureTests: XCTestCase {
             let group = InProcessGroup(worldSize: 2)
             let parts = try group.run { rank in
                 let centering = CenteredTargets(outputDimension: prototypes, momentum: 0.9, centering: .sinkhorn)
-                return centering.targets(
-                    logits.sliced((rank * rows)..<((rank + 1) * rows)), temperature: temperature,
+                return centering.probabilities(
+                    of: logits.sliced((rank * rows)..<((rank + 1) * rows)), temperature: temperature,
                     collective: group.collective(rank: rank))
             }
             let reference = expected.sliced(index..<(index + 1)).reshaped([2 * rows, prototypes])
             assertRelativeError(Tensor.concatenate(parts), reference, below: 1e-5, "2 ranks at τ \(temperature)")
             let single = CenteredTargets(outputDimension: prototypes, momentum: 0.9, centering: .sinkhorn)
-                .targets(logits.sliced(0..<rows), temperature: temperature, collective: SingleProcessCollective())
+                .probabilities(of: logits.sliced(0..<rows), temperature: temperature, collective: SingleProcessCollective())
             XCTAssertGreaterThan(maximumDifference(single, reference.sliced(0..<rows)), 1e-3, "the reduction matters")
         }
     }
@@ -133,8 +133,9 @@ final class DINOv2FixtureTests: XCTestCase {
     }
 }
 
-/// Ranks run on threads of this process; their reductions meet at a barrier.
-private final class InProcessGroup: @unchecked Sendable {
+/// Ranks run on threads of this process; their reductions meet at a barrier (also used by
+/// `IBOTFixtureTests`).
+final class InProcessGroup: @unchecked Sendable {
     let worldSize: Int
     private let condition = NSCondition()
     private var arrived = 0

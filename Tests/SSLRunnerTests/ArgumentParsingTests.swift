@@ -63,6 +63,51 @@ final class ArgumentParsingTests: XCTestCase {
         XCTAssertNoThrow(try SSLRun.parseAsRoot(["export", "--checkpoint", "c.h5", "--output", "v.h5"]))
     }
 
+    func testMistypedChoicesAreRefusedWhileParsingWithTheValidValues() {
+        let cases: [(arguments: [String], flag: String, valid: String)] = [
+            (["--preset", "smal"], "--preset", "'fashion-mnist'"), (["--arch", "smal"], "--arch", "'WIDTHxDEPTH'"),
+            (["--arch", "192x"], "--arch", "'tiny'"), (["--augmentation", "multicrop"], "--augmentation", "'two-view'"),
+            (["--eval-readout", "cls"], "--eval-readout", "'mean-patch'"),
+            (["eval", "--checkpoint", "c.h5", "--network", "teachr"], "--network", "'student'"),
+            (["export", "--checkpoint", "c.h5", "--from", "teachr", "--output", "v.h5"], "--from", "'teacher'"),
+            (["features", "--checkpoint", "c.h5", "--readout", "mean", "--output", "f.h5"], "--readout", "'class'"),
+        ]
+        for (arguments, flag, valid) in cases {
+            XCTAssertThrowsError(try SSLRun.parseAsRoot(arguments), "\(arguments)") { error in
+                let message = SSLRun.message(for: error)
+                XCTAssertTrue(message.contains(flag) && message.contains(valid), "\(arguments): \(message)")
+                XCTAssertFalse(message.contains("\n"), "one line for \(arguments): \(message)")
+            }
+        }
+    }
+
+    func testPresetFormerNameStillWorks() throws {
+        let train = try XCTUnwrap(try SSLRun.parseAsRoot(["--preset", "small"]) as? SSLRun.Train)
+        XCTAssertEqual(train.recipeOptions.start.preset, .fashionMNIST)
+        XCTAssertEqual(try train.recipeOptions.recipe(registry: .builtIn), Preset.fashionMNIST.recipe)
+        XCTAssertEqual(try recipe(["--arch", "small"]).backbone.embedDimension, 384, "--arch small is ViT-S")
+    }
+
+    func testArchitectureWithoutWholeHeadsAsksForHeads() throws {
+        XCTAssertThrowsError(try SSLRun.parseAsRoot(["--arch", "200x2"])) { error in
+            XCTAssertTrue(SSLRun.message(for: error).contains("--arch 200x2: width 200 does not split into 3 heads"), SSLRun.message(for: error))
+        }
+        XCTAssertEqual(try recipe(["--arch", "200x2", "--heads", "4"]).backbone.heads, 4)
+    }
+
+    func testHelpGroupsTheTrainingOptionsUnderTitles() {
+        let help = SSLRun.helpMessage(for: SSLRun.Train.self, columns: 200)
+        let titles = ["RECIPE:", "MODEL:", "CROPS:", "OPTIMISATION:", "DATA:", "RUN:"]
+        let positions = titles.map { help.range(of: "\n\($0)\n")?.lowerBound }
+        XCTAssertFalse(positions.contains(nil), help)
+        XCTAssertEqual(positions.compactMap { $0 }, positions.compactMap { $0 }.sorted(), "groups in order")
+        for (title, flag) in [("MODEL:", "--arch"), ("CROPS:", "--local-scale"), ("OPTIMISATION:", "--teacher-momentum"), ("RUN:", "--loader-threads")] {
+            let section = help[help.range(of: "\n\(title)\n")!.upperBound...].components(separatedBy: "\n\n")[0]
+            XCTAssertTrue(section.contains(flag), "\(flag) under \(title): \(section)")
+        }
+        XCTAssertTrue(help.contains("(values: dino, selfpatch-original, mocov3, dinov2, fashion-mnist)"), help)
+    }
+
     /// Parses `arguments` (after a tiny DINO recipe) and validates what they describe; any
     /// error must name a flag, a task option or a value.
     private func check(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws {
@@ -83,7 +128,7 @@ final class ArgumentParsingTests: XCTestCase {
         let command = try SSLRun.parseAsRoot(tiny + arguments)
         let train = try XCTUnwrap(command as? SSLRun.Train)
         var recipe = try train.recipeOptions.recipe(registry: .builtIn)
-        try train.dataOptions.apply(to: &recipe)
+        train.dataOptions.apply(to: &recipe)
         try recipe.validate(registry: .builtIn)
         // Task options are decoded when the tasks are made.
         for selection in recipe.tasks {

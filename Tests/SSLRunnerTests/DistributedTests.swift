@@ -16,13 +16,36 @@ final class DistributedTests: XCTestCase {
     /// MoCo v3 gathers keys across ranks (labels offset by rank) and synchronises batch norm.
     func testMoCoOnTwoRanksMatchesOneRank() throws {
         let arguments = [
-            "--preset", "small", "--tasks", "moco", "--arch", "48x1", "--heads", "2", "--global-size", "16",
+            "--preset", "fashion-mnist", "--tasks", "moco", "--arch", "48x1", "--heads", "2", "--global-size", "16",
             "--local-crops", "0", "--subset", "64", "--epochs", "2", "--eval-every", "0", "--loader-threads", "1",
             "--moco.dim", "16", "--moco.mlp-dim", "32",
         ]
         try compareRanks(
             arguments, groups: ["optimizer/exp_avg/backbone", "optimizer/exp_avg/moco", "student/moco", "teacher/moco"],
             minimumCompared: 30)
+    }
+
+    /// The processes an MPI launcher starts on one machine share its cores, the data loader's
+    /// threads included: the default of --loader-threads is this process's share, decided
+    /// before the command line is parsed (help shows it without initialising MPI).
+    func testLoaderThreadsDefaultToTheProcessShareUnderMPI() throws {
+        func loaderThreadsHelp(environment: [String: String]) throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CommandLine.executable)
+            process.arguments = ["help", "train"]
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            let start = try XCTUnwrap(text.range(of: "--loader-threads <loader-threads>"))
+            let end = try XCTUnwrap(text.range(of: "--collective-timeout"))
+            return String(text[start.upperBound..<end.lowerBound]).split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        }
+        XCTAssertTrue(try loaderThreadsHelp(environment: [:]).contains("(default: \(Parallel.threadCount))"))
+        let shared = try loaderThreadsHelp(environment: ["OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_LOCAL_SIZE": "100000"])
+        XCTAssertTrue(shared.contains("(default: 1)"), shared)
     }
 
     /// Runs one step of `arguments` (16 images per step) on 1 rank and on 2 ranks of 8 images

@@ -52,7 +52,7 @@ final class EndToEndTests: XCTestCase {
     func testOriginalSelfPatchRunIsProbedThroughItsAggregationHead() throws {
         let folder = try CommandLine.temporaryFolder("original-selfpatch")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let arguments = CommandLine.tinyRun.map { $0 == "small" ? "selfpatch-original" : $0 } + ["--patch-size", "4", "--epochs", "1", "--output", folder]
+        let arguments = CommandLine.tinyRun.map { $0 == "fashion-mnist" ? "selfpatch-original" : $0 } + ["--patch-size", "4", "--epochs", "1", "--output", folder]
         let train = try CommandLine.run(arguments)
         XCTAssertEqual(train.status, 0, train.output)
         XCTAssertFalse(try HDF5File(path: "\(folder)/checkpoint.h5").contains("teacher/backbone/cls_token"))

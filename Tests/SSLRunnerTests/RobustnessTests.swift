@@ -225,7 +225,7 @@ final class RobustnessTests: XCTestCase {
             (["report", "\(folder)/missing"], "no such run folder"),
             (["report", "\(folder)/run"], "metrics.jsonl line \(lines): not a metrics record"),
             (["export", "--checkpoint", "\(folder)/run/checkpoint.h5", "--from", "bogus", "--output", "\(folder)/x.h5"],
-             "--from must be teacher or student"),
+             "invalid for '--from <from>'. Please provide one of 'teacher' and 'student'"),
             (Self.tiny + ["--arch", "64x1", "--subset", "16", "--init-from", "\(folder)/run/checkpoint.h5", "--output", "\(folder)/other"],
              "has no backbone tensor of this run's shapes"),
         ]

@@ -66,6 +66,14 @@ Groups and datasets (float32 unless noted):
   (14 x 14), with `pred_ratio` / `pred_ratio_var` (float64 datasets) 0.3 / 0 (main_ibot.py's
   defaults) and [0, 0.3] / [0, 0.2] (the README's ViT-S/16 recipe): `count_mean`, `count_std`,
   `fraction_empty` (float64); attributes `grid`, `draws`.
+- `ibot_sinkhorn/`: DINOv2's iBOT patch loss with `train.centering: sinkhorn_knopp` on the
+  `ibot/` logits and masks (dinov2 `dinov2/loss/ibot_patch_loss.py` `iBOTPatchLoss`, as
+  `ssl_meta_arch.py` calls it; attribute `teacher_temperature` 0.07, student 0.1): `targets`
+  (hidden patches, 32) `sinkhorn_knopp_teacher` of the teacher rows of the hidden patches, in
+  (image, patch) order, on one process; `targets_world2` the same with images 0..2 on rank 0
+  and 3..5 on rank 1 (unequal numbers of hidden patches; gloo on loopback), concatenated in
+  rank order; `loss` () `forward_masked` with `masks_weight` as `collate.py` computes it;
+  `gradient` (6, 16, 32) d loss / d `ibot/student_patch` (0 on visible patches).
 Root attributes: `dinov2_commit`, `moco_v3_commit`, `ibot_commit`, `torch_version`, `timm_version`.
 """
 
@@ -300,7 +308,8 @@ def write_mocov3_init(f: h5py.File, vits) -> None:
 
 # ------------------------------------------ iBOT ----------------------------------------------
 
-def write_ibot(f: h5py.File, iBOTLoss, ImageFolderMask) -> None:
+def write_ibot(f: h5py.File, iBOTLoss, ImageFolderMask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Writes `ibot/` and returns its student and teacher patch logits and its masks (6, 16)."""
     group = f.create_group("ibot")
     batch, grid, prototypes, patch_prototypes, epoch = 3, 4, 8, 32, 1
     g = torch.Generator().manual_seed(3)
@@ -329,6 +338,47 @@ def write_ibot(f: h5py.File, iBOTLoss, ImageFolderMask) -> None:
     put(group, "gradient", student_patch.grad)
     put(group, "center_after", loss.center2.reshape(1, patch_prototypes))
     write_ibot_masks(group, ImageFolderMask)
+    return student_patch.detach(), teacher_patch, torch.cat(masks).flatten(1)
+
+
+IBOT_SINKHORN_TEMPERATURE = 0.07
+
+
+def ibot_sinkhorn_worker(rank: int, world: int, port: int, parts, dinov2, moco_v3, out):
+    torch.set_num_threads(1)
+    import_official(dinov2, moco_v3)
+    from dinov2.loss import iBOTPatchLoss
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    rows = parts[rank]
+    start = sum(len(part) for part in parts[:rank])
+    out[start:start + len(rows)] = iBOTPatchLoss(rows.shape[1]).sinkhorn_knopp_teacher(
+        rows, IBOT_SINKHORN_TEMPERATURE, torch.tensor(len(rows)))
+    dist.destroy_process_group()
+
+
+def write_ibot_sinkhorn(f: h5py.File, student_patch, teacher_patch, masks, dinov2: str, moco_v3: str) -> None:
+    from dinov2.loss import iBOTPatchLoss
+
+    group = f.create_group("ibot_sinkhorn")
+    hidden = masks.bool()
+    loss = iBOTPatchLoss(teacher_patch.shape[-1], student_temp=0.1)
+    dist.init_process_group("gloo", init_method="tcp://127.0.0.1:29519", rank=0, world_size=1)
+    targets = loss.sinkhorn_knopp_teacher(teacher_patch[hidden], IBOT_SINKHORN_TEMPERATURE, torch.tensor(int(hidden.sum())))
+    dist.destroy_process_group()
+    parts = [teacher_patch[:3][hidden[:3]], teacher_patch[3:][hidden[3:]]]
+    assert len(parts[0]) != len(parts[1])
+    world2 = torch.zeros_like(targets).share_memory_()
+    mp.spawn(ibot_sinkhorn_worker, args=(2, 29520, parts, dinov2, moco_v3, world2), nprocs=2, join=True)
+    student = student_patch.clone().requires_grad_()
+    masks_weight = (1 / hidden.sum(-1).clamp(min=1.0)).unsqueeze(-1).expand_as(hidden)[hidden]
+    result = loss.forward_masked(student[hidden], targets, student_masks_flat=hidden, masks_weight=masks_weight)
+    result.backward()
+    put_attrs(group, teacher_temperature=IBOT_SINKHORN_TEMPERATURE)
+    put(group, "targets", targets)
+    put(group, "targets_world2", world2)
+    put(group, "loss", result)
+    put(group, "gradient", student.grad)
 
 
 def write_ibot_masks(group: h5py.Group, ImageFolderMask, draws: int = 4000) -> None:
@@ -377,7 +427,8 @@ def main() -> None:
         write_dino_sinkhorn(f, DINOLoss)
         write_koleo(f, KoLeoLoss)
         write_mocov3_init(f, vits)
-        write_ibot(f, *import_ibot(os.path.abspath(args.ibot)))
+        student_patch, teacher_patch, masks = write_ibot(f, *import_ibot(os.path.abspath(args.ibot)))
+        write_ibot_sinkhorn(f, student_patch, teacher_patch, masks, dinov2, moco_v3)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1024:.0f} KB)")
 
 

@@ -6,7 +6,7 @@ another for the background, seeded), as PNG files in one subfolder per class, ev
 under `test/`, the others under `train/`:
 
     pip install scikit-learn pillow && python3 tools/sweep/make_digits_folder.py runs/digits32
-    ssl-run --preset small --global-size 32 --local-size 16 --data runs/digits32/train --epochs 7 --output runs/digits
+    ssl-run --preset fashion-mnist --global-size 32 --local-size 16 --data runs/digits32/train --epochs 7 --output runs/digits
     ssl-run eval --checkpoint runs/digits/checkpoint.h5 --data runs/digits32/train --test-data runs/digits32/test
 """
 import colorsys

@@ -4,7 +4,7 @@
 A sweep file lists configurations, one per line, as `name: ssl-run flags`; a line
 `common: flags` gives flags every configuration starts with, and `#` starts a comment:
 
-    common: --preset small --subset 3200 --epochs 4
+    common: --preset fashion-mnist --subset 3200 --epochs 4
     baseline:
     momentum-0.99: --teacher-momentum 0.99
 

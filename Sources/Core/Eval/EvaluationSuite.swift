@@ -16,7 +16,7 @@ public struct EvaluationImages {
         _ dataset: any ImageDataset, count: Int?, size: Int, seed: UInt64,
         normalization: ImageNormalization = .imageNet
     ) throws -> EvaluationImages {
-        let subset = DatasetSubset(dataset, count: count ?? dataset.count, seed: seed, stream: 0xE7A1)
+        let subset = DatasetSubset(dataset, count: count ?? dataset.count, seed: seed, stream: RandomGenerator.Stream.probeImages)
         let images = Tensor(uninitializedShape: [subset.count, 3, size, size])
         var labels: [Int] = []
         for (position, index) in subset.indices.enumerated() {

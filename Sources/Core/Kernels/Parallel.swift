@@ -1,15 +1,24 @@
 import Dispatch
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Splits coarse work across the machine's cores.
+/// Splits coarse work across this process's share of the machine's cores.
 ///
 /// Waking a worker thread costs tens of microseconds, so only work of at least about half a
 /// millisecond per chunk is worth splitting; smaller work runs on the calling thread.
+///
+/// What stays global, and why: ``threadCount`` is a property of the process (how many cores
+/// it may use), decided once from the machine and the launch before anything reads it, and
+/// constant afterwards, so kernels deep in a backward pass need no context passed to them. The
+/// other process-wide settings are OpenBLAS's (one thread, set by ``BLAS``: this type splits
+/// the work instead) and the command line's task registry, set once before parsing.
 public enum Parallel {
-    /// The number of threads kernels split work across; defaults to the number of cores.
-    nonisolated(unsafe) public static var threadCount = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    /// The number of threads kernels split work across, and the default number of data-loading
+    /// threads: the cores of the machine divided among the processes an MPI launcher started
+    /// on it (``ProcessLaunch/threadsPerProcess(cores:)``).
+    public static let threadCount = ProcessLaunch.current.threadsPerProcess(cores: sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
     /// Calls `body` on disjoint, contiguous sub-ranges covering `0..<count`, in parallel when
     /// each chunk would hold at least `minimumChunk` items.
@@ -47,4 +56,30 @@ public enum Parallel {
 public struct UncheckedSendable<Value>: @unchecked Sendable {
     public let value: Value
     public init(_ value: Value) { self.value = value }
+}
+
+/// How this process was launched: alone, or by an MPI launcher (OpenMPI's `mpirun`, or a PMI
+/// launcher such as SLURM's `srun`) with other processes on the same machine, which share its
+/// cores.
+public struct ProcessLaunch: Sendable {
+    /// Whether an MPI launcher started this process.
+    public let isLaunchedByMPI: Bool
+    /// The processes of the launch on this machine (1 when unknown or alone).
+    public let processesOnThisMachine: Int
+
+    /// The launch the environment variables `environment` describe.
+    public init(environment: [String: String]) {
+        isLaunchedByMPI = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].contains { environment[$0] != nil }
+        let local = (environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? environment["SLURM_NTASKS_PER_NODE"]).flatMap { Int($0) }
+        processesOnThisMachine = isLaunchedByMPI ? max(1, local ?? 1) : 1
+    }
+
+    /// This process's launch.
+    public static let current = ProcessLaunch(environment: ProcessInfo.processInfo.environment)
+
+    /// This process's share of `cores`: at least one thread, so that the processes on the
+    /// machine do not oversubscribe it.
+    public func threadsPerProcess(cores: Int) -> Int {
+        max(1, cores / processesOnThisMachine)
+    }
 }

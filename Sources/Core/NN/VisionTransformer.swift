@@ -186,7 +186,7 @@ public final class VisionTransformer: Module {
                 layerNormEpsilon: c.layerNormEpsilon, generator: &generator)
         }
         norm = c.finalNorm ? LayerNorm(features: c.embedDimension, epsilon: c.layerNormEpsilon) : nil
-        self.generator = RandomGenerator(seed: seed, path: [0xD509])
+        self.generator = RandomGenerator(seed: seed, path: [RandomGenerator.Stream.stochasticDepth])
         super.init()
         if c.initialization == .mocoV3 { initializeAsMoCoV3(generator: &generator) }
     }

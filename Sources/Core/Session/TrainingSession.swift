@@ -120,7 +120,7 @@ public final class TrainingSession {
         if FileManager.default.fileExists(atPath: checkpoint) {
             let stored = try Checkpoint.recipe(at: checkpoint)
             guard stored == recipe || (options.allowsResumableChanges && recipe.resumableChanges(from: stored) != nil) else {
-                throw TaskConfigurationError(
+                throw ConfigurationError(
                     "\(options.outputFolder) holds a checkpoint of a different configuration; choose another --output "
                         + "(or resume it with `ssl-run --resume \(options.outputFolder)`).")
             }

@@ -111,3 +111,19 @@ extension Tensor {
         return result
     }
 }
+
+extension RandomGenerator {
+    /// The first element of the path (``init(seed:path:)``) of each of Core's independent streams
+    /// drawn from a run's seed, kept in one place so that no two share one. The values are
+    /// arbitrary hexadecimal tags, far from the epoch numbers that begin the data loader's
+    /// paths; changing one changes every run that draws from it. A plugin names its own
+    /// streams beside their use.
+    public enum Stream {
+        /// The seeded subset of the training images (`--subset`).
+        public static let trainingSubset: UInt64 = 0x5B5E7
+        /// The shuffle that picks the probes' labelled images.
+        public static let probeImages: UInt64 = 0xE7A1
+        /// A backbone's stochastic depth, independent of how many numbers its initialisation drew.
+        public static let stochasticDepth: UInt64 = 0xD509
+    }
+}

@@ -30,7 +30,7 @@ public final class CenteredTargets {
 
     /// The sharpened, centred probabilities of `teacherLogits` (`[rows, outputDimension]`),
     /// as constants. Sinkhorn-Knopp normalises over the rows of every process together.
-    public func targets(_ teacherLogits: Tensor, temperature: Double, collective: Collective) -> Tensor {
+    public func probabilities(of teacherLogits: Tensor, temperature: Double, collective: Collective) -> Tensor {
         GradientMode.withoutGradient {
             switch centering {
             case .ema: (teacherLogits - center).softmax(scale: Float(1 / temperature))
@@ -41,12 +41,15 @@ public final class CenteredTargets {
 
     /// DINOv2's `sinkhorn_knopp_teacher`: `Q = exp(t / τ)` normalised to sum 1 over all
     /// processes, then alternately each prototype's total (summed over all processes) set to
-    /// 1/K and each row's total to 1/B, B the global number of rows; the rows are returned
-    /// scaled to sum to 1.
+    /// 1/K and each row's total to 1/B, B the global number of rows (summed over the processes,
+    /// which may hold different numbers: iBOT's hidden patches); the rows are returned scaled to
+    /// sum to 1.
     static func sinkhornKnopp(_ logits: Tensor, temperature: Double, collective: Collective) -> Tensor {
         precondition(logits.rank == 2, "Sinkhorn-Knopp expects [rows, prototypes] logits, got \(logits.describe).")
         let prototypes = Float(logits.shape[1])
-        let rows = Float(logits.shape[0] * collective.worldSize)
+        let rowCount = Tensor(shape: [1], elements: [Float(logits.shape[0])])
+        collective.allReduceSum(rowCount)
+        let rows = rowCount.storage.base[0]
         var assignment = (logits * Float(1 / temperature)).exp()
         let total = assignment.sum()
         collective.allReduceSum(total)

@@ -43,7 +43,7 @@ extension FeatureNetwork {
     /// initialised image embedding its tasks provide, if any: the baseline a trained network
     /// of that recipe is compared with.
     ///
-    /// - Throws: ``TaskConfigurationError`` when `registry` cannot build the recipe's tasks.
+    /// - Throws: ``ConfigurationError`` or ``TaskConfigurationError`` when `registry` cannot build the recipe's tasks.
     public init(randomlyInitialized recipe: TrainingRecipe, registry: TaskRegistry) throws {
         self.init(
             backbone: VisionTransformer(recipe.backbone, seed: recipe.seed),
@@ -60,7 +60,7 @@ extension TrainingRecipe {
     /// How many neighbours a task of this recipe takes as each patch's positives
     /// (``PretextTask/patchNeighborCount``), if one does.
     ///
-    /// - Throws: ``TaskConfigurationError`` when `registry` cannot build a task.
+    /// - Throws: ``ConfigurationError`` or ``TaskConfigurationError`` when `registry` cannot build a task.
     public func patchNeighborCount(registry: TaskRegistry) throws -> Int? {
         try firstTask(registry: registry) { $0.patchNeighborCount != nil }?.patchNeighborCount
     }

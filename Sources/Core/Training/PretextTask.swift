@@ -55,7 +55,7 @@ public protocol PretextTask: AnyObject {
     func isFrozen(_ name: String, iteration: Int) -> Bool
     /// Scheduled values to log with the step at global iteration `iteration` (e.g. the teacher
     /// temperature).
-    func scheduleValues(iteration: Int) -> [String: Double]
+    func loggedScheduleValues(iteration: Int) -> [String: Double]
 }
 
 extension PretextTask {
@@ -64,7 +64,7 @@ extension PretextTask {
     public var patchNeighborCount: Int? { nil }
     public func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor? { nil }
     public func isFrozen(_ name: String, iteration: Int) -> Bool { false }
-    public func scheduleValues(iteration: Int) -> [String: Double] { [:] }
+    public func loggedScheduleValues(iteration: Int) -> [String: Double] { [:] }
 }
 
 /// A task's options: `Codable` with a default for every property.

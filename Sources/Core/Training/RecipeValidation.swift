@@ -12,7 +12,7 @@ extension TrainingRecipe {
     /// value is reported by its flag instead of trapping later; also refuses a model that
     /// could not fit in this machine's memory.
     ///
-    /// - Throws: ``TaskConfigurationError`` naming the flag, the value and what is allowed.
+    /// - Throws: ``ConfigurationError`` naming the flag, the value and what is allowed.
     public func validate(registry: TaskRegistry) throws {
         try backbone.validate()
         try Self.require(views.globalCount >= 1, "--global-crops", views.globalCount, "must be at least 1")
@@ -23,7 +23,7 @@ extension TrainingRecipe {
         }
         for (flag, size) in [("--global-size", views.globalSize), ("--local-size", views.localSize)]
         where size % backbone.patchSize != 0 && (flag == "--global-size" || views.localCount > 0) {
-            throw TaskConfigurationError(
+            throw ConfigurationError(
                 "\(flag) \(size) is not a multiple of the patch size \(backbone.patchSize); choose a multiple (e.g. "
                     + "\(max(1, size / backbone.patchSize) * backbone.patchSize)) or another --patch-size.")
         }
@@ -37,43 +37,43 @@ extension TrainingRecipe {
     }
 
     private func validateTasks(registry: TaskRegistry) throws {
-        guard !tasks.isEmpty else { throw TaskConfigurationError("Choose at least one task (--tasks).") }
+        guard !tasks.isEmpty else { throw ConfigurationError("Choose at least one task (--tasks).") }
         let names = tasks.map(\.name)
         if Set(names).count != names.count {
-            throw TaskConfigurationError("A task is listed twice in --tasks: \(names.joined(separator: ",")).")
+            throw ConfigurationError("A task is listed twice in --tasks: \(names.joined(separator: ",")).")
         }
         for selection in tasks {
             _ = try registry.entry(named: selection.name)
         }
         guard tasks.contains(where: { $0.weight.maximum > 0 }) else {
-            throw TaskConfigurationError(
+            throw ConfigurationError(
                 "Every task has weight 0 (--weights), so nothing would be trained; give at least one task a positive weight.")
         }
     }
 
     static func require(_ condition: Bool, _ flag: String, _ value: Any, _ rule: String) throws {
         guard !condition else { return }
-        throw TaskConfigurationError("\(flag) \(rule), got \(value).")
+        throw ConfigurationError("\(flag) \(rule), got \(value).")
     }
 }
 
 extension VisionTransformerConfiguration {
     /// Checks that a ``VisionTransformer`` can be built from this architecture.
     ///
-    /// - Throws: ``TaskConfigurationError`` naming the flag and the value.
+    /// - Throws: ``ConfigurationError`` naming the flag and the value.
     public func validate() throws {
         let require = TrainingRecipe.require
         try require(embedDimension >= 1 && depth >= 1, "--arch", "\(embedDimension)x\(depth)", "needs a positive width and depth")
         try require(heads >= 1, "--heads", heads, "must be positive")
         guard embedDimension % heads == 0 else {
-            throw TaskConfigurationError(
+            throw ConfigurationError(
                 "--heads \(heads) does not divide the width \(embedDimension) of the backbone; choose a divisor of \(embedDimension).")
         }
         try require(mlpRatio >= 1, "mlpRatio", mlpRatio, "must be positive")
         try require(patchSize >= 1, "--patch-size", patchSize, "must be positive")
         try require(imageSize >= 1, "--global-size", imageSize, "must be positive")
         guard imageSize % patchSize == 0 else {
-            throw TaskConfigurationError(
+            throw ConfigurationError(
                 "--patch-size \(patchSize) does not divide the image size \(imageSize) (--global-size); choose a divisor "
                     + "of \(imageSize).")
         }
@@ -88,7 +88,7 @@ extension VisionTransformerConfiguration {
 extension OptimizationConfiguration {
     /// Checks that the values make a usable schedule.
     ///
-    /// - Throws: ``TaskConfigurationError`` naming the flag and the value.
+    /// - Throws: ``ConfigurationError`` naming the flag and the value.
     public func validate() throws {
         let require = TrainingRecipe.require
         try require(learningRate.isFinite && learningRate > 0, "--lr", learningRate, "must be a positive number")
@@ -141,7 +141,7 @@ struct MemoryRequirement {
     func check() throws {
         let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
         guard physical > 0, bytes > physical else { return }
-        throw TaskConfigurationError(
+        throw ConfigurationError(
             "The model would need at least \(Self.gigabytes(bytes)) of memory, mostly for \(cause), but this machine has "
                 + "\(Self.gigabytes(physical)); choose smaller sizes.")
     }

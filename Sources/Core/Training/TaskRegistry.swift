@@ -1,6 +1,8 @@
 import Foundation
 
-/// A failure in selecting or configuring tasks, phrased for the command line.
+/// A task's options refused, by their decoding (`--dino.out-dim 1.5`) or by the task itself
+/// when it is built for a run (`--ibot.pred-aspect-ratio -1`), phrased for the command line.
+/// The rest of a run's configuration throws ``ConfigurationError``.
 public struct TaskConfigurationError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
@@ -54,7 +56,7 @@ public struct TaskRegistry {
     /// The entry registered as `name`.
     public func entry(named name: String) throws -> Entry {
         guard let entry = entries.first(where: { $0.name == name }) else {
-            throw TaskConfigurationError(
+            throw ConfigurationError(
                 "Unknown task '\(name)'. Available tasks: \(names.joined(separator: ", ")) (see `ssl-run tasks`).")
         }
         return entry
@@ -65,7 +67,7 @@ public struct TaskRegistry {
     /// for none accept it; when none asks, DINO's multi-crop (``AugmentationRecipe/multiCrop``).
     /// The order of the tasks does not matter.
     ///
-    /// - Throws: ``TaskConfigurationError`` naming the tasks that disagree and how to choose,
+    /// - Throws: ``ConfigurationError`` naming the tasks that disagree and how to choose,
     ///   or an unknown task.
     public func augmentation(agreedBy names: [String]) throws -> AugmentationRecipe {
         var wishes: [(task: String, augmentation: AugmentationRecipe)] = []
@@ -74,7 +76,7 @@ public struct TaskRegistry {
         }
         guard let first = wishes.first else { return .multiCrop }
         if let other = wishes.first(where: { $0.augmentation != first.augmentation }) {
-            throw TaskConfigurationError(
+            throw ConfigurationError(
                 "Tasks '\(first.task)' and '\(other.task)' train with different augmentations (\(first.augmentation.summary) against "
                     + "\(other.augmentation.summary)); choose one with --augmentation \(AugmentationRecipe.Family.allCases.map(\.rawValue).joined(separator: "|")) "
                     + "(and --global-scale, --local-scale).")

@@ -249,7 +249,7 @@ public final class Trainer {
                 terms["\(entry.name).\(key)"] = value
             }
             health[entry.name] = result.health
-            for (key, value) in entry.task.scheduleValues(iteration: iteration) { terms["\(entry.name).\(key)"] = value }
+            for (key, value) in entry.task.loggedScheduleValues(iteration: iteration) { terms["\(entry.name).\(key)"] = value }
             weightedLosses.append((entry.name, weight == 1 ? result.total : result.total * Float(weight)))
             loss += Double(weightedLosses.last!.loss.scalar)
         }

@@ -68,7 +68,7 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// before it was stored, the augmentation its first task asks for (DINO's multi-crop when
     /// it asks for none).
     ///
-    /// - Throws: ``TaskConfigurationError`` when the first task is unknown.
+    /// - Throws: ``ConfigurationError`` when the first task is unknown.
     public func augmentation(registry: TaskRegistry) throws -> AugmentationRecipe {
         if let augmentation { return augmentation }
         guard let first = tasks.first else { return .multiCrop }
@@ -77,13 +77,13 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
 
     /// Builds the backbone, the tasks and the trainer.
     ///
-    /// - Throws: ``TaskConfigurationError`` or ``TrainingError`` describing what to change.
+    /// - Throws: ``ConfigurationError``, ``TaskConfigurationError`` or ``TrainingError`` describing what to change.
     public func makeTrainer(
         registry: TaskRegistry, iterationsPerEpoch: Int, collective: Collective = SingleProcessCollective()
     ) throws -> Trainer {
         try validate(registry: registry)
         guard batchSize % collective.worldSize == 0 else {
-            throw TaskConfigurationError(
+            throw ConfigurationError(
                 "--batch-size \(batchSize) (images per step over all processes) does not split evenly over "
                     + "\(collective.worldSize) processes; use a multiple of \(collective.worldSize).")
         }
@@ -95,11 +95,13 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
             do {
                 weight = try selection.weight.schedule(epochs: epochs, iterationsPerEpoch: iterationsPerEpoch)
             } catch let error as TaskWeight.ParseError {
-                throw TaskConfigurationError("The weight of '\(selection.name)': \(error.description).")
+                throw ConfigurationError("The weight of '\(selection.name)': \(error.description).")
             }
             return WeightedTask(
                 try registry.makeTask(named: selection.name, options: selection.options, setup: setup), weight: weight)
         }
+        let built = weighted.map(\.task)
+        for case let task as any ConnectingTask in built { try task.connect(to: built) }
         let backboneModel = VisionTransformer(backbone, seed: seed)
         return try Trainer(backbone: backboneModel, tasks: weighted, optimization: optimization, setup: setup, globalBatchSize: batchSize)
     }
@@ -108,25 +110,25 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
 extension TrainingRecipe {
     /// Reads a recipe from a JSON file (as `--print-config` or a run's `config.json` writes it).
     ///
-    /// - Throws: ``TaskConfigurationError`` naming the file and the problem: missing or
+    /// - Throws: ``ConfigurationError`` naming the file and the problem: missing or
     ///   unreadable, not JSON, a value of the wrong type (with its key), or a key that no
     ///   recipe has (a misspelling would otherwise be ignored).
     public init(jsonFile path: String) throws {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw TaskConfigurationError("--config \(path): cannot be read (\(FileSystemError.reason(of: error))).")
+            throw ConfigurationError("--config \(path): cannot be read (\(FileSystemError.reason(of: error))).")
         }
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: data) } catch {
-            throw TaskConfigurationError("--config \(path): not valid JSON (\((error as NSError).userInfo["NSDebugDescription"] ?? error)).")
+            throw ConfigurationError("--config \(path): not valid JSON (\((error as NSError).userInfo["NSDebugDescription"] ?? error)).")
         }
         do {
             self = try JSONDecoder().decode(TrainingRecipe.self, from: data)
         } catch let error as DecodingError {
             if let fraction = Self.fractionForWholeNumber(in: object, template: try Self.typeTemplate(), path: "") {
-                throw TaskConfigurationError("--config \(path): '\(fraction.path)' must be a whole number, got \(fraction.value).")
+                throw ConfigurationError("--config \(path): '\(fraction.path)' must be a whole number, got \(fraction.value).")
             }
-            throw TaskConfigurationError("--config \(path): \(Self.describe(error))")
+            throw ConfigurationError("--config \(path): \(Self.describe(error))")
         }
         var template = self
         // Optional keys, so that they count as known.
@@ -134,7 +136,7 @@ extension TrainingRecipe {
         template.augmentation = .multiCrop
         let known = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(template))
         if let unknown = Self.unknownKey(in: object, known: known, path: "") {
-            throw TaskConfigurationError("--config \(path): unknown key '\(unknown)'; compare with the output of --print-config.")
+            throw ConfigurationError("--config \(path): unknown key '\(unknown)'; compare with the output of --print-config.")
         }
     }
 

@@ -14,23 +14,24 @@ struct DataOptions: ParsableArguments {
 
     /// The flags given, by name.
     var givenFlags: [String] {
-        [("--data", data as Any?), ("--subset", subset)].filter { $0.1 != nil }.map(\.0)
+        flagsGiven([("--data", data), ("--subset", subset)])
+    }
+
+    func validate() throws {
+        if let subset, subset <= 0 { throw ValidationError("--subset must be positive, got \(subset).") }
     }
 
     /// Sets the recipe's data source from these options (those given).
-    func apply(to recipe: inout TrainingRecipe) throws {
+    func apply(to recipe: inout TrainingRecipe) {
         if let data { recipe.data.path = data }
-        if let subset {
-            guard subset > 0 else { throw ValidationError("--subset must be positive, got \(subset).") }
-            recipe.data.subset = subset
-        }
+        if let subset { recipe.data.subset = subset }
     }
 
     /// The training dataset of `source`, checked before training starts.
     static func trainingDataset(_ source: DataSource, seed: UInt64) throws -> any ImageDataset {
         let dataset = try open(source.path)
         guard let subset = source.subset else { return dataset }
-        return DatasetSubset(dataset, count: subset, seed: seed, stream: 0x5B5E7)
+        return DatasetSubset(dataset, count: subset, seed: seed, stream: RandomGenerator.Stream.trainingSubset)
     }
 
     /// Opens `path` as the kind of dataset it is.

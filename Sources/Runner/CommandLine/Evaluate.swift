@@ -12,7 +12,7 @@ extension SSLRun {
 
         @Option(help: "A checkpoint (checkpoint.h5) or an exported backbone file.") var checkpoint: String
         @Option(help: "Which network of a checkpoint.") var network: CheckpointNetwork = .teacher
-        @Option(help: "The image feature of the k-NN and linear probes: \(FeatureReadout.allCases.map(\.rawValue).joined(separator: ", ")).")
+        @Option(help: "The image feature of the k-NN and linear probes.")
         var readout: FeatureReadout = .classToken
         @Option(help: "Labelled training images for the probes (default: Fashion-MNIST train).") var data: String?
         @Option(help: "Labelled test images (default: Fashion-MNIST test).") var testData: String?

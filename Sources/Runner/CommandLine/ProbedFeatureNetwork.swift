@@ -50,7 +50,9 @@ extension FeatureNetwork {
         ((try? Checkpoint.recipe(at: path)).flatMap { try? $0.patchNeighborCount(registry: SSLRun.registry) }) ?? 4
     }
 
-    /// The seed of the random baselines.
+    /// The seed of the random baselines: fixed, and different from the default run seed (0),
+    /// so that the baseline is the same for every run compared and is not the trained
+    /// network's own initialisation.
     private static let randomSeed: UInt64 = 12345
 
     /// Fails with a one-line message naming `flag` when `readout` does not apply to this network.

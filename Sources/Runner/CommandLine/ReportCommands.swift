@@ -54,18 +54,12 @@ extension SSLRun {
             abstract: "Write a checkpoint's backbone as a backbone-only HDF5 file with PyTorch state-dict names.")
 
         @Option(help: "The checkpoint.") var checkpoint: String
-        @Option(help: "teacher or student.") var from = "teacher"
+        @Option(help: "Which network of the checkpoint.") var from: CheckpointNetwork = .teacher
         @Option(help: "The file to write.") var output: String
 
-        func validate() throws {
-            guard ["teacher", "student"].contains(from) else {
-                throw ValidationError("--from must be teacher or student, got '\(from)'.")
-            }
-        }
-
         func run() throws {
-            let backbone = try BackboneFile.load(checkpoint, network: from)
-            try BackboneFile.write(backbone, to: output, source: "\(checkpoint) (\(from))")
+            let backbone = try BackboneFile.load(checkpoint, network: from.rawValue)
+            try BackboneFile.write(backbone, to: output, source: "\(checkpoint) (\(from.rawValue))")
             print("Wrote \(output): \(backbone.namedParameters().count) tensors, \(backbone.parameterCount) parameters.")
         }
     }
@@ -76,7 +70,7 @@ extension SSLRun {
 
         @Option(help: "A checkpoint or exported backbone.") var checkpoint: String
         @Option(help: "Which network of a checkpoint.") var network: CheckpointNetwork = .teacher
-        @Option(help: "The image feature: \(FeatureReadout.allCases.map(\.rawValue).joined(separator: ", ")).")
+        @Option(help: "The image feature.")
         var readout: FeatureReadout = .classToken
         @Option(help: "The images (default: Fashion-MNIST test).") var data: String?
         @Option(help: "At most this many images.") var count: Int?

@@ -9,7 +9,7 @@ enum TaskOptionArguments {
         while index < arguments.count {
             let argument = arguments[index]
             guard argument.hasPrefix("--"), let dot = argument.firstIndex(of: ".") else {
-                throw TaskConfigurationError(
+                throw ConfigurationError(
                     "Unexpected argument '\(argument)'. Task options look like --<task>.<option> <value>; see `ssl-run tasks`.")
             }
             let task = String(argument[argument.index(argument.startIndex, offsetBy: 2)..<dot])
@@ -20,7 +20,7 @@ enum TaskOptionArguments {
                 key = String(key[..<equals])
             } else {
                 guard index + 1 < arguments.count else {
-                    throw TaskConfigurationError("\(argument) needs a value.")
+                    throw ConfigurationError("\(argument) needs a value.")
                 }
                 index += 1
                 value = arguments[index]
@@ -37,16 +37,16 @@ enum TaskOptionArguments {
         for item in text.split(separator: ",") {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else {
-                throw TaskConfigurationError(
+                throw ConfigurationError(
                     "--weights expects task=weight pairs separated by commas (e.g. dino=1,selfpatch=0.1 or "
                         + "koleo=1@0:0.1@100%), got '\(item)'.")
             }
             let weight: TaskWeight
             do { weight = try TaskWeight(parsing: parts[1]) } catch let error as TaskWeight.ParseError {
-                throw TaskConfigurationError("--weights \(parts[0]): \(error.description).")
+                throw ConfigurationError("--weights \(parts[0]): \(error.description).")
             }
             guard result.updateValue(weight, forKey: parts[0]) == nil else {
-                throw TaskConfigurationError("--weights gives '\(parts[0])' twice; give each task one weight.")
+                throw ConfigurationError("--weights gives '\(parts[0])' twice; give each task one weight.")
             }
         }
         return result
