@@ -33,26 +33,23 @@ public final class MoCoTask: PretextTask {
     public static let augmentation: AugmentationRecipe? = .twoView
 
     public let configuration: Configuration
-    public let projector: ProjectionMLP
-    public let predictor: ProjectionMLP
-    public let momentumProjector: ProjectionMLP
+    public let projector: Sequential
+    public let predictor: Sequential
+    public let momentumProjector: Sequential
     public let heads: TaskHeads
 
     public init(configuration: Configuration, setup: TaskSetup) throws {
         self.configuration = configuration
         var generator = setup.generator(for: Self.name)
         let width = setup.backbone.embedDimension
-        projector = ProjectionMLP(
-            layers: 3, inputDimension: width, hiddenDimension: configuration.mlpDimension,
-            outputDimension: configuration.dimension, lastBatchNorm: true, generator: &generator)
-        predictor = ProjectionMLP(
-            layers: 2, inputDimension: configuration.dimension, hiddenDimension: configuration.mlpDimension,
-            outputDimension: configuration.dimension, lastBatchNorm: true, generator: &generator)
-        momentumProjector = ProjectionMLP(
-            layers: 3, inputDimension: width, hiddenDimension: configuration.mlpDimension,
-            outputDimension: configuration.dimension, lastBatchNorm: true, generator: &generator)
-        // Batch statistics over the global per-view batch, as MoCo v3's SyncBN.
-        for norm in projector.norms + predictor.norms + momentumProjector.norms { norm.collective = setup.collective }
+        func mlp(layers: Int, input: Int) -> Sequential {
+            Self.projectionMLP(
+                layers: layers, inputDimension: input, hiddenDimension: configuration.mlpDimension,
+                outputDimension: configuration.dimension, collective: setup.collective, generator: &generator)
+        }
+        projector = mlp(layers: 3, input: width)
+        predictor = mlp(layers: 2, input: configuration.dimension)
+        momentumProjector = mlp(layers: 3, input: width)
         heads = TaskHeads([.head("head", projector, teacher: momentumProjector), .head("predictor", predictor)])
     }
 
@@ -87,49 +84,25 @@ public final class MoCoTask: PretextTask {
     }
 }
 
-/// MoCo v3's projector and predictor: `layers` bias-free linear layers, each but the last
-/// followed by batch norm and ReLU, the last optionally by a batch norm without affine
-/// parameters. Keys follow PyTorch's `nn.Sequential` numbering (`0`, `1`, `3`, `4`, `6`, `7`).
-public final class ProjectionMLP: Module {
-    public let linears: [Linear]
-    public let norms: [BatchNorm1d]
-
-    public init(
-        layers: Int, inputDimension: Int, hiddenDimension: Int, outputDimension: Int, lastBatchNorm: Bool,
+extension MoCoTask {
+    /// MoCo v3's projector and predictor (`_build_mlp` in moco-v3's `moco/builder.py`): `layers`
+    /// bias-free linear layers, each but the last followed by batch norm and ReLU, the last by a
+    /// batch norm without affine parameters; batch statistics over the global per-view batch
+    /// (`collective`), as MoCo v3's SyncBN.
+    static func projectionMLP(
+        layers: Int, inputDimension: Int, hiddenDimension: Int, outputDimension: Int, collective: Collective,
         generator: inout RandomGenerator
-    ) {
-        var linears: [Linear] = [], norms: [BatchNorm1d] = []
+    ) -> Sequential {
+        var steps: [Sequential.Layer] = []
         for layer in 0..<layers {
-            let input = layer == 0 ? inputDimension : hiddenDimension
             let isLast = layer == layers - 1
-            let output = isLast ? outputDimension : hiddenDimension
-            linears.append(Linear(defaultInitializationWith: input, outputFeatures: output, bias: false, generator: &generator))
-            if !isLast {
-                norms.append(BatchNorm1d(features: output))
-            } else if lastBatchNorm {
-                norms.append(BatchNorm1d(features: output, affine: false))
-            }
+            let input = layer == 0 ? inputDimension : hiddenDimension, output = isLast ? outputDimension : hiddenDimension
+            steps.append(.linear(Linear(defaultInitializationWith: input, outputFeatures: output, bias: false, generator: &generator)))
+            let norm = BatchNorm1d(features: output, affine: !isLast)
+            norm.collective = collective
+            steps.append(.batchNorm(norm))
+            if !isLast { steps.append(.relu) }
         }
-        self.linears = linears
-        self.norms = norms
-    }
-
-    public override var submodules: [(name: String, module: Module)] {
-        var result: [(name: String, module: Module)] = []
-        for (layer, linear) in linears.enumerated() {
-            result.append(("\(3 * layer)", linear))
-            if layer < norms.count { result.append(("\(3 * layer + 1)", norms[layer])) }
-        }
-        return result
-    }
-
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        var hidden = x
-        for (layer, linear) in linears.enumerated() {
-            hidden = linear(hidden)
-            if layer < norms.count { hidden = norms[layer](hidden) }
-            if layer < linears.count - 1 { hidden = hidden.relu() }
-        }
-        return hidden
+        return Sequential(steps)
     }
 }

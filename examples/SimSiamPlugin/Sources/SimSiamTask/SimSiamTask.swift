@@ -30,9 +30,8 @@ public final class SimSiamTask: PretextTask {
 
     public let projector: Linear
     public let projectorNorm: BatchNorm1d
-    public let predictorHidden: Linear
-    public let predictorNorm: BatchNorm1d
-    public let predictorOutput: Linear
+    /// Linear, batch norm, ReLU, linear: keys `predictor.0`, `predictor.1`, `predictor.3`.
+    public let predictor: Sequential
     public let heads: TaskHeads
 
     public init(configuration: Configuration, setup: TaskSetup) throws {
@@ -40,15 +39,15 @@ public final class SimSiamTask: PretextTask {
         let width = setup.backbone.embedDimension
         projector = Linear(inputFeatures: width, outputFeatures: configuration.dimension, generator: &generator)
         projectorNorm = BatchNorm1d(features: configuration.dimension)
-        predictorHidden = Linear(
-            inputFeatures: configuration.dimension, outputFeatures: configuration.predictorDimension, generator: &generator)
-        predictorNorm = BatchNorm1d(features: configuration.predictorDimension)
-        predictorOutput = Linear(
-            inputFeatures: configuration.predictorDimension, outputFeatures: configuration.dimension, generator: &generator)
-        heads = TaskHeads([
-            .head("projector", projector), .head("projector_norm", projectorNorm),
-            .head("predictor.0", predictorHidden), .head("predictor.1", predictorNorm), .head("predictor.3", predictorOutput),
+        predictor = Sequential([
+            .linear(Linear(
+                inputFeatures: configuration.dimension, outputFeatures: configuration.predictorDimension, generator: &generator)),
+            .batchNorm(BatchNorm1d(features: configuration.predictorDimension)),
+            .relu,
+            .linear(Linear(
+                inputFeatures: configuration.predictorDimension, outputFeatures: configuration.dimension, generator: &generator)),
         ])
+        heads = TaskHeads([.head("projector", projector), .head("projector_norm", projectorNorm), .head("predictor", predictor)])
     }
 
     public var requirements: TaskRequirements {
@@ -60,7 +59,7 @@ public final class SimSiamTask: PretextTask {
 
     public func loss(_ step: TaskStep) -> TaskLoss {
         let projections = (0..<2).map { projectorNorm(projector(step.forward.imageEmbedding($0, role: .student))) }
-        let predictions = projections.map { predictorOutput(predictorNorm(predictorHidden($0)).relu()) }
+        let predictions = projections.map { predictor($0) }
         let first = negativeCosine(predictions[0], projections[1].detached())
         let second = negativeCosine(predictions[1], projections[0].detached())
         return TaskLoss(total: (first + second) * 0.5)
