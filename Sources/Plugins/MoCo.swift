@@ -77,10 +77,9 @@ public final class MoCoTask: PretextTask {
         let batch = query.shape[0]
         let allKeys = collective.allGather(GradientMode.withoutGradient { key.l2Normalized() })
         let logits = query.l2Normalized().matmul(allKeys.transposed())
-        let labels = Tensor.zeros(logits.shape)
-        for row in 0..<batch { labels.storage.base[row * logits.shape[1] + row + batch * collective.rank] = 1 }
+        let positives = (0..<batch).map { $0 + batch * collective.rank }
         let temperature = configuration.temperature
-        return logits.softCrossEntropy(targets: labels, temperature: Float(temperature)).mean() * Float(2 * temperature)
+        return logits.crossEntropy(labels: positives, temperature: Float(temperature)).mean() * Float(2 * temperature)
     }
 }
 

@@ -150,6 +150,14 @@ final class TaskCompositionTests: XCTestCase {
         XCTAssertEqual(second.loss, expected, accuracy: 1e-5 * abs(expected))
     }
 
+    func testAStepOutsideTheTrainersEpochLengthIsRefused() throws {
+        let recipe = microRecipe(tasks: [TaskSelection(name: "dino")])
+        let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
+        XCTAssertThrowsError(try trainer.step(views: views(recipe), epoch: 0, iterationInEpoch: 2)) { error in
+            XCTAssertTrue("\(error)".contains("batchesPerEpoch"), "\(error)")
+        }
+    }
+
     func testAStepWhereEveryWeightIsZeroIsRefusedBeforeTraining() throws {
         let recipe = microRecipe(tasks: [TaskSelection(name: "dino", weight: try TaskWeight(parsing: "1@0:0@2 steps:1@3 steps"))])
         XCTAssertThrowsError(try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 4)) { error in

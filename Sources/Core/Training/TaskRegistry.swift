@@ -146,8 +146,23 @@ public enum TaskOptionCoding {
         return (try? JSONDecoder().decode(Configuration.self, from: data)) == nil
     }
 
+    /// The options of `configuration` that differ from its type's defaults, as the strings
+    /// ``decode(_:task:options:)`` reads back into the same configuration.
+    public static func options<Configuration: TaskConfiguration>(of configuration: Configuration) -> [String: String] {
+        let defaults = defaultObject(Configuration.self), values = object(configuration)
+        var options: [String: String] = [:]
+        for (key, value) in values where render(value) != defaults[key].map(render) {
+            options[key] = render(value)
+        }
+        return options
+    }
+
     private static func defaultObject<Configuration: TaskConfiguration>(_ type: Configuration.Type) -> [String: Any] {
-        guard let data = try? JSONEncoder().encode(Configuration()),
+        object(Configuration())
+    }
+
+    private static func object<Configuration: TaskConfiguration>(_ configuration: Configuration) -> [String: Any] {
+        guard let data = try? JSONEncoder().encode(configuration),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else { preconditionFailure("\(Configuration.self) must encode to a JSON object.") }
         return object

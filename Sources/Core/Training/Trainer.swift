@@ -178,6 +178,12 @@ public final class Trainer {
     public func step(
         views: [Tensor], geometry: [[CropGeometry]]? = nil, epoch: Int, iterationInEpoch: Int
     ) throws -> StepReport {
+        guard (0..<setup.iterationsPerEpoch).contains(iterationInEpoch), epoch >= 0 else {
+            throw TrainingError.incompatibleTasks(
+                "Step \(iterationInEpoch) of epoch \(epoch) does not fit a trainer built for \(setup.iterationsPerEpoch) "
+                    + "iterations per epoch: build it with the loader's batchesPerEpoch (makeTrainer(iterationsPerEpoch:)), "
+                    + "so that its schedules span the run.")
+        }
         let iteration = epoch * setup.iterationsPerEpoch + iterationInEpoch
         let learningRate = learningRateSchedule.value(at: iteration)
         let weightDecay = weightDecaySchedule.value(at: iteration)

@@ -15,6 +15,16 @@ public struct TaskSelection: Codable, Sendable, Equatable {
     }
 }
 
+extension TaskSelection {
+    /// `Task` with a configuration built in code, stored as the options that differ from the
+    /// defaults, so that a recipe (and a checkpoint) holding it rebuilds the same task.
+    public init<Task: PretextTask>(_ task: Task.Type, configuration: Task.Configuration, weight: TaskWeight? = nil) {
+        self.init(
+            name: Task.name, weight: weight ?? TaskWeight(Task.defaultWeight),
+            options: TaskOptionCoding.options(of: configuration))
+    }
+}
+
 /// Which images a run trains on.
 public struct DataSource: Codable, Sendable, Equatable {
     /// A folder, CIFAR folder or HDF5 file; `nil` for the built-in Fashion-MNIST.

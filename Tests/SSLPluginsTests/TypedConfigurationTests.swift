@@ -1,0 +1,38 @@
+import Foundation
+import SSLCore
+@testable import SSLPlugins
+import XCTest
+
+/// A task configured in code goes into a recipe, through JSON (as a checkpoint stores it) and
+/// back into the same task.
+final class TypedConfigurationTests: XCTestCase {
+    func testAConfigurationBuiltInCodeRoundTripsThroughARecipe() throws {
+        var configuration = DINOTask.Configuration()
+        configuration.distillation.outputDimension = 123
+        configuration.distillation.teacherTemperature = 0.07
+        configuration.distillation.centering = .sinkhorn
+        configuration.distillation.lastLayerFreeze = .steps(5)
+        configuration.distillation.normalizeLastLayer = false
+        configuration.centerOverAllCrops = true
+        let selection = TaskSelection(DINOTask.self, configuration: configuration, weight: try TaskWeight(parsing: "1@0:0.5@100%"))
+        XCTAssertEqual(selection.name, "dino")
+        XCTAssertNil(selection.options["hidden-dim"], "defaults are not spelt out")
+
+        let recipe = TrainingRecipe(
+            backbone: VisionTransformerConfiguration(embedDimension: 24, depth: 1, heads: 2, patchSize: 8, imageSize: 32),
+            views: ViewPlan(globalCount: 2, globalSize: 32), tasks: [selection], epochs: 1, batchSize: 4)
+        let stored = try JSONDecoder().decode(TrainingRecipe.self, from: JSONEncoder().encode(recipe))
+        XCTAssertEqual(stored, recipe)
+        let trainer = try stored.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2)
+        let rebuilt = try XCTUnwrap(trainer.tasks.first?.task as? DINOTask).configuration
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        XCTAssertEqual(String(decoding: try encoder.encode(rebuilt), as: UTF8.self),
+                       String(decoding: try encoder.encode(configuration), as: UTF8.self))
+    }
+
+    func testADefaultConfigurationHasNoOptions() {
+        XCTAssertEqual(TaskSelection(DINOTask.self, configuration: DINOTask.Configuration()).options, [:])
+        XCTAssertEqual(TaskSelection(KoLeoTask.self, configuration: KoLeoTask.Configuration()).weight, 0.1)
+    }
+}
