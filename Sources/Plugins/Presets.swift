@@ -21,6 +21,12 @@ public enum Preset: String, CaseIterable, Sendable {
     /// the image-level loss reads the unmasked student pass (see ``IBOTTask``). Not modelled:
     /// LayerScale, layer-wise learning-rate decay.
     case dinoV2 = "dinov2"
+    /// iBOT's ViT-S/16 recipe (bytedance/ibot's README command with `main_ibot.py`'s defaults):
+    /// DINO's image loss and iBOT's masked-patch loss on one shared head (`--shared_head true`,
+    /// K = 8192, no weight normalisation of the last layer), teacher temperature 0.04 → 0.07 over
+    /// 30 epochs for both, half the images masked with ratios 0.3 ± 0.2, 2×224 + 10×96 crops of
+    /// scales 0.25…1 and 0.05…0.25, drop path 0.1, 800 epochs.
+    case ibot
     /// DINO + SelfPatch (+ KoLeo) sized for 28×28 images (Fashion-MNIST) on a 2-core CPU: the main job.
     case fashionMNIST = "fashion-mnist"
 
@@ -34,6 +40,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .dino: "DINO ViT-S/16, 2x224 + 8x96 crops, K 65536"
         case .selfPatchOriginal: "original SelfPatch: ViT-S/16 without class token, K 65536 / K_p 4096, dino=1, selfpatch=0.1"
         case .mocoV3: "MoCo v3 ViT-S/16: 12 heads, MoCo v3 init, sin-cos positions, frozen patch projection, 2x224"
+        case .ibot: "iBOT ViT-S/16: dino + ibot on one shared head, K 8192, masks 0.3 +- 0.2 on half the images, 2x224 + 10x96"
         case .dinoV2: "DINOv2-style ViT-S/16: DINO with Sinkhorn-Knopp targets + KoLeo 0.1 + iBOT, 2x224 + 8x96 crops, K 65536"
         case .fashionMNIST: "DINO + SelfPatch + KoLeo for 28x28 images on a CPU: ViT 192x3, patch 4, 2x28 + 4x12 crops"
         }
@@ -104,6 +111,21 @@ public enum Preset: String, CaseIterable, Sendable {
                     TaskSelection(name: "ibot", options: head.merging(masking) { $1 }.merging(["centering": "sinkhorn"]) { $1 }),
                 ],
                 optimization: optimization, epochs: 100, batchSize: 64)
+        case .ibot:
+            var backbone = VisionTransformerConfiguration.small()
+            backbone.dropPathRate = 0.1
+            let head = [
+                "out-dim": "8192", "norm-last-layer": "false", "warmup-teacher-temp": "0.04", "teacher-temp": "0.07",
+                "warmup-teacher-temp-epochs": "30",
+            ]
+            return TrainingRecipe(
+                backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 224, localCount: 10, localSize: 96),
+                tasks: [
+                    TaskSelection(name: "dino", options: head),
+                    TaskSelection(name: "ibot", options: ["shared-head": "true", "pred-ratio": "[0, 0.3]", "pred-ratio-var": "[0, 0.2]"]),
+                ],
+                epochs: 800, batchSize: 64,
+                augmentation: AugmentationRecipe(globalScale: 0.25...1, localScale: 0.05...0.25))
         case .fashionMNIST:
             // Chosen by measurement for runs of a few hundred steps of 64 images on 2 cores (see
             // docs/recipes.md): three blocks (twice the steps of six in the same time, and more
