@@ -26,7 +26,7 @@ dependencies:
 ## probes of the trained and a randomly initialised backbone, the report and a summary.
 run: dependencies
 	$(SWIFT_RELEASE) --product ssl-run
-	.build/release/ssl-run --preset fashion-mnist --subset 6400 --epochs 2 --output $(RUN_FOLDER)
+	.build/release/ssl-run --preset fashion-mnist --subset 6400 --epochs 3 --output $(RUN_FOLDER)
 	.build/release/ssl-run eval --checkpoint $(RUN_FOLDER)/checkpoint.h5
 
 ## The longer recipe of the README: the previous `fashion-mnist` preset (6 blocks, teacher momentum

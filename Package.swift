@@ -48,7 +48,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "SSLRunner",
-            dependencies: ["SSLCommandLine"],
+            dependencies: ["SSLCommandLine", "SSLPlugins"],
             path: "Sources/Runner/Executable"
         ),
         .executableTarget(

@@ -42,7 +42,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .mocoV3: "MoCo v3 ViT-S/16: 12 heads, MoCo v3 init, sin-cos positions, frozen patch projection, 2x224"
         case .ibot: "iBOT ViT-S/16: dino + ibot on one shared head, K 8192, masks 0.3 +- 0.2 on half the images, 2x224 + 10x96"
         case .dinoV2: "DINOv2-style ViT-S/16: DINO with Sinkhorn-Knopp targets + KoLeo 0.1 + iBOT, 2x224 + 8x96 crops, K 65536"
-        case .fashionMNIST: "DINO + SelfPatch + KoLeo for 28x28 images on a CPU: ViT 192x3, patch 4, 2x28 + 4x12 crops"
+        case .fashionMNIST: "DINO + SelfPatch + KoLeo 0.5 for 28x28 images on a CPU: ViT 192x3, patch 4, 2x28 + 4x12 crops, K 256"
         }
     }
 
@@ -131,9 +131,10 @@ public enum Preset: String, CaseIterable, Sendable {
             // docs/recipes.md): three blocks (twice the steps of six in the same time, and more
             // learning per step early on), a teacher that follows within about a hundred steps,
             // the learning rate a large batch would get (2e-3 at 64 images) after a short
-            // warm-up, and KoLeo at weight 1, which keeps DINO's early steps from pulling the
-            // class tokens together (below a random backbone's k-NN without it). DINO's crop
-            // scales, as measured (the tasks alone would agree on SelfPatch's).
+            // warm-up, KoLeo at weight 0.5, which keeps DINO's early steps from pulling the
+            // class tokens together (below a random backbone's k-NN without it), and K = 256
+            // prototypes, which a 64-image batch can fill. DINO's crop scales, as measured (the
+            // tasks alone would agree on SelfPatch's).
             let backbone = VisionTransformerConfiguration(embedDimension: 192, depth: 3, heads: 3, patchSize: 4, imageSize: 28)
             var optimization = OptimizationConfiguration()
             optimization.learningRate = 2e-3
@@ -143,9 +144,9 @@ public enum Preset: String, CaseIterable, Sendable {
             return TrainingRecipe(
                 backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 28, localCount: 4, localSize: 12),
                 tasks: [
-                    TaskSelection(name: "dino", options: head.merging(["out-dim": "1024"]) { $1 }),
+                    TaskSelection(name: "dino", options: head.merging(["out-dim": "256"]) { $1 }),
                     TaskSelection(name: "selfpatch", weight: 0.1, options: head.merging(["out-dim": "128"]) { $1 }),
-                    TaskSelection(name: "koleo", weight: 1),
+                    TaskSelection(name: "koleo", weight: 0.5),
                 ],
                 optimization: optimization, epochs: 5, batchSize: 64, augmentation: .multiCrop)
         }

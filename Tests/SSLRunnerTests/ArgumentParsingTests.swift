@@ -74,7 +74,7 @@ final class ArgumentParsingTests: XCTestCase {
         ]
         for (arguments, flag, valid) in cases {
             XCTAssertThrowsError(try SSLRun.parseAsRoot(arguments), "\(arguments)") { error in
-                let message = SSLRun.message(for: error)
+                let message = SSLRun.oneLineMessage(for: error)
                 XCTAssertTrue(message.contains(flag) && message.contains(valid), "\(arguments): \(message)")
                 XCTAssertFalse(message.contains("\n"), "one line for \(arguments): \(message)")
             }
@@ -105,7 +105,7 @@ final class ArgumentParsingTests: XCTestCase {
             let section = help[help.range(of: "\n\(title)\n")!.upperBound...].components(separatedBy: "\n\n")[0]
             XCTAssertTrue(section.contains(flag), "\(flag) under \(title): \(section)")
         }
-        XCTAssertTrue(help.contains("(values: dino, selfpatch-original, mocov3, dinov2, fashion-mnist)"), help)
+        XCTAssertTrue(help.contains("(values: dino, selfpatch-original, mocov3, dinov2, ibot, fashion-mnist)"), help)
     }
 
     /// Parses `arguments` (after a tiny DINO recipe) and validates what they describe; any

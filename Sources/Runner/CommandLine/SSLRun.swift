@@ -33,7 +33,25 @@ public struct SSLRun: ParsableCommand {
     public static func main(registry: TaskRegistry) {
         BLAS.restartWithNativeKernelsIfNeeded()
         self.registry = registry
-        main()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let message = oneLineMessage(for: error)
+            guard message != self.message(for: error) else { exit(withError: error) }
+            FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+            exit(withError: ExitCode.validationFailure)
+        }
+    }
+
+    /// The error's message on one line: swift-argument-parser lists more than a few valid values
+    /// of a choice as bullet lines, which this joins into the sentence.
+    static func oneLineMessage(for error: Error) -> String {
+        let lines = message(for: error).split(separator: "\n", omittingEmptySubsequences: true)
+        let values = lines.filter { $0.hasPrefix("  - ") }.map { "'\($0.dropFirst(4))'" }
+        guard !values.isEmpty, let sentence = lines.first(where: { !$0.hasPrefix("  - ") }) else { return message(for: error) }
+        return sentence.replacingOccurrences(of: "one of the following:", with: "one of") + " "
+            + values.joined(separator: ", ") + "."
     }
 }
 

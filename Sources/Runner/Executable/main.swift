@@ -1,5 +1,4 @@
 import SSLCommandLine
-import SSLCore
+import SSLPlugins
 
-BLAS.restartWithNativeKernelsIfNeeded()
-SSLRun.main()
+SSLRun.main(registry: .builtIn)
