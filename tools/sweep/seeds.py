@@ -6,7 +6,8 @@ The sweep file has the format of sweep.py (`common: flags`, then `name: flags` p
 configuration). Every run trains into `<runs>/<name>-seed<s>` and is then probed with
 `ssl-run eval` (trained teacher, random backbone, raw pixels; k-NN, scene retrieval, linear
 segmentation). A run whose folder already holds its probes is not run again, so an
-interrupted study continues where it stopped. Written atomically into `--output`:
+interrupted study continues where it stopped; nor is a run already recorded in the output's
+JSON with the same flags, so arms added to a finished study train alone. Written atomically into `--output`:
 `<stem>.md` (the table), `<stem>.json` (every run's figures) and `<stem>.png` (the plot;
 needs matplotlib):
 
@@ -33,6 +34,17 @@ def write_atomically(path, text):
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text)
     temporary.replace(path)
+
+
+def recorded_run(recorded, common, name, flags, seed):
+    """The metrics of this run in a previous output JSON, when it was recorded with the same
+    common flags and the same configuration flags; otherwise None."""
+    if not recorded or recorded.get("common") != common:
+        return None
+    if recorded.get("configurations", {}).get(name) != flags:
+        return None
+    metrics = recorded.get("runs", {}).get(name, {}).get(str(seed))
+    return metrics if metrics and "trained/knn/top1@20" in metrics else None
 
 
 def run_once(ssl_run, common, flags, seed, folder, log_path):
@@ -128,10 +140,16 @@ def main():
     output.mkdir(parents=True, exist_ok=True)
     stem = pathlib.Path(arguments.sweep).stem
     results = {name: {} for name, _ in configurations}
+    recorded_path = output / f"{stem}.json"
+    recorded = json.loads(recorded_path.read_text()) if recorded_path.exists() else None
     # Seed-major order, so that an interrupted study has every configuration on the same seeds.
     for seed in seeds:
         for name, flags in configurations:
             folder = runs / f"{name}-seed{seed}"
+            previous = recorded_run(recorded, common, name, flags, seed)
+            if previous is not None:
+                results[name][seed] = previous
+                continue
             if arguments.table_only:
                 summary = folder / "summary.json"
                 metrics = json.loads(summary.read_text()).get("metrics", {}) if summary.exists() else {}
