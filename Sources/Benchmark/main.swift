@@ -59,12 +59,25 @@ extension Benchmark {
         static let configuration = CommandConfiguration(
             commandName: "step",
             abstract: "A full training step of a preset at ViT-Tiny/16: teacher and student passes, losses, "
-                + "backward, clipping, AdamW, EMA.")
+                + "backward, clipping, AdamW, EMA.",
+            discussion: "The last line is machine-readable for tools/benchmark/summarise.py: RESULT workload=<name> "
+                + "side=swift batch=<images> images_per_second=<x> ms_per_step=<x> peak_mb=<x> threads=<n> tasks=<a+b> "
+                + "(peak_mb: the peak resident set size over the timed steps, restarted after the warm-up step).")
         @Option(help: "The recipe: \(Preset.allCases.map(\.rawValue).joined(separator: ", ")).") var preset = "selfpatch-original"
         @Option(help: "Images per step.") var batch = 4
         @Option(help: "Timed steps (after one warm-up step).") var steps = 3
         @Option(help: "Backbone width (192 = ViT-Tiny).") var dimension = 192
         @Option(help: "Heads.") var heads = 3
+        @Option(help: ArgumentHelp(
+            "Comma-separated tasks in place of the preset's, resolved as ssl-run --tasks does: a task the "
+                + "preset has keeps its weight and options, another takes its default weight."))
+        var tasks: String?
+        @Option(help: ArgumentHelp(
+            "Side of the global crops in pixels, also the size the position table is laid out for (as ssl-run --global-size)."))
+        var globalSize: Int?
+        @Option(help: "Side of the local crops in pixels.") var localSize: Int?
+        @Option(help: "Number of local crops (0: global crops only).") var localCrops: Int?
+        @Option(help: "The workload's name in the RESULT line (default: the preset's).") var workload: String?
 
         func run() throws {
             guard let chosen = Preset(rawValue: preset) else {
@@ -74,6 +87,13 @@ extension Benchmark {
             recipe.backbone.embedDimension = dimension
             recipe.backbone.heads = heads
             recipe.batchSize = batch
+            if let globalSize {
+                recipe.views.globalSize = globalSize
+                recipe.backbone.imageSize = globalSize
+            }
+            if let localSize { recipe.views.localSize = localSize }
+            if let localCrops { recipe.views.localCount = localCrops }
+            if let tasks { recipe.tasks = try Self.selections(tasks, replacing: recipe.tasks, registry: .builtIn) }
             let startupBytes = MemoryUsage.currentResidentBytes
             let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1000)
             let modelBytes = MemoryUsage.currentResidentBytes - startupBytes
@@ -89,14 +109,33 @@ extension Benchmark {
                 for (phase, value) in report.seconds { seconds[phase, default: 0] += value / Double(steps) }
             }
             let elapsed = (MonotonicClock.seconds - start) / Double(steps)
+            let peakBytes = MemoryUsage.peakResidentBytes
             let split = seconds.sorted { $0.value > $1.value }.map { "\($0.key) \(format($0.value * 1000)) ms" }
+            let locals = recipe.views.localCount > 0 ? " + \(recipe.views.localCount)x\(recipe.views.localSize)" : ""
             print(
-                "\(preset) step, ViT d\(dimension) p\(recipe.backbone.patchSize), \(recipe.views.globalCount)x\(recipe.views.globalSize)"
-                    + " + \(recipe.views.localCount)x\(recipe.views.localSize), batch \(batch): \(format(elapsed * 1000)) ms/step, "
-                    + "\(format(Double(batch) / elapsed)) images/s, peak RSS \(format(Double(MemoryUsage.peakResidentBytes) / 1e6)) MB "
+                "\(preset) step (\(recipe.tasks.map(\.name).joined(separator: "+"))), ViT d\(dimension)x\(recipe.backbone.depth) "
+                    + "p\(recipe.backbone.patchSize), \(recipe.views.globalCount)x\(recipe.views.globalSize)\(locals), "
+                    + "batch \(batch): \(format(elapsed * 1000)) ms/step, "
+                    + "\(format(Double(batch) / elapsed)) images/s, peak RSS \(format(Double(peakBytes) / 1e6)) MB "
                     + "(process start \(format(Double(startupBytes) / 1e6)) MB, model \(format(Double(modelBytes) / 1e6)) MB, "
                     + "tensors at most \(format(Double(StoragePool.shared.peakLiveBytes) / 1e6)) MB)")
             print("  split: " + split.joined(separator: ", "))
+            print(
+                "RESULT workload=\(workload ?? preset) side=swift batch=\(batch) "
+                    + "images_per_second=\(format(Double(batch) / elapsed, places: 3)) ms_per_step=\(format(elapsed * 1000, places: 1)) "
+                    + "peak_mb=\(format(Double(peakBytes) / 1e6, places: 1)) threads=\(Parallel.threadCount) "
+                    + "tasks=\(recipe.tasks.map(\.name).joined(separator: "+"))")
+        }
+
+        /// The task selections named in `list` (comma-separated), as `ssl-run --tasks` resolves
+        /// them: a task already in `current` keeps its weight and options, another takes its
+        /// registry default weight.
+        static func selections(_ list: String, replacing current: [TaskSelection], registry: TaskRegistry) throws -> [TaskSelection] {
+            let names = list.split(separator: ",").map { String($0.filter { !$0.isWhitespace }) }
+            return try names.map { name in
+                let entry = try registry.entry(named: name)
+                return current.first { $0.name == name } ?? TaskSelection(name: name, weight: TaskWeight(entry.defaultWeight))
+            }
         }
     }
 
@@ -328,7 +367,9 @@ struct RepeatedFileDataset: ImageDataset {
     var description: String { "\(count) x \(path)" }
 }
 
-private func format(_ value: Double) -> String {
-    let rounded = (value * 10).rounded() / 10
-    return String(rounded)
+/// `value` rounded to `places` decimal places.
+private func format(_ value: Double, places: Int = 1) -> String {
+    var scale = 1.0
+    for _ in 0..<places { scale *= 10 }
+    return String((value * scale).rounded() / scale)
 }
