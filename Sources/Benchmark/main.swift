@@ -93,7 +93,7 @@ extension Benchmark {
             }
             if let localSize { recipe.views.localSize = localSize }
             if let localCrops { recipe.views.localCount = localCrops }
-            if let tasks { recipe.tasks = try Self.selections(tasks, replacing: recipe.tasks, registry: .builtIn) }
+            if let tasks { try recipe.selectTasks(tasks, registry: .builtIn) }
             let startupBytes = MemoryUsage.currentResidentBytes
             let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1000)
             let modelBytes = MemoryUsage.currentResidentBytes - startupBytes
@@ -125,17 +125,6 @@ extension Benchmark {
                     + "images_per_second=\(format(Double(batch) / elapsed, places: 3)) ms_per_step=\(format(elapsed * 1000, places: 1)) "
                     + "peak_mb=\(format(Double(peakBytes) / 1e6, places: 1)) threads=\(Parallel.threadCount) "
                     + "tasks=\(recipe.tasks.map(\.name).joined(separator: "+"))")
-        }
-
-        /// The task selections named in `list` (comma-separated), as `ssl-run --tasks` resolves
-        /// them: a task already in `current` keeps its weight and options, another takes its
-        /// registry default weight.
-        static func selections(_ list: String, replacing current: [TaskSelection], registry: TaskRegistry) throws -> [TaskSelection] {
-            let names = list.split(separator: ",").map { String($0.filter { !$0.isWhitespace }) }
-            return try names.map { name in
-                let entry = try registry.entry(named: name)
-                return current.first { $0.name == name } ?? TaskSelection(name: name, weight: TaskWeight(entry.defaultWeight))
-            }
         }
     }
 

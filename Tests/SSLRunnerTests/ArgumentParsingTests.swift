@@ -50,6 +50,23 @@ final class ArgumentParsingTests: XCTestCase {
         XCTAssertEqual(scheduled.tasks.first?.weight, try TaskWeight(parsing: "1@0:0.1@100%"))
     }
 
+    /// `--tasks` keeps the weight and options of a task the starting recipe has and gives a new
+    /// task its default weight; an unknown name is refused with the available ones.
+    func testTasksKeepTheRecipesSettingsAndAddDefaults() throws {
+        func recipe(_ arguments: [String]) throws -> TrainingRecipe {
+            let train = try XCTUnwrap(try SSLRun.parseAsRoot(arguments) as? SSLRun.Train)
+            return try train.recipeOptions.recipe(registry: .builtIn)
+        }
+        let chosen = try recipe(["--preset", "fashion-mnist", "--tasks", "selfpatch, moco", "--augmentation", "two-view"])
+        XCTAssertEqual(chosen.tasks.map(\.name), ["selfpatch", "moco"])
+        XCTAssertEqual(chosen.tasks[0].weight, TaskWeight(0.1), "the preset's SelfPatch weight")
+        XCTAssertEqual(chosen.tasks[0].options["out-dim"], "128", "the preset's SelfPatch head")
+        XCTAssertEqual(chosen.tasks[1].weight, TaskWeight(1), "MoCo's default weight")
+        XCTAssertThrowsError(try recipe(["--tasks", "dino,bogus"])) { error in
+            XCTAssertTrue(SSLRun.message(for: error).contains("Unknown task 'bogus'"), SSLRun.message(for: error))
+        }
+    }
+
     func testResumeRefusesRecipeFlagsAndAllowsIntervals() throws {
         XCTAssertThrowsError(try SSLRun.parseAsRoot(["--resume", "runs/x", "--arch", "tiny"])) { error in
             XCTAssertTrue(SSLRun.message(for: error).contains("--arch cannot change it"), SSLRun.message(for: error))

@@ -43,8 +43,11 @@ public final class TensorStorage: @unchecked Sendable {
 ///
 /// Buffers of at least ``minimumPooledCount`` elements are mapped from the system one by one,
 /// so that a buffer given back returns its memory at once instead of leaving a hole in the
-/// heap; up to ``capacityBytes`` of freed buffers are kept for reuse (a training step asks for
-/// the same sizes every time), the rest are unmapped.
+/// heap. Freed buffers are kept for reuse (a training step asks for the same sizes every time)
+/// up to the larger of ``capacityBytes`` and the most bytes ever live at once, so that a step
+/// whose tensors outgrow the capacity still reuses all of them in the next step instead of
+/// mapping (and page-faulting) them afresh; the rest are unmapped. The process thus holds at
+/// most about twice its largest working set of tensors, as a caching allocator does.
 public final class StoragePool: Sendable {
     /// The pool every tensor uses.
     public static let shared = StoragePool(capacityBytes: 256 << 20)
@@ -52,7 +55,7 @@ public final class StoragePool: Sendable {
     /// Smaller buffers are cheap to allocate and are not pooled.
     public static let minimumPooledCount = 4096
 
-    /// The most bytes kept for reuse.
+    /// The most bytes kept for reuse while fewer bytes than this have ever been live at once.
     public let capacityBytes: Int
     private let state = Mutex(State())
 
@@ -62,6 +65,8 @@ public final class StoragePool: Sendable {
         var cachedBytes = 0
         var liveBytes = 0
         var peakLiveBytes = 0
+        /// The most bytes live at once since the pool was made (never reset).
+        var largestLiveBytes = 0
     }
 
     public init(capacityBytes: Int) {
@@ -83,6 +88,7 @@ public final class StoragePool: Sendable {
                 let bytes = count * MemoryLayout<Float>.stride
                 state.liveBytes += bytes
                 state.peakLiveBytes = max(state.peakLiveBytes, state.liveBytes)
+                state.largestLiveBytes = max(state.largestLiveBytes, state.liveBytes)
                 guard let address = state.free[count]?.popLast() else { return nil }
                 state.cachedBytes -= bytes
                 return address
@@ -106,7 +112,7 @@ public final class StoragePool: Sendable {
             let address = UInt(bitPattern: pointer)
             let kept = state.withLock { state -> Bool in
                 state.liveBytes -= bytes
-                guard state.cachedBytes + bytes <= capacityBytes else { return false }
+                guard state.cachedBytes + bytes <= max(capacityBytes, state.largestLiveBytes) else { return false }
                 state.free[count, default: []].append(address)
                 state.cachedBytes += bytes
                 return true

@@ -85,6 +85,19 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         return try registry.entry(named: first.name).augmentation ?? .multiCrop
     }
 
+    /// Trains the tasks named in `list` (comma-separated, as `--tasks` takes them) instead of
+    /// the current ones: a task already chosen keeps its weight and options, another takes its
+    /// default weight.
+    ///
+    /// - Throws: ``ConfigurationError`` naming an unknown task.
+    public mutating func selectTasks(_ list: String, registry: TaskRegistry) throws {
+        let names = list.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        tasks = try names.map { name in
+            let entry = try registry.entry(named: name)
+            return tasks.first { $0.name == name } ?? TaskSelection(name: name, weight: TaskWeight(entry.defaultWeight))
+        }
+    }
+
     /// Builds the backbone, the tasks and the trainer.
     ///
     /// - Throws: ``ConfigurationError``, ``TaskConfigurationError`` or ``TrainingError`` describing what to change.

@@ -72,13 +72,7 @@ struct StartOptions: ParsableArguments {
 
     /// Sets the tasks named, their weights and options.
     func applyTasks(to recipe: inout TrainingRecipe, registry: TaskRegistry) throws {
-        if let tasks {
-            let names = tasks.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            recipe.tasks = try names.map { name in
-                let entry = try registry.entry(named: name)
-                return recipe.tasks.first { $0.name == name } ?? TaskSelection(name: name, weight: TaskWeight(entry.defaultWeight))
-            }
-        }
+        if let tasks { try recipe.selectTasks(tasks, registry: registry) }
         let chosen = recipe.tasks.map(\.name).joined(separator: ",")
         if let weights {
             for (name, weight) in try TaskOptionArguments.weights(weights) {
