@@ -50,17 +50,8 @@ preset_batch="${PRESET_BATCH:-64}"
 if [ "${SMOKE:-0}" = 1 ]; then steps=1; dino_batch=2; preset_batch=8; fi
 if [ "$rounds" -lt 5 ]; then echo "note: $rounds round(s); medians need at least 5 to mean much" >&2; fi
 
-out=runs/bench
-mkdir -p "$out"
-raw="$out/compare-raw.txt"
-log="$out/compare-log.txt"
-: > "$raw"
-: > "$log"
-
 source tools/benchmark/measure.sh
-require_torch
-swift build -c release --product ssl-bench >/dev/null
-bench=.build/release/ssl-bench
+prepare_measurements compare
 
 # One side of one workload.
 run_side() {

@@ -21,6 +21,20 @@ require_torch() {
   fi
 }
 
+# prepare_measurements NAME: empties runs/bench/NAME-raw.txt and NAME-log.txt (as $raw and $log),
+# checks torch and the official checkouts, and builds ssl-bench (as $bench).
+prepare_measurements() {
+  out=runs/bench
+  mkdir -p "$out"
+  raw="$out/$1-raw.txt"
+  log="$out/$1-log.txt"
+  : > "$raw"
+  : > "$log"
+  require_torch
+  swift build -c release --product ssl-bench >/dev/null
+  bench=.build/release/ssl-bench
+}
+
 # perf_works=1 when `perf stat -e cycles` counts cycles here (often not in virtual machines).
 perf_works=0
 if perf stat -x, -e cycles -o /dev/stdout true 2>/dev/null | grep -Eq '^[0-9]+,'; then perf_works=1; fi

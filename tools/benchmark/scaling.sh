@@ -55,17 +55,8 @@ if [ "${SMOKE:-0}" = 1 ]; then
   steps=1; batches_28=(16); batches_224=(4); sizes=(112); task_mixes=(dino); task_batch=16; mpi_steps=3; mpi_batch=16
 fi
 
-out=runs/bench
-mkdir -p "$out"
-raw="$out/scaling-raw.txt"
-log="$out/scaling-log.txt"
-: > "$raw"
-: > "$log"
-
 source tools/benchmark/measure.sh
-require_torch
-swift build -c release --product ssl-bench >/dev/null
-bench=.build/release/ssl-bench
+prepare_measurements scaling
 case " $axes " in *" mpi "*) swift build -c release --product ssl-run >/dev/null ;; esac
 
 # point AXIS POINT SWIFT-COMMAND -- PYTORCH-COMMAND (without --precision; empty: no peer)
