@@ -19,17 +19,31 @@ final class StoragePoolTests: XCTestCase {
         second.forEach { pool.release($0, count: count) }
     }
 
-    /// Beyond the most bytes ever live at once, freed buffers go back to the system.
-    func testUnmapsWhatWouldExceedTheLargestWorkingSet() {
+    /// A step whose phases use different sizes (activations, then gradients) of as many bytes
+    /// each finds every buffer of both phases again in its next step.
+    func testKeepsTheBuffersOfEveryPhaseForTheNextStep() {
         let pool = StoragePool(capacityBytes: 0)
-        let small = pool.allocate(count: count)
-        let large = pool.allocate(count: count * 2)
-        pool.release(large, count: count * 2)
-        pool.release(small, count: count)
-        XCTAssertEqual(pool.cachedBytes, 3 * bytes, "three units were live at once: all are kept")
+        func phases() -> Set<UInt> {
+            let activations = (0..<2).map { _ in pool.allocate(count: count) }
+            activations.forEach { pool.release($0, count: count) }
+            let gradients = (0..<1).map { _ in pool.allocate(count: count * 2) }
+            gradients.forEach { pool.release($0, count: count * 2) }
+            return Set((activations + gradients).map { UInt(bitPattern: $0) })
+        }
+        let first = phases()
+        XCTAssertEqual(phases(), first)
+        XCTAssertEqual(pool.cachedBytes, 4 * bytes)
+    }
 
-        let largest = pool.allocate(count: count * 4)
-        pool.release(largest, count: count * 4)
-        XCTAssertEqual(pool.cachedBytes, 3 * bytes, "keeping four more units would exceed the four ever live")
+    /// Beyond twice the most bytes ever live at once, freed buffers go back to the system.
+    func testUnmapsWhatWouldExceedTwiceTheLargestWorkingSet() {
+        let pool = StoragePool(capacityBytes: 0)
+        for units in [1, 2, 4] {
+            pool.release(pool.allocate(count: count * units), count: count * units)
+        }
+        XCTAssertEqual(pool.cachedBytes, 7 * bytes, "at most four units were live at once: up to eight are kept")
+
+        pool.release(pool.allocate(count: count * 3), count: count * 3)
+        XCTAssertEqual(pool.cachedBytes, 7 * bytes, "keeping three more units would exceed twice the four ever live")
     }
 }

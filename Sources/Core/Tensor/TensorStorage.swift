@@ -44,10 +44,12 @@ public final class TensorStorage: @unchecked Sendable {
 /// Buffers of at least ``minimumPooledCount`` elements are mapped from the system one by one,
 /// so that a buffer given back returns its memory at once instead of leaving a hole in the
 /// heap. Freed buffers are kept for reuse (a training step asks for the same sizes every time)
-/// up to the larger of ``capacityBytes`` and the most bytes ever live at once, so that a step
-/// whose tensors outgrow the capacity still reuses all of them in the next step instead of
-/// mapping (and page-faulting) them afresh; the rest are unmapped. The process thus holds at
-/// most about twice its largest working set of tensors, as a caching allocator does.
+/// up to the larger of ``capacityBytes`` and twice the most bytes ever live at once; the rest
+/// are unmapped. Twice, because reuse is by exact size and the sizes live at once differ from
+/// phase to phase (the forward pass's activations, the backward pass's gradients): kept only
+/// up to the largest working set, the main job's step still mapped, page-faulted and unmapped
+/// some 44 buffers (160 MB) every step; kept up to twice, it maps none after its first step
+/// and its peak resident set is unchanged, since the buffers it keeps are those the step uses.
 public final class StoragePool: Sendable {
     /// The pool every tensor uses.
     public static let shared = StoragePool(capacityBytes: 256 << 20)
@@ -112,7 +114,7 @@ public final class StoragePool: Sendable {
             let address = UInt(bitPattern: pointer)
             let kept = state.withLock { state -> Bool in
                 state.liveBytes -= bytes
-                guard state.cachedBytes + bytes <= max(capacityBytes, state.largestLiveBytes) else { return false }
+                guard state.cachedBytes + bytes <= max(capacityBytes, 2 * state.largestLiveBytes) else { return false }
                 state.free[count, default: []].append(address)
                 state.cachedBytes += bytes
                 return true
