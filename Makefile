@@ -1,7 +1,7 @@
 # Set-up and entry points. Every target first installs the Debian packages it needs (only
 # those missing), so a fresh Debian machine needs nothing else.
 
-DEBIAN_PACKAGES := pkg-config libopenblas-dev libhdf5-dev hdf5-tools libturbojpeg0-dev libpng-dev \
+DEBIAN_PACKAGES := pkg-config libopenblas-dev libdnnl-dev libhdf5-dev hdf5-tools libturbojpeg0-dev libpng-dev \
 	zlib1g-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
 SWIFT_RELEASE := swift build -c release
 

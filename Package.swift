@@ -19,7 +19,7 @@ let package = Package(
 
         .target(
             name: "SSLCore",
-            dependencies: ["COpenBLAS", "CHDF5", "CKernels", "CTurboJPEG", "CPNG", "CZlib"],
+            dependencies: ["COpenBLAS", "COneDNN", "CHDF5", "CKernels", "CTurboJPEG", "CPNG", "CZlib"],
             path: "Sources/Core"
         ),
 
@@ -67,6 +67,10 @@ let package = Package(
             name: "COpenBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "COneDNN",
+            providers: [.apt(["libdnnl-dev"])]
         ),
         .systemLibrary(
             name: "CHDF5",

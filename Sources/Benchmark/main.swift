@@ -172,29 +172,66 @@ extension Benchmark {
 
     struct GEMM: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "gemm", abstract: "cblas_sgemm GFLOP/s at the ViT layer shapes (the roofline).")
+            commandName: "gemm",
+            abstract: "sgemm GFLOP/s of each library at the ViT layer shapes (the roofline), split across cores as the engine splits them.")
         @OptionGroup var workload: ViTWorkload
 
         func run() { Self.roofline(for: workload) }
 
+        /// The forward, input-gradient and weight-gradient products of the qkv, fc1 and fc2
+        /// layers, a line each with every library's median GFLOP/s over 5 rounds (the libraries
+        /// alternating within each round).
         static func roofline(for w: ViTWorkload) {
             let tokens = w.batch * ((w.image / w.patch) * (w.image / w.patch) + 1)
             let d = w.dimension
-            var results: [String] = []
-            for (name, m, n, k) in [("qkv", tokens, 3 * d, d), ("fc1", tokens, 4 * d, d), ("fc2", tokens, d, 4 * d)] {
-                let a = TensorStorage(count: m * k, repeating: 0.5)
-                let b = TensorStorage(count: k * n, repeating: 0.25)
-                let c = TensorStorage(count: m * n, repeating: 0)
-                let run = { BLAS.gemm(transposeB: true, m: m, n: n, k: k, a: a.base, lda: k, b: b.base, ldb: k, c: c.base, ldc: n) }
-                run()
-                let repeats = max(3, Int(2e9 / Double(2 * m * n * k)))
-                let start = MonotonicClock.seconds
-                for _ in 0..<repeats { run() }
-                let seconds = (MonotonicClock.seconds - start) / Double(repeats)
-                results.append("\(name) \(m)x\(n)x\(k) \(format(2 * Double(m * n * k) / seconds / 1e9))")
+            let shapes =
+                ProductShape.layer("qkv", rows: tokens, inputs: d, outputs: 3 * d)
+                + ProductShape.layer("fc1", rows: tokens, inputs: d, outputs: 4 * d)
+                + ProductShape.layer("fc2", rows: tokens, inputs: 4 * d, outputs: d)
+            print("  sgemm GFLOP/s (" + BLAS.Library.allCases.map(\.rawValue).joined(separator: ", ") + "):")
+            for shape in shapes {
+                let a = TensorStorage(count: shape.m * shape.k, repeating: 0.5)
+                let b = TensorStorage(count: shape.k * shape.n, repeating: 0.25)
+                let c = TensorStorage(count: shape.m * shape.n, repeating: 0)
+                let repeats = max(3, Int(5e8 / shape.flops))
+                var rates = [BLAS.Library: [Double]]()
+                for round in 0...5 {
+                    for library in BLAS.Library.allCases {
+                        let start = MonotonicClock.seconds
+                        for _ in 0..<repeats {
+                            BLAS.gemm(
+                                transposeA: shape.transposeA, transposeB: shape.transposeB, m: shape.m, n: shape.n, k: shape.k,
+                                a: a.base, lda: shape.transposeA ? shape.m : shape.k, b: b.base,
+                                ldb: shape.transposeB ? shape.k : shape.n, c: c.base, ldc: shape.n, library: library)
+                        }
+                        // Round 0 warms up.
+                        if round > 0 {
+                            rates[library, default: []].append(shape.flops * Double(repeats) / (MonotonicClock.seconds - start) / 1e9)
+                        }
+                    }
+                }
+                let medians = BLAS.Library.allCases.map { library in rates[library]!.sorted()[2] }
+                print("    \(shape.name) \(shape.m)x\(shape.n)x\(shape.k): " + medians.map { format($0) }.joined(separator: ", "))
             }
-            print("  sgemm GFLOP/s: " + results.joined(separator: ", "))
         }
+    }
+}
+
+/// One product as a linear layer meets it: forward (x·Wᵀ), input gradient (g·W) or weight
+/// gradient (gᵀ·x).
+struct ProductShape {
+    var name: String
+    var transposeA = false, transposeB = false
+    var m: Int, n: Int, k: Int
+
+    var flops: Double { 2 * Double(m * n * k) }
+
+    static func layer(_ name: String, rows: Int, inputs: Int, outputs: Int) -> [ProductShape] {
+        [
+            ProductShape(name: "\(name) forward", transposeB: true, m: rows, n: outputs, k: inputs),
+            ProductShape(name: "\(name) input gradient", m: rows, n: inputs, k: outputs),
+            ProductShape(name: "\(name) weight gradient", transposeA: true, m: outputs, n: inputs, k: rows),
+        ]
     }
 }
 
@@ -207,31 +244,15 @@ extension Benchmark {
         @Option(help: "Rounds per shape (each kernel once per round).") var rounds = 5
         @Option(help: "Seconds of work per kernel in one round.") var seconds = 0.05
 
-        /// One product as a linear layer meets it: forward (x·Wᵀ), input gradient (g·W) or
-        /// weight gradient (gᵀ·x).
-        struct Shape {
-            var name: String
-            var transposeA = false, transposeB = false
-            var m: Int, n: Int, k: Int
-
-            static func layer(_ name: String, rows: Int, inputs: Int, outputs: Int) -> [Shape] {
-                [
-                    Shape(name: "\(name) forward", transposeB: true, m: rows, n: outputs, k: inputs),
-                    Shape(name: "\(name) input gradient", m: rows, n: inputs, k: outputs),
-                    Shape(name: "\(name) weight gradient", transposeA: true, m: outputs, n: inputs, k: rows),
-                ]
-            }
-        }
-
-        static let shapes: [Shape] =
+        static let shapes: [ProductShape] =
             // fashion-mnist preset: 64 images of 50 tokens (28-pixel crops) or 10 tokens (12-pixel crops), width 192.
-            Shape.layer("small 64x50 qkv", rows: 3_200, inputs: 192, outputs: 576)
-            + Shape.layer("small 64x50 fc1", rows: 3_200, inputs: 192, outputs: 768)
-            + Shape.layer("small 64x50 fc2", rows: 3_200, inputs: 768, outputs: 192)
-            + [Shape.layer("small 64x10 qkv", rows: 640, inputs: 192, outputs: 576)[0]]
+            ProductShape.layer("small 64x50 qkv", rows: 3_200, inputs: 192, outputs: 576)
+            + ProductShape.layer("small 64x50 fc1", rows: 3_200, inputs: 192, outputs: 768)
+            + ProductShape.layer("small 64x50 fc2", rows: 3_200, inputs: 768, outputs: 192)
+            + [ProductShape.layer("small 64x10 qkv", rows: 640, inputs: 192, outputs: 576)[0]]
             // ViT-Tiny/16 at 224 pixels, 4 images of 197 tokens.
-            + [Shape.layer("tiny 4x197 qkv", rows: 788, inputs: 192, outputs: 576)[0]]
-            + [Shape.layer("tiny 4x197 fc1", rows: 788, inputs: 192, outputs: 768)[0]]
+            + [ProductShape.layer("tiny 4x197 qkv", rows: 788, inputs: 192, outputs: 576)[0]]
+            + [ProductShape.layer("tiny 4x197 fc1", rows: 788, inputs: 192, outputs: 768)[0]]
 
         func run() {
             print("OpenBLAS: \(BLAS.configuration); threads: \(Parallel.threadCount); AVX512_BF16: \(BF16.isSupported)")
@@ -245,7 +266,7 @@ extension Benchmark {
                 let a = (0..<shape.m * shape.k).map { _ in Float.random(in: -1...1, using: &generator) }
                 let b = (0..<shape.k * shape.n).map { _ in Float.random(in: -1...1, using: &generator) }
                 var c = [Float](repeating: 0, count: shape.m * shape.n)
-                let flops = 2 * Double(shape.m * shape.n * shape.k)
+                let flops = shape.flops
                 let repeats = max(1, Int(seconds * 2e11 / flops))
                 var rates = [[Double]](repeating: [], count: kernels.count)
                 for round in 0...rounds {

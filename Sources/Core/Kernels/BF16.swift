@@ -21,8 +21,9 @@ public enum BF16 {
     public static let isSupported = ssl_bf16_gemm_supported() != 0
 
     /// The default kernel: ``Kernel/native`` with AVX512_BF16, else the float32 fallback.
-    /// (oneDNN 2.6's matmul primitive was measured too, at the same rate as the native kernel
-    /// in `ssl-bench bf16-gemm`; BENCHMARKS.md. It is not a dependency.)
+    /// (oneDNN 2.6's bfloat16 matmul primitive was measured too, at the same rate as the native
+    /// kernel in `ssl-bench bf16-gemm`; BENCHMARKS.md. The engine uses oneDNN for float32
+    /// products only, in ``BLAS``.)
     public static var preferredKernel: Kernel { isSupported ? .native : .singlePrecision }
 
     private static let fallbackNotice: Void = {
