@@ -78,6 +78,7 @@ extension Benchmark {
         @Option(help: "Side of the local crops in pixels.") var localSize: Int?
         @Option(help: "Number of local crops (0: global crops only).") var localCrops: Int?
         @Option(help: "The workload's name in the RESULT line (default: the preset's).") var workload: String?
+        @Option(help: "Operand format of the step's matrix products: fp32 or bf16.") var precision = BLAS.Precision.float32
 
         func run() throws {
             guard let chosen = Preset(rawValue: preset) else {
@@ -94,6 +95,7 @@ extension Benchmark {
             if let localSize { recipe.views.localSize = localSize }
             if let localCrops { recipe.views.localCount = localCrops }
             if let tasks { try recipe.selectTasks(tasks, registry: .builtIn) }
+            recipe.precision = precision
             let startupBytes = MemoryUsage.currentResidentBytes
             let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1000)
             let modelBytes = MemoryUsage.currentResidentBytes - startupBytes
@@ -124,7 +126,7 @@ extension Benchmark {
                 "RESULT workload=\(workload ?? preset) side=swift batch=\(batch) "
                     + "images_per_second=\(format(Double(batch) / elapsed, places: 3)) ms_per_step=\(format(elapsed * 1000, places: 1)) "
                     + "peak_mb=\(format(Double(peakBytes) / 1e6, places: 1)) threads=\(Parallel.threadCount) "
-                    + "tasks=\(recipe.tasks.map(\.name).joined(separator: "+"))")
+                    + "tasks=\(recipe.tasks.map(\.name).joined(separator: "+")) precision=\(precision.rawValue)")
         }
     }
 
@@ -253,6 +255,9 @@ extension Benchmark {
             // ViT-Tiny/16 at 224 pixels, 4 images of 197 tokens.
             + [ProductShape.layer("tiny 4x197 qkv", rows: 788, inputs: 192, outputs: 576)[0]]
             + [ProductShape.layer("tiny 4x197 fc1", rows: 788, inputs: 192, outputs: 768)[0]]
+            // One head's attention products at 28 pixels (50 tokens, 64 channels): scores and values.
+            + [ProductShape(name: "small attention scores", transposeB: true, m: 50, n: 50, k: 64)]
+            + [ProductShape(name: "small attention values", m: 50, n: 64, k: 50)]
 
         func run() {
             print("OpenBLAS: \(BLAS.configuration); threads: \(Parallel.threadCount); AVX512_BF16: \(BF16.isSupported)")
@@ -383,3 +388,5 @@ private func format(_ value: Double, places: Int = 1) -> String {
     for _ in 0..<places { scale *= 10 }
     return String((value * scale).rounded() / scale)
 }
+
+extension BLAS.Precision: ExpressibleByArgument {}

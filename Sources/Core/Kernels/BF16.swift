@@ -17,6 +17,9 @@ public enum BF16 {
         case singlePrecision
     }
 
+    /// Bfloat16 products of fewer multiply-adds (attention's per-head products) run in float32.
+    static let minimumMultiplyAdds = 1 << 18
+
     /// Whether this processor runs bfloat16 products (AVX512_BF16 with AVX-512 F, BW and VL).
     public static let isSupported = ssl_bf16_gemm_supported() != 0
 
@@ -30,6 +33,13 @@ public enum BF16 {
         FileHandle.standardError.write(
             Data("SwiftSSL: this processor lacks AVX512_BF16; bfloat16 products run in float32.\n".utf8))
     }()
+
+    /// Whether bfloat16 products run as such here; when not, prints the one-time notice that
+    /// they run in float32.
+    static func runsOnThisProcessor() -> Bool {
+        if !isSupported { fallbackNotice }
+        return isSupported
+    }
 
     /// C ← alpha · op(A) · op(B) + beta · C for row-major float32 matrices, where op(A) is M×K
     /// and op(B) is K×N, with A and B rounded to bfloat16 and the products summed in float32.
@@ -50,20 +60,20 @@ public enum BF16 {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
         kernel: Kernel = preferredKernel, parallel: Bool = true
     ) {
-        guard kernel != .singlePrecision, isSupported else {
-            if kernel != .singlePrecision { fallbackNotice }
+        guard kernel != .singlePrecision, runsOnThisProcessor() else {
             BLAS.gemm(
                 transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, parallel: parallel)
+                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, parallel: parallel, precision: .float32)
             return
         }
         let product = MatrixProduct(
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
             a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-        product.run(parallel: parallel, kernel: multiplyNatively)
+        product.run(parallel: parallel, kernel: multiply)
     }
 
-    private static func multiplyNatively(_ part: MatrixProduct) {
+    /// Runs `part` on the native kernel, on the calling thread. Only call it when ``isSupported``.
+    static func multiply(_ part: MatrixProduct) {
         ssl_bf16_gemm(
             part.transposeA ? 1 : 0, part.transposeB ? 1 : 0, Int64(part.m), Int64(part.n), Int64(part.k),
             part.alpha, part.a, Int64(part.lda), part.b, Int64(part.ldb), part.beta, part.c, Int64(part.ldc))

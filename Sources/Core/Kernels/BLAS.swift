@@ -1,5 +1,6 @@
 import CKernels
 import COpenBLAS
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -24,6 +25,31 @@ public enum BLAS {
     /// Parts of products with at least this many multiply-adds run on oneDNN.
     public static let oneDNNMinimumMultiplyAdds = 1 << 20
 
+    /// The number format products read their operands in.
+    public enum Precision: String, Codable, CaseIterable, Sendable {
+        /// Float32 operands: the reference fixtures' precision.
+        case float32 = "fp32"
+        /// Operands rounded to bfloat16 as they are packed, products summed in float32
+        /// (``BF16``); float32 where the processor lacks AVX512_BF16.
+        case bfloat16 = "bf16"
+    }
+
+    private static let scopedPrecision = Atomic<Bool>(false)
+
+    /// The precision of products run without one of their own: ``Precision/float32`` except
+    /// inside ``withPrecision(_:_:)``.
+    public static var precision: Precision { scopedPrecision.load(ordering: .relaxed) ? .bfloat16 : .float32 }
+
+    /// Runs `body` with every product that names no precision in `precision`, on every thread
+    /// (training runs one step at a time, so the setting is process-wide). Asking for bfloat16
+    /// on a processor without AVX512_BF16 prints a one-time notice and runs in float32.
+    public static func withPrecision<Result>(_ precision: Precision, _ body: () throws -> Result) rethrows -> Result {
+        let bfloat16 = precision == .bfloat16 && BF16.runsOnThisProcessor()
+        let previous = scopedPrecision.exchange(bfloat16, ordering: .relaxed)
+        defer { scopedPrecision.store(previous, ordering: .relaxed) }
+        return try body()
+    }
+
     private static let singleThreaded: Bool = {
         openblas_set_num_threads(1)
         return true
@@ -38,21 +64,28 @@ public enum BLAS {
     ///   - lda, ldb, ldc: leading dimensions (row strides) of the stored matrices.
     ///   - parallel: split a large product across cores; pass `false` from code that already
     ///     runs on several threads.
-    ///   - library: the library for every part (for measurements); by default each part goes
-    ///     to the faster one for its size.
+    ///   - precision: the operands' format; by default ``precision``. Bfloat16 products run
+    ///     on ``BF16`` where the processor supports it.
+    ///   - library: the float32 library for every part (for measurements); by default each
+    ///     part goes to the faster one for its size.
     public static func gemm(
         transposeA: Bool = false, transposeB: Bool = false,
         m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-        parallel: Bool = true, library: Library? = nil
+        parallel: Bool = true, precision: Precision? = nil, library: Library? = nil
     ) {
         _ = singleThreaded
         let product = MatrixProduct(
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
             a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        let bfloat16 = (precision ?? self.precision) == .bfloat16 && BF16.isSupported
         product.run(parallel: parallel) { part in
+            if bfloat16, part.m * part.n * part.k >= BF16.minimumMultiplyAdds {
+                BF16.multiply(part)
+                return
+            }
             let chosen = library ?? (part.m * part.n * part.k >= oneDNNMinimumMultiplyAdds ? .oneDNN : .openBLAS)
             if chosen == .oneDNN, OneDNN.multiply(part) { return }
             cblas_sgemm(

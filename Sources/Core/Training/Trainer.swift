@@ -116,15 +116,19 @@ public final class Trainer {
     public let momentumSchedule: CosineSchedule
     /// The global batch (images per step over all processes).
     public let globalBatchSize: Int
+    /// The precision of the matrix products of the forward and backward passes; parameters,
+    /// gradients, optimizer state, the teacher's EMA, normalisations, softmaxes and losses are
+    /// float32 whatever it is.
+    public let precision: BLAS.Precision
 
     /// Builds the student (and teacher) from `backbone` and the tasks, checking that they fit;
     /// `globalBatchSize` is the images of one step over all processes (it scales the learning
-    /// rate).
+    /// rate); `precision` is that of the passes' matrix products.
     ///
     /// - Throws: ``TrainingError/incompatibleTasks(_:)`` naming what does not fit and how to fix it.
     public init(
         backbone: VisionTransformer, tasks: [WeightedTask], optimization: OptimizationConfiguration,
-        setup: TaskSetup, globalBatchSize: Int
+        setup: TaskSetup, globalBatchSize: Int, precision: BLAS.Precision = .float32
     ) throws {
         try Self.validate(
             tasks: tasks, backbone: backbone.configuration, views: setup.views,
@@ -132,6 +136,7 @@ public final class Trainer {
         self.backbone = backbone
         self.tasks = tasks
         self.optimization = optimization
+        self.precision = precision
         self.setup = setup
         self.globalBatchSize = globalBatchSize
         student = ModuleDictionary([("backbone", backbone)] + tasks.map { ($0.name, $0.task.heads) })
@@ -222,6 +227,12 @@ public final class Trainer {
     public func lossAndGradients(
         views: [Tensor], geometry: [[CropGeometry]]? = nil, epoch: Int, iteration: Int
     ) throws -> StepLoss {
+        try BLAS.withPrecision(precision) {
+            try passes(views: views, geometry: geometry, epoch: epoch, iteration: iteration)
+        }
+    }
+
+    private func passes(views: [Tensor], geometry: [[CropGeometry]]?, epoch: Int, iteration: Int) throws -> StepLoss {
         if geometry == nil, let reader = tasks.first(where: { $0.task.requirements.needsCropGeometry }) {
             throw TrainingError.incompatibleTasks(
                 "Task '\(reader.name)' reads crop geometry, but the step has none: pass the batch's `geometry` to "

@@ -58,6 +58,9 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
     /// before it was stored have none and keep what they trained with: the augmentation their
     /// first task asks for (see ``augmentation(registry:)``).
     public var augmentation: AugmentationRecipe?
+    /// The precision of the training step's matrix products (`ssl-run --precision`); `nil` in
+    /// configurations written before it was stored, which trained in float32.
+    public var precision: BLAS.Precision?
 
     public init(
         backbone: VisionTransformerConfiguration, views: ViewPlan, tasks: [TaskSelection],
@@ -126,7 +129,9 @@ public struct TrainingRecipe: Codable, Sendable, Equatable {
         let built = weighted.map(\.task)
         for case let task as any ConnectingTask in built { try task.connect(to: built) }
         let backboneModel = VisionTransformer(backbone, seed: seed)
-        return try Trainer(backbone: backboneModel, tasks: weighted, optimization: optimization, setup: setup, globalBatchSize: batchSize)
+        return try Trainer(
+            backbone: backboneModel, tasks: weighted, optimization: optimization, setup: setup, globalBatchSize: batchSize,
+            precision: precision ?? .float32)
     }
 }
 
@@ -157,6 +162,7 @@ extension TrainingRecipe {
         // Optional keys, so that they count as known.
         template.data = DataSource(path: "", subset: 0)
         template.augmentation = .multiCrop
+        template.precision = .float32
         let known = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(template))
         if let unknown = Self.unknownKey(in: object, known: known, path: "") {
             throw ConfigurationError("--config \(path): unknown key '\(unknown)'; compare with the output of --print-config.")

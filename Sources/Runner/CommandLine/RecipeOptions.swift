@@ -197,10 +197,14 @@ struct OptimisationOptions: ParsableArguments {
             help: "The learning rate's warm-up: epochs (10), steps (200 steps) or a share of the run (10%).")
     var warmup: TrainingSpan?
     @Option(parsing: .unconditional, help: "Starting teacher EMA momentum.") var teacherMomentum: Double?
+    @Option(help: "Operand format of the step's matrix products: fp32, or bf16 (rounded operands, float32 sums; float32 without AVX512_BF16). (default: fp32)")
+    var precision: BLAS.Precision?
 
     /// The flags given that change the recipe: all but --epochs and --lr, which a resumed run may change.
     var givenFlags: [String] {
-        flagsGiven([("--batch-size", batchSize), ("--warmup", warmup), ("--teacher-momentum", teacherMomentum)])
+        flagsGiven([
+            ("--batch-size", batchSize), ("--warmup", warmup), ("--teacher-momentum", teacherMomentum), ("--precision", precision),
+        ])
     }
 
     func apply(to recipe: inout TrainingRecipe) {
@@ -209,8 +213,11 @@ struct OptimisationOptions: ParsableArguments {
         if let lr { recipe.optimization.learningRate = lr }
         if let warmup { recipe.optimization.warmup = warmup }
         if let teacherMomentum { recipe.optimization.teacherMomentum = teacherMomentum }
+        if let precision { recipe.precision = precision }
     }
 }
+
+extension BLAS.Precision: ExpressibleByArgument {}
 
 /// A backbone named on the command line: a standard size or `WIDTHxDEPTH`.
 enum BackboneArchitecture: Equatable, ExpressibleByArgument {

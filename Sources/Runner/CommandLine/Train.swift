@@ -129,7 +129,7 @@ extension SSLRun {
                 recipe: recipe, registry: SSLRun.registry, dataset: dataset, options: options, collective: collective)
             if collective.rank == 0 { FileHandle.standardError.write(Data(("Training \(recipe.tasks.map { "\($0.name)×\($0.weight)" }.joined(separator: " + ")) on \(dataset), "
                   + "\(recipe.epochs) epochs × \(session.loader.batchesPerEpoch) steps of \(recipe.batchSize) images; run folder \(folder); "
-                  + "OpenBLAS kernels \(BLAS.kernelFamily)\n").utf8)) }
+                  + "OpenBLAS kernels \(BLAS.kernelFamily)\(recipe.precision == .bfloat16 ? "; matrix products in bfloat16" : "")\n").utf8)) }
             if evalEvery > 0, recipe.data.path == nil, collective.rank == 0 {
                 // Small held-out sets, cheap enough to probe every epoch. The baselines (a random
                 // backbone of the same architecture, raw pixels) do not change: probed once.
