@@ -123,10 +123,10 @@ extension Benchmark {
                     + "tensors at most \(format(Double(StoragePool.shared.peakLiveBytes) / 1e6)) MB)")
             print("  split: " + split.joined(separator: ", "))
             print(
-                "RESULT workload=\(workload ?? preset) side=swift batch=\(batch) "
+                "RESULT workload=\(workload ?? preset) side=\(precision == .float32 ? "swift" : "swift-bf16") batch=\(batch) "
                     + "images_per_second=\(format(Double(batch) / elapsed, places: 3)) ms_per_step=\(format(elapsed * 1000, places: 1)) "
                     + "peak_mb=\(format(Double(peakBytes) / 1e6, places: 1)) threads=\(Parallel.threadCount) "
-                    + "tasks=\(recipe.tasks.map(\.name).joined(separator: "+")) precision=\(precision.rawValue)")
+                    + "tasks=\(recipe.tasks.map(\.name).joined(separator: "+"))")
         }
     }
 

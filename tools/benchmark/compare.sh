@@ -14,7 +14,8 @@
 #                       (same sizes, K 65536 / K_p 4096, ca_head aggregation: alinlab/SelfPatch's)
 #   fashion-mnist       ssl-bench step --preset fashion-mnist --batch 64 vs pytorch_preset_step.py
 #                       (the main job's step: ViT 192x3 p4, 2x28 + 4x12, dino + selfpatch + koleo)
-# Sides: swift, pytorch-fp32, pytorch-bf16 (torch.autocast("cpu", torch.bfloat16) around forward
+# Sides: swift, swift-bf16 (ssl-bench step --precision bf16: bfloat16 operands in the step's
+# products), pytorch-fp32, pytorch-bf16 (torch.autocast("cpu", torch.bfloat16) around forward
 # and loss); PyTorch on 2 threads, SwiftSSL on its default (all cores).
 #
 # Output: runs/bench/compare-raw.txt (one RESULT line per measurement, with round= and cycles=),
@@ -24,7 +25,8 @@
 # per-process count that other load does not inflate) where the machine lets perf count cycles,
 # "-" otherwise (virtual machines often do not).
 #
-# Environment: STEPS (timed steps per measurement, 3), TORCH_THREADS (2), PRECISIONS ("fp32 bf16"),
+# Environment: STEPS (timed steps per measurement, 3), TORCH_THREADS (2), PRECISIONS ("fp32 bf16":
+# PyTorch's sides), SWIFT_PRECISIONS ("fp32 bf16": SwiftSSL's sides),
 # WORKLOADS, DINO_BATCH (4), PRESET_BATCH (64), SMOKE=1 (1 timed step, batches 2 and 8: checks
 # the script, measures nothing useful).
 #
@@ -44,6 +46,7 @@ rounds="${1:-5}"
 steps="${STEPS:-3}"
 torch_threads="${TORCH_THREADS:-2}"
 precisions="${PRECISIONS:-fp32 bf16}"
+swift_precisions="${SWIFT_PRECISIONS:-fp32 bf16}"
 workloads="${WORKLOADS:-dino selfpatch-original fashion-mnist}"
 dino_batch="${DINO_BATCH:-4}"
 preset_batch="${PRESET_BATCH:-64}"
@@ -58,18 +61,22 @@ run_side() {
   local round="$1" workload="$2" side="$3" precision="${3#pytorch-}"
   local torch_common=(--precision "$precision" --steps "$steps" --threads "$torch_threads" --workload "$workload")
   local fields="round=$round"
+  local swift_precision=fp32
+  if [ "$side" = swift-bf16 ]; then swift_precision=bf16; side=swift; fi
+  local swift_common=(--steps "$steps" --workload "$workload" --precision "$swift_precision")
   case "$workload/$side" in
-    dino/swift) measure "$raw" "$log" "$fields" $bench step --preset dino --batch "$dino_batch" --steps "$steps" --workload "$workload" ;;
+    dino/swift) measure "$raw" "$log" "$fields" $bench step --preset dino --batch "$dino_batch" "${swift_common[@]}" ;;
     dino/pytorch-*) measure "$raw" "$log" "$fields" "${python[@]}" tools/benchmark/official_step.py --method dino --batch "$dino_batch" "${torch_common[@]}" ;;
-    selfpatch-original/swift) measure "$raw" "$log" "$fields" $bench step --preset selfpatch-original --batch "$dino_batch" --steps "$steps" --workload "$workload" ;;
+    selfpatch-original/swift) measure "$raw" "$log" "$fields" $bench step --preset selfpatch-original --batch "$dino_batch" "${swift_common[@]}" ;;
     selfpatch-original/pytorch-*) measure "$raw" "$log" "$fields" "${python[@]}" tools/benchmark/official_step.py --method selfpatch --batch "$dino_batch" "${torch_common[@]}" ;;
-    fashion-mnist/swift) measure "$raw" "$log" "$fields" $bench step --preset fashion-mnist --batch "$preset_batch" --steps "$steps" --workload "$workload" ;;
+    fashion-mnist/swift) measure "$raw" "$log" "$fields" $bench step --preset fashion-mnist --batch "$preset_batch" "${swift_common[@]}" ;;
     fashion-mnist/pytorch-*) measure "$raw" "$log" "$fields" "${python[@]}" tools/benchmark/pytorch_preset_step.py --batch "$preset_batch" "${torch_common[@]}" ;;
     *) echo "unknown workload '$workload'" >&2; exit 2 ;;
   esac
 }
 
-sides=(swift)
+sides=()
+for precision in $swift_precisions; do sides+=("$([ "$precision" = fp32 ] && echo swift || echo "swift-$precision")"); done
 for precision in $precisions; do sides+=("pytorch-$precision"); done
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date +%s)

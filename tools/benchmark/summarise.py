@@ -9,7 +9,7 @@ pytorch_preset_step.py); compare.sh and scaling.sh append `round=`, `cycles=` (o
     python3 tools/benchmark/summarise.py mpi-result --metrics runs/bench/mpi-2/metrics.jsonl --ranks 2 \\
         --batch 64 [--skip 2] [--peak-kb-files F ...]     # prints one RESULT line from an ssl-run folder
 
-compare: one table per workload, a row per side (swift, pytorch-fp32, pytorch-bf16): the number of
+compare: one table per workload, a row per side (swift, swift-bf16, pytorch-fp32, pytorch-bf16): the number of
 measurements, the median and the best of images/s and of peak memory (best = highest rate, lowest
 memory), the median cycles when perf could count them, and the ratios of medians Swift/side
 (images/s: above 1 = SwiftSSL faster; memory: below 1 = SwiftSSL smaller).
@@ -22,8 +22,10 @@ import statistics
 import sys
 from collections import OrderedDict, defaultdict
 
-SIDES = ["swift", "pytorch-fp32", "pytorch-bf16"]
-SIDE_NAMES = {"swift": "SwiftSSL", "pytorch-fp32": "PyTorch fp32", "pytorch-bf16": "PyTorch bf16 autocast"}
+SIDES = ["swift", "swift-bf16", "pytorch-fp32", "pytorch-bf16"]
+SIDE_NAMES = {
+    "swift": "SwiftSSL", "swift-bf16": "SwiftSSL bf16", "pytorch-fp32": "PyTorch fp32", "pytorch-bf16": "PyTorch bf16 autocast",
+}
 
 
 def parse(path):
