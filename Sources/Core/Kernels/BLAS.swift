@@ -6,20 +6,24 @@ import Synchronization
 import Glibc
 #endif
 
-/// Single-precision matrix products through oneDNN and OpenBLAS.
+/// Matrix products: float32 through oneDNN and OpenBLAS, or with bfloat16 operands (``BF16``)
+/// inside ``BLAS/withPrecision(_:_:)``.
 ///
 /// Both libraries run on one thread and large products are split across cores here, by rows
 /// of the result (or columns when there are few rows), so that the library has one threading
 /// system: the libraries' own spinning workers would otherwise compete with the kernels'
-/// threads for the cores. Each part of at least ``oneDNNMinimumMultiplyAdds`` multiply-adds
-/// runs on oneDNN's `sgemm` and smaller ones on OpenBLAS, where each is faster: on this
-/// project's 2-core AVX-512 machine oneDNN 2.6 runs the ViT layers' products (thousands of
-/// token rows by 192–768) 5–25 % faster than OpenBLAS 0.3.21, and OpenBLAS the per-head
-/// attention products (50 × 50 × 64) 20–60 % faster (BENCHMARKS.md).
+/// threads for the cores. Each float32 part of at least ``oneDNNMinimumMultiplyAdds``
+/// multiply-adds runs on oneDNN's `sgemm` and smaller ones on OpenBLAS, where each is faster:
+/// on a 2-core AMD Zen 4 oneDNN 2.6 runs the ViT layers' gradient products (thousands of token
+/// rows by 192–768) 10–25 % faster than OpenBLAS 0.3.21 and their forward products as fast, and
+/// OpenBLAS the per-head attention products (50 × 50 × 64) 20–100 % faster (BENCHMARKS.md).
 public enum BLAS {
-    /// A library that computes products.
+    /// A library that computes float32 products.
     public enum Library: String, CaseIterable, Sendable {
-        case oneDNN, openBLAS
+        /// oneDNN's `dnnl_sgemm`.
+        case oneDNN
+        /// OpenBLAS's `cblas_sgemm`.
+        case openBLAS
     }
 
     /// Parts of products with at least this many multiply-adds run on oneDNN.
