@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Plots runs side by side from their metrics.jsonl: the total loss, DINO's teacher entropy and
-the online k-NN@20 of the trained network (with the random backbone's and the pixels' as
-dashed lines when the run logged them), one panel each, one line per run. Written atomically:
+the online k-NN@20 of the trained network (with the first run's random backbone and pixels as
+grey lines), one panel each, one line per run. Written atomically:
 
     python3 tools/sweep/plot_runs.py fp32=runs/main bf16=runs/main-bf16 --output docs/precision/runs.png \
         --title "The main job in fp32 and bf16 (seed 0)"
@@ -13,8 +13,9 @@ import pathlib
 PANELS = [
     ("loss", "total loss"),
     ("dino.teacher_entropy", "DINO teacher entropy (nats)"),
-    ("knn/top1@20", "online k-NN@20 (%)"),
+    ("online/knn/top1@20", "online k-NN@20 (%)"),
 ]
+BASELINES = [("online_random/knn/top1@20", "--", "random backbone"), ("online_pixels/knn/top1@20", ":", "pixels")]
 
 
 def read_metrics(folder):
@@ -25,18 +26,11 @@ def read_metrics(folder):
     return rows
 
 
-def series(rows, key, role):
-    """(steps, values) of the first metric whose name ends in `key` with the given role prefix
-    ('' for the trained network, 'random/' or 'pixels/' for the baselines)."""
-    steps, values = [], []
-    for row in rows:
-        for name, value in row.items():
-            bare = name.split("/", 1)[1] if name.startswith("eval/") else name
-            if bare.endswith(key) and bare.startswith(role) and (role or not bare.startswith(("random/", "pixels/"))):
-                steps.append(row["step"])
-                values.append(100 * value if key.startswith("knn") else value)
-                break
-    return steps, values
+def series(rows, key):
+    """(steps, values) of metric `key` over the rows that logged it (probes in percent)."""
+    pairs = [(row["step"], row[key]) for row in rows if key in row]
+    scale = 100 if "knn" in key else 1
+    return [step for step, _ in pairs], [scale * value for _, value in pairs]
 
 
 def main():
@@ -53,14 +47,14 @@ def main():
     runs = [(text.split("=", 1)[0], read_metrics(text.split("=", 1)[1])) for text in arguments.runs]
     figure, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 3.8))
     for axis, (key, label) in zip(axes, PANELS):
+        probe = "knn" in key
         for index, (name, rows) in enumerate(runs):
-            steps, values = series(rows, key, "")
-            axis.plot(steps, values, marker="o" if key.startswith("knn") else None, color=f"C{index}", label=name)
-            if key.startswith("knn") and index == 0:
-                for role, style in (("random/", "--"), ("pixels/", ":")):
-                    steps, values = series(rows, key, role)
-                    if values:
-                        axis.plot(steps, values, style, color="grey", label=role.rstrip("/"))
+            axis.plot(*series(rows, key), marker="o" if probe else None, color=f"C{index}", label=name)
+        if probe:
+            for baseline, style, name in BASELINES:
+                steps, values = series(runs[0][1], baseline)
+                if values:
+                    axis.plot(steps, values, style, color="grey", label=name)
         axis.set_xlabel("step")
         axis.set_title(label)
         axis.legend(fontsize=8)

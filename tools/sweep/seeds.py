@@ -36,6 +36,14 @@ def write_atomically(path, text):
     temporary.replace(path)
 
 
+def write_record(path, common, configurations, seeds, results):
+    """Every run's figures so far, with the flags they were run with."""
+    write_atomically(path, json.dumps(
+        {"common": common, "configurations": dict(configurations), "seeds": seeds,
+         "runs": {name: {str(seed): metrics for seed, metrics in by_seed.items()} for name, by_seed in results.items()}},
+        indent=1) + "\n")
+
+
 def recorded_run(recorded, common, name, flags, seed):
     """The metrics of this run in a previous output JSON, when it was recorded with the same
     common flags and the same configuration flags; otherwise None."""
@@ -159,10 +167,8 @@ def main():
             started = time.monotonic()
             results[name][seed] = run_once(arguments.ssl_run, common, flags, seed, folder, runs / f"{name}-seed{seed}.log")
             print(f"  {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
-            write_atomically(output / f"{stem}.json", json.dumps(
-                {"common": common, "configurations": dict(configurations), "seeds": seeds,
-                 "runs": {name: {str(seed): metrics for seed, metrics in by_seed.items()} for name, by_seed in results.items()}},
-                indent=1) + "\n")
+            write_record(output / f"{stem}.json", common, configurations, seeds, results)
+    write_record(output / f"{stem}.json", common, configurations, seeds, results)
     text = table(results, configurations, seeds)
     print(text)
     write_atomically(output / f"{stem}.md", text + "\n")

@@ -17,7 +17,9 @@ public enum BF16 {
         case singlePrecision
     }
 
-    /// Bfloat16 products of fewer multiply-adds (attention's per-head products) run in float32.
+    /// Bfloat16 products of fewer multiply-adds (attention's per-head products) run in float32:
+    /// they were no faster in bfloat16 (`ssl-bench bf16-gemm`, the attention shapes), and
+    /// float32 keeps their accuracy.
     static let minimumMultiplyAdds = 1 << 18
 
     /// Whether this processor runs bfloat16 products (AVX512_BF16 with AVX-512 F, BW and VL).
