@@ -212,7 +212,7 @@ extension Benchmark {
                         }
                     }
                 }
-                let medians = BLAS.Library.allCases.map { library in rates[library]!.sorted()[2] }
+                let medians = BLAS.Library.allCases.map { library in rates[library]!.sorted()[rates[library]!.count / 2] }
                 print("    \(shape.name) \(shape.m)x\(shape.n)x\(shape.k): " + medians.map { format($0) }.joined(separator: ", "))
             }
         }
@@ -317,9 +317,9 @@ extension Benchmark {
             let label = fashionMNIST ? "SelfPatch 2x32 + 4x16 from Fashion-MNIST" : "SelfPatch 2x224 + 8x96 from \(image)"
             for threadCount in threads.split(separator: ",").compactMap({ Int($0) }) {
                 let loader = try DataLoader(dataset: dataset, recipe: recipe, batchSize: batch, seed: 0, threadCount: threadCount)
-                _ = loader.next()
+                _ = try loader.next()
                 let start = MonotonicClock.seconds
-                for _ in 0..<images / batch { _ = loader.next() }
+                for _ in 0..<images / batch { _ = try loader.next() }
                 let elapsed = MonotonicClock.seconds - start
                 print("SwiftSSL loader, \(label), \(threadCount) thread(s): \(format(Double(images / batch * batch) / elapsed)) images/s")
             }

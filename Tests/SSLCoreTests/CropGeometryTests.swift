@@ -84,7 +84,7 @@ final class CropGeometryTests: XCTestCase {
     func testBatchesCarryEachCropsGeometry() throws {
         let dataset = InMemoryDataset(image: image, count: 4)
         let loader = try DataLoader(dataset: dataset, recipe: .dino(globalSize: 16, localSize: 8, localCount: 1), batchSize: 2, seed: 1, threadCount: 1)
-        let batch = loader.next()
+        let batch = try loader.next()
         XCTAssertEqual(batch.geometry.count, 3)
         for view in batch.geometry {
             XCTAssertEqual(view.count, 2)

@@ -26,8 +26,8 @@ private struct SyntheticDataset: ImageDataset {
 final class DataLoaderTests: XCTestCase {
     private let recipe = MultiCropRecipe.dino(globalSize: 24, localSize: 12, localCount: 2)
 
-    private func batches(_ loader: DataLoader, _ count: Int) -> [DataLoader.Batch] {
-        (0..<count).map { _ in loader.next() }
+    private func batches(_ loader: DataLoader, _ count: Int) throws -> [DataLoader.Batch] {
+        try (0..<count).map { _ in try loader.next() }
     }
 
     private func assertIdentical(_ a: [DataLoader.Batch], _ b: [DataLoader.Batch], file: StaticString = #filePath, line: UInt = #line) {
@@ -48,7 +48,7 @@ final class DataLoaderTests: XCTestCase {
         let one = try DataLoader(dataset: dataset, recipe: recipe, batchSize: 4, seed: 9, threadCount: 1)
         let two = try DataLoader(dataset: dataset, recipe: recipe, batchSize: 4, seed: 9, threadCount: 2, prefetchBatches: 3)
         XCTAssertEqual(one.batchesPerEpoch, 5)  // 22 images, the last 2 dropped.
-        let first = batches(one, 11), second = batches(two, 11)
+        let first = try batches(one, 11), second = try batches(two, 11)
         assertIdentical(first, second)
         XCTAssertEqual(first[0].views.map(\.shape), [[4, 3, 24, 24], [4, 3, 24, 24], [4, 3, 12, 12], [4, 3, 12, 12]])
         XCTAssertEqual(first[10].cursor, DataLoader.Cursor(epoch: 2, position: 0))
@@ -59,20 +59,20 @@ final class DataLoaderTests: XCTestCase {
         XCTAssertEqual(Set(epoch0).count, 20)
         XCTAssertNotEqual(epoch0, epoch1)
         let other = try DataLoader(dataset: dataset, recipe: recipe, batchSize: 4, seed: 10, threadCount: 1)
-        XCTAssertNotEqual(other.next().indices, first[0].indices)
+        XCTAssertNotEqual(try other.next().indices, first[0].indices)
     }
 
     func testCursorRestoresTheSameBatches() throws {
         let dataset = SyntheticDataset(count: 16)
         let loader = try DataLoader(dataset: dataset, recipe: recipe, batchSize: 4, seed: 1, threadCount: 2)
-        let reference = batches(loader, 7)
+        let reference = try batches(loader, 7)
         XCTAssertEqual(loader.cursor, DataLoader.Cursor(epoch: 1, position: 3))
         let resumed = try DataLoader(
             dataset: dataset, recipe: recipe, batchSize: 4, seed: 1, threadCount: 1,
             start: DataLoader.Cursor(epoch: 0, position: 3))
-        assertIdentical(batches(resumed, 4), Array(reference[3..<7]))
+        assertIdentical(try batches(resumed, 4), Array(reference[3..<7]))
         resumed.seek(to: DataLoader.Cursor(epoch: 1, position: 1))
-        assertIdentical(batches(resumed, 2), Array(reference[5..<7]))
+        assertIdentical(try batches(resumed, 2), Array(reference[5..<7]))
     }
 
     func testRanksTakeTheirSliceOfEachGlobalBatch() throws {
@@ -83,8 +83,8 @@ final class DataLoaderTests: XCTestCase {
         }
         XCTAssertEqual(ranks[0].batchesPerEpoch, 4)
         for _ in 0..<4 {
-            let whole = global.next()
-            let parts = ranks.map { $0.next() }
+            let whole = try global.next()
+            let parts = try ranks.map { try $0.next() }
             XCTAssertEqual(parts.flatMap(\.indices), whole.indices)
             XCTAssertTrue(parts[1].views[0].elements == Array(whole.views[0].elements[2 * 3 * 24 * 24..<4 * 3 * 24 * 24]))
         }
@@ -93,7 +93,7 @@ final class DataLoaderTests: XCTestCase {
     func testUnreadableImagesAreSkippedAndCounted() throws {
         let dataset = SyntheticDataset(count: 12, unreadable: [2, 7])
         let loader = try DataLoader(dataset: dataset, recipe: recipe, batchSize: 4, seed: 3, threadCount: 2)
-        let epoch = batches(loader, 3)
+        let epoch = try batches(loader, 3)
         XCTAssertTrue(epoch[2].endsEpoch)
         let indices = epoch.flatMap(\.indices)
         XCTAssertEqual(indices.count, 12)
@@ -101,7 +101,20 @@ final class DataLoaderTests: XCTestCase {
         XCTAssertEqual(loader.skippedFileCount(epoch: 0), 2)
         // The same again with one thread: substitutes are deterministic too.
         let single = try DataLoader(dataset: dataset, recipe: recipe, batchSize: 4, seed: 3, threadCount: 1)
-        assertIdentical(batches(single, 3), epoch)
+        assertIdentical(try batches(single, 3), epoch)
+    }
+
+    /// A dataset none of whose images can be read any more stops the run with an error naming
+    /// it, instead of trapping in a loader thread.
+    func testADatasetWithNoReadableImageLeftThrows() throws {
+        let dataset = SyntheticDataset(count: 8, unreadable: Set(0..<8))
+        let loader = try DataLoader(dataset: dataset, recipe: recipe, batchSize: 4, seed: 1, threadCount: 2)
+        XCTAssertThrowsError(try loader.next()) { error in
+            XCTAssertEqual(
+                error as? DataError,
+                DataError(path: dataset.description, problem: "no image can be read any more (removed or damaged during the run)"))
+        }
+        XCTAssertThrowsError(try loader.next(), "later batches fail too")
     }
 
     func testTruncatedAndGarbageFilesInAFolderAreSkipped() throws {
@@ -117,7 +130,7 @@ final class DataLoaderTests: XCTestCase {
         let dataset = try ImageFolderDataset(path: folder)
         XCTAssertEqual(dataset.count, 8)
         let loader = try DataLoader(dataset: dataset, recipe: recipe, batchSize: 8, seed: 2, threadCount: 2)
-        let batch = loader.next()
+        let batch = try loader.next()
         XCTAssertTrue(Set(batch.indices).isSubset(of: [0, 1, 2, 3, 7]), "\(batch.indices)")
         XCTAssertNil(batch.labels)
         XCTAssertEqual(loader.skippedFileCount(epoch: 0), 3)

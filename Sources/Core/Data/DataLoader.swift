@@ -103,8 +103,11 @@ public final class DataLoader {
     }
 
     /// The next batch, waiting for the workers if it is not ready; epochs follow each other.
-    public func next() -> Batch {
-        let (number, batch) = state.take()
+    ///
+    /// - Throws: ``DataError`` when no image of the dataset can be read any more (files
+    ///   removed or damaged while the run went on).
+    public func next() throws -> Batch {
+        let (number, batch) = try state.take()
         let cursor = Cursor(epoch: number / batchesPerEpoch, position: number % batchesPerEpoch)
         let views = zip(batch.storages, state.views).map { storage, view in
             Tensor(shape: [state.batchSize, 3, view.cropSize, view.cropSize], storage: storage)
@@ -160,6 +163,8 @@ private final class LoaderState: @unchecked Sendable {
     private var unreadable: Set<Int> = []
     private var skipped: [Int: Int] = [:]
     private var stopping = false
+    /// Set when a worker found no readable image left; every later batch fails with it.
+    private var failure: DataError?
 
     init(
         dataset: any ImageDataset, recipe: MultiCropRecipe, batchSize: Int, seed: UInt64, rank: Int, worldSize: Int,
@@ -203,12 +208,13 @@ private final class LoaderState: @unchecked Sendable {
     func skippedFileCount(epoch: Int) -> Int { lock.withLock { skipped[epoch, default: 0] } }
 
     /// Waits for the next batch to be complete and removes it from the pending ones.
-    func take() -> (number: Int, batch: PendingBatch) {
-        lock.withLock {
+    func take() throws -> (number: Int, batch: PendingBatch) {
+        try lock.withLock {
             let number = nextDelivery
-            while pending[number]?.remaining != 0 {
+            while failure == nil && pending[number]?.remaining != 0 {
                 lock.wait()
             }
+            if let failure { throw failure }
             let batch = pending.removeValue(forKey: number)!
             nextDelivery += 1
             let epoch = nextDelivery / batchesPerEpoch
@@ -237,6 +243,12 @@ private final class LoaderState: @unchecked Sendable {
             let result = produce(number: item.number, slot: item.slot, batch: item.batch, order: item.order)
             lock.withLock {
                 guard item.generation == generation else { return }
+                guard let result else {
+                    failure = failure ?? DataError(
+                        path: dataset.description, problem: "no image can be read any more (removed or damaged during the run)")
+                    lock.broadcast()
+                    return
+                }
                 item.batch.labels[item.slot] = result.label
                 for (view, geometry) in result.geometry.enumerated() { item.batch.geometry[view][item.slot] = geometry }
                 item.batch.indices[item.slot] = result.index
@@ -258,10 +270,10 @@ private final class LoaderState: @unchecked Sendable {
     }
 
     /// Decodes the image of a slot (or the next readable one of the shuffle), makes its crops
-    /// and writes them into the batch.
+    /// and writes them into the batch; `nil` when no image of the dataset can be read.
     private func produce(
         number: Int, slot: Int, batch: PendingBatch, order: [Int]
-    ) -> (index: Int, label: Int?, skipped: Bool, geometry: [CropGeometry]) {
+    ) -> (index: Int, label: Int?, skipped: Bool, geometry: [CropGeometry])? {
         let epoch = number / batchesPerEpoch
         let position = (number % batchesPerEpoch) * batchSize * worldSize + rank * batchSize + slot
         let sampleIndex = order[position]
@@ -278,7 +290,7 @@ private final class LoaderState: @unchecked Sendable {
             }
             return (index, dataset.label(at: index), offset > 0, geometry)
         }
-        fatalError("\(dataset.description): no image could be read.")
+        return nil
     }
 
     /// The image at `index`, or `nil` (with a warning the first time) when it cannot be read.

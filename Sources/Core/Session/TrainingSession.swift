@@ -182,7 +182,7 @@ public final class TrainingSession {
             ? ProgressReporter(title: "train", totalSteps: recipe.epochs * iterations, totalEpochs: recipe.epochs) : nil
         var stepsThisProcess = 0, imagesThisSession = 0
         while progress.epoch < recipe.epochs {
-            let batch = loader.next()
+            let batch = try loader.next()
             precondition(
                 batch.cursor == DataLoader.Cursor(epoch: progress.epoch, position: progress.stepInEpoch),
                 "The loader delivered \(batch.cursor) while the run is at epoch \(progress.epoch), step \(progress.stepInEpoch).")
