@@ -212,7 +212,7 @@ extension Benchmark {
                         }
                     }
                 }
-                let medians = BLAS.Library.allCases.map { library in rates[library]!.sorted()[rates[library]!.count / 2] }
+                let medians = BLAS.Library.allCases.map { library in median(rates[library]!) }
                 print("    \(shape.name) \(shape.m)x\(shape.n)x\(shape.k): " + medians.map { format($0) }.joined(separator: ", "))
             }
         }
@@ -287,7 +287,7 @@ extension Benchmark {
                         if round > 0 { rates[index].append(flops * Double(repeats) / (MonotonicClock.seconds - start) / 1e9) }
                     }
                 }
-                let medians = rates.map { format($0.sorted()[$0.count / 2]) }
+                let medians = rates.map { format(median($0)) }
                 print("  \(shape.name) \(shape.m)x\(shape.n)x\(shape.k): " + medians.joined(separator: ", "))
             }
         }
@@ -383,6 +383,11 @@ struct RepeatedFileDataset: ImageDataset {
 }
 
 /// `value` rounded to `places` decimal places.
+/// The middle value of the rounds' measurements (the upper one of the two middle values for an even count).
+private func median(_ values: [Double]) -> Double {
+    values.sorted()[values.count / 2]
+}
+
 private func format(_ value: Double, places: Int = 1) -> String {
     var scale = 1.0
     for _ in 0..<places { scale *= 10 }
