@@ -42,7 +42,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .mocoV3: "MoCo v3 ViT-S/16: 12 heads, MoCo v3 init, sin-cos positions, frozen patch projection, 2x224"
         case .ibot: "iBOT ViT-S/16: dino + ibot on one shared head, K 8192, masks 0.3 +- 0.2 on half the images, 2x224 + 10x96"
         case .dinoV2: "DINOv2-style ViT-S/16: DINO with Sinkhorn-Knopp targets + KoLeo 0.1 + iBOT, 2x224 + 8x96 crops, K 65536"
-        case .fashionMNIST: "DINO + SelfPatch + KoLeo 0.5 for 28x28 images on a CPU: ViT 192x3, patch 4, 2x28 + 4x12 crops, K 256, batch 32"
+        case .fashionMNIST: "DINO + SelfPatch + KoLeo 0.5 for 28x28 images on a CPU: ViT 192x3, patch 4, 2x28 + 4x12 crops, K 256, batch 16"
         }
     }
 
@@ -133,10 +133,12 @@ public enum Preset: String, CaseIterable, Sendable {
             // the learning rate a large batch would get (2e-3 at 64 images) after a short
             // warm-up, KoLeo at weight 0.5, which keeps DINO's early steps from pulling the
             // class tokens together (below a random backbone's k-NN without it), and K = 256
-            // prototypes. Batches of 32 images: twice the steps of 64 in the same time on 2 cores,
-            // +1.35 k-NN@20 over two seeds with both dense probes a little higher
-            // (tools/sweep/main-job-batch.sweep). DINO's crop scales, as measured (the tasks alone
-            // would agree on SelfPatch's; iBOT's smaller ones cost 3.7 points).
+            // prototypes. Batches of 16 images: four times the steps of 64 for a tenth fewer
+            // images/s on 2 cores; 64 → 32 gave +1.35 k-NN@20 over two seeds
+            // (tools/sweep/main-job-batch.sweep), 32 → 16 another +2.2 and +3.45 on seeds 0 and 1,
+            // 16 → 8 nothing more (tools/sweep/main-job-objectives.sweep). DINO's crop scales, as
+            // measured (the tasks alone would agree on SelfPatch's; iBOT's smaller ones cost 3.7
+            // points).
             let backbone = VisionTransformerConfiguration(embedDimension: 192, depth: 3, heads: 3, patchSize: 4, imageSize: 28)
             var optimization = OptimizationConfiguration()
             optimization.learningRate = 2e-3
@@ -150,7 +152,7 @@ public enum Preset: String, CaseIterable, Sendable {
                     TaskSelection(name: "selfpatch", weight: 0.1, options: head.merging(["out-dim": "128"]) { $1 }),
                     TaskSelection(name: "koleo", weight: 0.5),
                 ],
-                optimization: optimization, epochs: 5, batchSize: 32, augmentation: .multiCrop)
+                optimization: optimization, epochs: 5, batchSize: 16, augmentation: .multiCrop)
         }
     }
 }

@@ -49,6 +49,22 @@ final class AugmentationChoiceTests: XCTestCase {
         }
     }
 
+    func testTheHueIsStoredCheckedKeptAndReachesTheCrops() throws {
+        let turned = try recipe(["--hue", "0.5"])
+        XCTAssertEqual(turned.augmentation?.hue, 0.5)
+        XCTAssertEqual(try crops(turned).views.map(\.hue), Array(repeating: 0.5, count: turned.views.globalCount + turned.views.localCount))
+        XCTAssertEqual(try recipe(["--hue", "0.3", "--tasks", "dino,koleo"]).augmentation?.hue, 0.3)
+        XCTAssertEqual(try recipe(["--hue", "0.3", "--augmentation", "two-view"]).augmentation?.hue, 0.3)
+        let presetHue = try XCTUnwrap(try recipe([]).augmentation?.hue)
+        XCTAssertEqual(try recipe(["--tasks", "dino,koleo"]).augmentation?.hue, presetHue, "choosing tasks keeps the preset's hue")
+        for bad in ["-0.1", "0.6", "x"] {
+            XCTAssertThrowsError(try recipe(["--hue", bad]), bad) { error in
+                let message = SSLRun.message(for: error)
+                XCTAssertTrue(message.contains("--hue") || message.contains("hue"), message)
+            }
+        }
+    }
+
     func testConfigurationsKeepTheirAugmentation() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("augmentation-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -68,5 +84,12 @@ final class AugmentationChoiceTests: XCTestCase {
         let storedPath = folder.appendingPathComponent("new.json").path
         try stored.prettyJSON().write(toFile: storedPath, atomically: true, encoding: .utf8)
         XCTAssertEqual(try TrainingRecipe(jsonFile: storedPath).augmentation, stored.augmentation)
+        // Written before the hue was stored: the references' hue.
+        let withoutHue = try String(contentsOfFile: storedPath, encoding: .utf8)
+            .replacingOccurrences(of: #"\s*"hue" : [0-9.]+,?"#, with: "", options: .regularExpression)
+        XCTAssertFalse(withoutHue.contains("hue"))
+        let withoutHuePath = folder.appendingPathComponent("without-hue.json").path
+        try withoutHue.write(toFile: withoutHuePath, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try TrainingRecipe(jsonFile: withoutHuePath).augmentation?.hue, AugmentationRecipe.referenceHue)
     }
 }

@@ -25,11 +25,36 @@ public struct AugmentationRecipe: Codable, Sendable, Equatable {
     public var globalScale: ClosedRange<Double>
     /// The share of the image area a local crop covers.
     public var localScale: ClosedRange<Double>
+    /// The colour jitter's largest hue rotation, in turns (0…0.5): the references' 0.1, or up to
+    /// 0.5 (any hue) for images whose colours say nothing about their content. Grey images are
+    /// unchanged by it.
+    public var hue: Double
 
-    public init(family: Family = .multiCrop, globalScale: ClosedRange<Double> = 0.4...1, localScale: ClosedRange<Double> = 0.05...0.4) {
+    public init(
+        family: Family = .multiCrop, globalScale: ClosedRange<Double> = 0.4...1, localScale: ClosedRange<Double> = 0.05...0.4,
+        hue: Double = Self.referenceHue
+    ) {
         self.family = family
         self.globalScale = globalScale
         self.localScale = localScale
+        self.hue = hue
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case family, globalScale, localScale, hue
+    }
+
+    /// Decodes a recipe; one written before the hue was stored has the references' hue.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        family = try container.decode(Family.self, forKey: .family)
+        globalScale = try container.decode(ClosedRange<Double>.self, forKey: .globalScale)
+        localScale = try container.decode(ClosedRange<Double>.self, forKey: .localScale)
+        hue = try container.decodeIfPresent(Double.self, forKey: .hue) ?? Self.referenceHue
+        guard (0...0.5).contains(hue) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .hue, in: container, debugDescription: "The augmentation's hue must be in 0…0.5 (turns), got \(hue).")
+        }
     }
 
     /// DINO's multi-crop with its scales (global 0.4…1, local 0.05…0.4): the augmentation of a
@@ -71,18 +96,24 @@ public struct AugmentationRecipe: Codable, Sendable, Equatable {
         for index in groups.indices {
             let radius = groups[index].recipe.blurRadius
             groups[index].recipe.blurRadius = (radius.lowerBound * resolution)...(radius.upperBound * resolution)
+            groups[index].recipe.hue = hue
         }
         return MultiCropRecipe(groups)
     }
 
-    /// The family and scales in one line, e.g. `multi-crop, global scale 0.4…1, local scale 0.05…0.4`.
+    /// The family and scales in one line, e.g. `multi-crop, global scale 0.4…1, local scale 0.05…0.4`,
+    /// and the hue when it is not the references'.
     public var summary: String {
         func range(_ scale: ClosedRange<Double>) -> String {
             String(format: "%g…%g", scale.lowerBound, scale.upperBound)
         }
-        return "\(family.rawValue), global scale \(range(globalScale)), local scale \(range(localScale))"
+        let hueText = hue == Self.referenceHue ? "" : String(format: ", hue %g", hue)
+        return "\(family.rawValue), global scale \(range(globalScale)), local scale \(range(localScale))\(hueText)"
     }
 
     /// The global crop size the reference recipes were tuned at.
     static let referenceGlobalSize = 224.0
+
+    /// The hue strength of DINO's and MoCo v3's colour jitter (`ColorJitter(0.4, 0.4, 0.2, 0.1)`).
+    public static let referenceHue = 0.1
 }

@@ -132,16 +132,22 @@ struct CropOptions: ParsableArguments {
     var globalScale: String?
     @Option(parsing: .unconditional, help: "Scale range of the local crops, e.g. 0.05,0.25.")
     var localScale: String?
+    @Option(parsing: .unconditional, help: "Largest hue rotation of the colour jitter, in turns: 0.1 as in DINO, up to 0.5 (any hue) when colours do not tell the content.")
+    var hue: Double?
 
     func validate() throws {
         if let globalScale { _ = try Self.scale(globalScale, flag: "--global-scale") }
         if let localScale { _ = try Self.scale(localScale, flag: "--local-scale") }
+        if let hue, !(0...0.5).contains(hue) {
+            throw ValidationError("--hue expects a rotation in turns from 0 to 0.5 (0.5 allows any hue), got \(hue).")
+        }
     }
 
     var givenFlags: [String] {
         flagsGiven([
             ("--global-crops", globalCrops), ("--global-size", globalSize), ("--local-crops", localCrops), ("--local-size", localSize),
             ("--augmentation", augmentation), ("--global-scale", globalScale), ("--local-scale", localScale),
+            ("--hue", hue),
         ])
     }
 
@@ -158,13 +164,16 @@ struct CropOptions: ParsableArguments {
 
     /// Sets the augmentation: the one named, else the one the tasks agree on when the tasks
     /// were chosen on the command line or the starting recipe has none (a configuration file
-    /// from before it was stored keeps its own); then the scales given.
+    /// from before it was stored keeps its own), keeping the starting recipe's hue; then the
+    /// scales and hue given.
     func applyAugmentation(to recipe: inout TrainingRecipe, registry: TaskRegistry, tasksChosen: Bool, fromConfiguration: Bool) throws {
+        let startingHue = recipe.augmentation?.hue
         if let augmentation {
             recipe.augmentation = .standard(augmentation)
         } else if tasksChosen || (!fromConfiguration && recipe.augmentation == nil) {
             recipe.augmentation = try registry.augmentation(agreedBy: recipe.tasks.map(\.name))
         }
+        if let startingHue { recipe.augmentation?.hue = startingHue }
         if let globalScale {
             recipe.augmentation = try recipe.augmentation(registry: registry)
             recipe.augmentation!.globalScale = try Self.scale(globalScale, flag: "--global-scale")
@@ -172,6 +181,10 @@ struct CropOptions: ParsableArguments {
         if let localScale {
             recipe.augmentation = try recipe.augmentation(registry: registry)
             recipe.augmentation!.localScale = try Self.scale(localScale, flag: "--local-scale")
+        }
+        if let hue {
+            recipe.augmentation = try recipe.augmentation(registry: registry)
+            recipe.augmentation!.hue = hue
         }
     }
 
