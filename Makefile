@@ -26,14 +26,15 @@ dependencies:
 ## probes of the trained and a randomly initialised backbone, the report and a summary.
 run: dependencies
 	$(SWIFT_RELEASE) --product ssl-run
-	.build/release/ssl-run --preset fashion-mnist --subset 6400 --epochs 3 --output $(RUN_FOLDER)
+	.build/release/ssl-run --preset fashion-mnist --subset 6400 --epochs 6 --output $(RUN_FOLDER)
 	.build/release/ssl-run eval --checkpoint $(RUN_FOLDER)/checkpoint.h5
 
-## The hour recipe of the README: the `fashion-mnist` preset for 1,500 steps of 64 images (3 passes
-## over a seeded subset of 32,000 images, as measured) with KoLeo's weight decaying from 0.5 to 0.1.
+## The hour recipe of the README: the `fashion-mnist` preset with patches of 7 pixels (local crops
+## of 21) for 5 passes over the 60,000 training images (18,750 steps of 16), KoLeo's weight
+## decaying from 0.5 to 0.1, with the online probe after each pass.
 long: dependencies
 	$(SWIFT_RELEASE) --product ssl-run
-	.build/release/ssl-run --preset fashion-mnist --subset 32000 --epochs 3 --batch-size 64 --weights koleo=0.5@0:0.1@100% \
+	.build/release/ssl-run --preset fashion-mnist --patch-size 7 --local-size 21 --epochs 5 --weights koleo=0.5@0:0.1@100% \
 		--eval-every 1 --output runs/long
 	.build/release/ssl-run eval --checkpoint runs/long/checkpoint.h5
 
@@ -56,7 +57,7 @@ test: dependencies
 	swift build --package-path $(EXAMPLE) --scratch-path .build-example
 	rm -rf .build-example/run
 	.build-example/debug/simsiam-run --tasks dino,simsiam --weights dino=1,simsiam=0.5 --arch 48x1 --heads 2 \
-		--global-size 16 --local-crops 0 --batch-size 16 --subset 64 --epochs 1 --max-steps 3 --eval-every 0 \
+		--patch-size 4 --global-size 16 --local-crops 0 --batch-size 16 --subset 64 --epochs 1 --max-steps 3 --eval-every 0 \
 		--dino.out-dim 64 --dino.hidden-dim 32 --dino.bottleneck-dim 16 --simsiam.dim 32 --output .build-example/run
 	test -f .build-example/run/checkpoint.h5
 	swift build --package-path $(DENSE_EXAMPLE) --scratch-path .build-example-densecl

@@ -77,6 +77,7 @@ extension Benchmark {
         var globalSize: Int?
         @Option(help: "Side of the local crops in pixels.") var localSize: Int?
         @Option(help: "Number of local crops (0: global crops only).") var localCrops: Int?
+        @Option(help: "Patch size in pixels (default: the preset's).") var patchSize: Int?
         @Option(help: "The workload's name in the RESULT line (default: the preset's).") var workload: String?
         @Option(help: "Operand format of the step's matrix products: fp32 or bf16.") var precision = BLAS.Precision.float32
 
@@ -94,6 +95,7 @@ extension Benchmark {
             }
             if let localSize { recipe.views.localSize = localSize }
             if let localCrops { recipe.views.localCount = localCrops }
+            if let patchSize { recipe.backbone.patchSize = patchSize }
             if let tasks { try recipe.selectTasks(tasks, registry: .builtIn) }
             recipe.precision = precision
             let startupBytes = MemoryUsage.currentResidentBytes
@@ -241,13 +243,14 @@ extension Benchmark {
     struct BFloat16GEMM: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "bf16-gemm",
-            abstract: "float32 sgemm against each bfloat16 kernel at the fashion-mnist preset's and ViT-Tiny/16's product shapes.",
+            abstract: "float32 sgemm against each bfloat16 kernel at the product shapes of 28-pixel crops in patches of 4 and of ViT-Tiny/16.",
             discussion: "The kernels alternate within each round; the table gives the median GFLOP/s of the rounds.")
         @Option(help: "Rounds per shape (each kernel once per round).") var rounds = 5
         @Option(help: "Seconds of work per kernel in one round.") var seconds = 0.05
 
         static let shapes: [ProductShape] =
-            // fashion-mnist preset: 64 images of 50 tokens (28-pixel crops) or 10 tokens (12-pixel crops), width 192.
+            // The fashion-mnist preset until 2026-12-03 (patches of 4): 64 images of 50 tokens (28-pixel
+            // crops) or 10 tokens (12-pixel crops), width 192.
             ProductShape.layer("small 64x50 qkv", rows: 3_200, inputs: 192, outputs: 576)
             + ProductShape.layer("small 64x50 fc1", rows: 3_200, inputs: 192, outputs: 768)
             + ProductShape.layer("small 64x50 fc2", rows: 3_200, inputs: 768, outputs: 192)
@@ -330,19 +333,19 @@ extension Benchmark {
 extension Benchmark {
     struct Augmentations: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Time per image of each augmentation step of the small preset's crops (2x28 + 4x12 from "
+            abstract: "Time per image of each augmentation step of the fashion-mnist preset's crops (from "
                 + "Fashion-MNIST), on one thread: where the data loader's time goes.")
         @Option(help: "Images timed.") var images = 2000
 
         func run() throws {
             let dataset = try FashionMNISTDataset(split: .train)
-            let plan = ViewPlan(globalCount: 2, globalSize: 28, localCount: 4, localSize: 12)
+            let plan = Preset.fashionMNIST.recipe.views
             let views = AugmentationRecipe.multiCrop.crops(for: plan).views
             var seconds: [String: Double] = [:]
             var order: [String] = []
             var generator = RandomGenerator(seed: 0)
             let sources = try (0..<images).map { try dataset.image(at: $0) }
-            let output = UnsafeMutablePointer<Float>.allocate(capacity: 3 * 28 * 28)
+            let output = UnsafeMutablePointer<Float>.allocate(capacity: 3 * plan.globalSize * plan.globalSize)
             defer { output.deallocate() }
             for source in sources {
                 for view in views {

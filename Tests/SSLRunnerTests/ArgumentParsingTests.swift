@@ -139,7 +139,7 @@ final class ArgumentParsingTests: XCTestCase {
 
     private func recipe(_ arguments: [String]) throws -> TrainingRecipe {
         let tiny = [
-            "--tasks", "dino", "--arch", "48x1", "--heads", "2", "--global-size", "16", "--local-crops", "0", "--batch-size", "16",
+            "--tasks", "dino", "--arch", "48x1", "--heads", "2", "--patch-size", "4", "--global-size", "16", "--local-crops", "0", "--batch-size", "16",
             "--dino.out-dim", "64", "--dino.hidden-dim", "32", "--dino.bottleneck-dim", "16",
         ]
         let command = try SSLRun.parseAsRoot(tiny + arguments)

@@ -14,7 +14,7 @@ enum CommandLine {
 
     /// A tiny DINO + SelfPatch configuration that trains in seconds in a debug build.
     static let tinyRun = [
-        "--preset", "fashion-mnist", "--tasks", "dino,selfpatch", "--arch", "48x1", "--heads", "2", "--global-size", "16", "--local-size", "12",
+        "--preset", "fashion-mnist", "--tasks", "dino,selfpatch", "--arch", "48x1", "--heads", "2", "--patch-size", "4", "--global-size", "16", "--local-size", "12",
         "--local-crops", "2", "--batch-size", "16", "--subset", "64", "--epochs", "2", "--eval-every", "0",
         "--log-every", "1", "--loader-threads", "1",
         "--dino.out-dim", "64", "--dino.hidden-dim", "32", "--dino.bottleneck-dim", "16",

@@ -16,7 +16,7 @@ final class DistributedTests: XCTestCase {
     /// MoCo v3 gathers keys across ranks (labels offset by rank) and synchronises batch norm.
     func testMoCoOnTwoRanksMatchesOneRank() throws {
         let arguments = [
-            "--preset", "fashion-mnist", "--tasks", "moco", "--arch", "48x1", "--heads", "2", "--global-size", "16",
+            "--preset", "fashion-mnist", "--tasks", "moco", "--arch", "48x1", "--heads", "2", "--patch-size", "4", "--global-size", "16",
             "--local-crops", "0", "--subset", "64", "--epochs", "2", "--eval-every", "0", "--loader-threads", "1",
             "--moco.dim", "16", "--moco.mlp-dim", "32",
         ]

@@ -11,7 +11,7 @@ import XCTest
 final class RobustnessTests: XCTestCase {
     /// The tiny DINO recipe of the Makefile's test target.
     static let tiny = [
-        "--tasks", "dino", "--arch", "48x1", "--heads", "2", "--global-size", "16", "--local-crops", "0",
+        "--tasks", "dino", "--arch", "48x1", "--heads", "2", "--patch-size", "4", "--global-size", "16", "--local-crops", "0",
         "--batch-size", "16", "--eval-every", "0", "--loader-threads", "1",
         "--dino.out-dim", "64", "--dino.hidden-dim", "32", "--dino.bottleneck-dim", "16",
     ]

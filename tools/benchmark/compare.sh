@@ -13,7 +13,7 @@
 #   selfpatch-original  ssl-bench step --preset selfpatch-original      vs official_step.py --method selfpatch
 #                       (same sizes, K 65536 / K_p 4096, ca_head aggregation: alinlab/SelfPatch's)
 #   fashion-mnist       ssl-bench step --preset fashion-mnist --batch 64 vs pytorch_preset_step.py
-#                       (the main job's step: ViT 192x3 p4, 2x28 + 4x12, dino + selfpatch + koleo)
+#                       (the main job's step: ViT 192x3 p7, 2x28 + 4x21, dino + selfpatch + koleo)
 # Sides: swift, swift-bf16 (ssl-bench step --precision bf16: bfloat16 operands in the step's
 # products), pytorch-fp32, pytorch-bf16 (torch.autocast("cpu", torch.bfloat16) around forward
 # and loss); PyTorch on 2 threads, SwiftSSL on its default (all cores).

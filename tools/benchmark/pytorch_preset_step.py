@@ -5,10 +5,11 @@ for this benchmark with plain torch modules (no timm), fp32 or bf16 autocast.
     python3 tools/benchmark/pytorch_preset_step.py --batch 64 --tasks dino,selfpatch,moco
 
 What it computes, from Sources/Plugins/Presets.swift (`fashionMNIST`) and the tasks' sources:
-- Backbone (DINO layout): ViT 192 wide, 3 blocks, 3 heads, patch 4, LayerNorm eps 1e-6, class
-  token, learned position table for the 28-pixel grid (7 x 7), interpolated bicubically for the
-  12-pixel local crops (3 x 3) as DINO's `interpolate_pos_encoding` does (scale (n + 0.1) / 7),
-  final norm; no stochastic depth. Crops: 2 x 28 + 4 x 12 of N(0, 1) noise, batch 64. Views of
+- Backbone (DINO layout): ViT 192 wide, 3 blocks, 3 heads, patch 7, LayerNorm eps 1e-6, class
+  token, learned position table for the 28-pixel grid (4 x 4), interpolated bicubically for the
+  21-pixel local crops (3 x 3) as DINO's `interpolate_pos_encoding` does (scale (n + 0.1) / 4),
+  final norm; no stochastic depth. Crops: 2 x 28 + 4 x 21 of N(0, 1) noise, batch 64 (the
+  preset trains in batches of 16; --patch 4 --local-size 12 is the preset before 2026-12-03). Views of
   one size run as one batch (DINO's multi-crop grouping), student over every view; the teacher
   over the global crops, and over the local ones too when selfpatch is on.
 - dino (weight 1): DINOHead 192 -> 512 -> 512 -> 128 -> K 256 (GELU, L2 normalisation, weight-
@@ -59,9 +60,9 @@ parser.add_argument("--tasks", default="dino,selfpatch,koleo", help="comma-separ
 parser.add_argument("--dimension", type=int, default=192)
 parser.add_argument("--depth", type=int, default=3)
 parser.add_argument("--heads", type=int, default=3)
-parser.add_argument("--patch", type=int, default=4)
+parser.add_argument("--patch", type=int, default=7)
 parser.add_argument("--global-size", type=int, default=28)
-parser.add_argument("--local-size", type=int, default=12)
+parser.add_argument("--local-size", type=int, default=21)
 parser.add_argument("--local-crops", type=int, default=4)
 parser.add_argument("--attention", choices=["explicit", "sdpa"], default="explicit",
                     help="explicit: softmax(q k^T / sqrt(d)) v as DINO's Attention; sdpa: F.scaled_dot_product_attention")

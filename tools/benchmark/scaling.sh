@@ -8,7 +8,7 @@
 #   tools/benchmark/scaling.sh                    # writes runs/bench/scaling.md
 #
 # Axes (AXES, default all five):
-#   batch-28px   fashion-mnist preset (ViT 192x3 p4, 2x28 + 4x12, dino + selfpatch + koleo), batch
+#   batch-28px   fashion-mnist preset (ViT 192x3 p7, 2x28 + 4x21, dino + selfpatch + koleo), batch
 #                16, 32, 64, 128, 256; PyTorch: pytorch_preset_step.py
 #   batch-224px  dino preset at ViT-Tiny/16 (2x224 + 8x96, K 65536), batch 4, 8, 16, 32; PyTorch:
 #                the official DINO step (official_step.py --method dino)
@@ -136,7 +136,7 @@ $(machine_line); load average before $load_before, after $load_after; torch $tor
 $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- Sources || echo '+changes'). Step time in ms (lower is better), peak
 resident memory in MB over the timed steps; the ratio columns are PyTorch's time over SwiftSSL's (above 1: SwiftSSL faster)."
 "${python[@]}" tools/benchmark/summarise.py scaling "$raw" --output "$out/scaling.md" --title "$title" \
-  --describe "batch-28px=fashion-mnist preset (ViT 192x3 p4, 2x28 + 4x12 crops; dino + selfpatch K 128 + koleo 0.5; DINO K 256), by images per step. PyTorch: pytorch_preset_step.py." \
+  --describe "batch-28px=fashion-mnist preset (ViT 192x3 p7, 2x28 + 4x21 crops; dino + selfpatch K 128 + koleo 0.5; DINO K 256), by images per step. PyTorch: pytorch_preset_step.py." \
   --describe "batch-224px=dino preset at ViT-Tiny/16 (2x224 + 8x96 crops, K 65536), by images per step. PyTorch: the official DINO step (facebookresearch/dino, official_step.py)." \
   --describe "tokens=dino preset at ViT-Tiny/16, 4 images, global crops only (2 per image, no local crops), by crop side: 49, 196, 784 patches per crop. PyTorch: the official DINO step with the same crops." \
   --describe "tasks=fashion-mnist preset, $task_batch images, by task mix (--tasks; the preset itself is dino,selfpatch,koleo). PyTorch: pytorch_preset_step.py --tasks." \
