@@ -51,7 +51,7 @@ public struct AugmentationRecipe: Codable, Sendable, Equatable {
         globalScale = try container.decode(ClosedRange<Double>.self, forKey: .globalScale)
         localScale = try container.decode(ClosedRange<Double>.self, forKey: .localScale)
         hue = try container.decodeIfPresent(Double.self, forKey: .hue) ?? Self.referenceHue
-        guard (0...0.5).contains(hue) else {
+        guard Self.hueRange.contains(hue) else {
             throw DecodingError.dataCorruptedError(
                 forKey: .hue, in: container, debugDescription: "The augmentation's hue must be in 0…0.5 (turns), got \(hue).")
         }
@@ -116,4 +116,7 @@ public struct AugmentationRecipe: Codable, Sendable, Equatable {
 
     /// The hue strength of DINO's and MoCo v3's colour jitter (`ColorJitter(0.4, 0.4, 0.2, 0.1)`).
     public static let referenceHue = 0.1
+
+    /// The hue strengths torchvision's `ColorJitter` accepts, in turns (0.5: any hue).
+    public static let hueRange = 0.0...0.5
 }

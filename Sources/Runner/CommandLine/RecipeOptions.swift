@@ -138,7 +138,7 @@ struct CropOptions: ParsableArguments {
     func validate() throws {
         if let globalScale { _ = try Self.scale(globalScale, flag: "--global-scale") }
         if let localScale { _ = try Self.scale(localScale, flag: "--local-scale") }
-        if let hue, !(0...0.5).contains(hue) {
+        if let hue, !AugmentationRecipe.hueRange.contains(hue) {
             throw ValidationError("--hue expects a rotation in turns from 0 to 0.5 (0.5 allows any hue), got \(hue).")
         }
     }
