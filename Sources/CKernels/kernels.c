@@ -226,3 +226,43 @@ void ssl_add_column_sums(const float *x, float *sums, int64_t rows, int64_t colu
         for (int64_t c = 0; c < columns; c++) sums[c] += line[c];
     }
 }
+
+// MARK: - Optimiser updates
+
+// Written in C so that the loops vectorise (`restrict`: Swift cannot know the arrays are
+// distinct), with contraction off so that every element rounds as the scalar reference does.
+// The square root is the instruction itself: `sqrtf` may set errno, which keeps a loop scalar.
+#if defined(__has_builtin) && __has_builtin(__builtin_elementwise_sqrt)
+#define SSL_SQUARE_ROOT(x) __builtin_elementwise_sqrt(x)
+#else
+#define SSL_SQUARE_ROOT(x) sqrtf(x)
+#endif
+
+SSL_MULTIVERSION
+void ssl_adamw_update(float *restrict parameter, const float *restrict gradient,
+                      float *restrict firstMoment, float *restrict secondMoment, int64_t count,
+                      float decayFactor, float oneMinusBeta1, float beta2, float oneMinusBeta2,
+                      float correction2Root, float epsilon, float stepSize) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+    for (int64_t i = 0; i < count; i++) {
+        float g = gradient[i];
+        float p = parameter[i] * decayFactor;
+        float m = firstMoment[i] + oneMinusBeta1 * (g - firstMoment[i]);
+        float v = secondMoment[i] * beta2 + oneMinusBeta2 * g * g;
+        float denominator = SSL_SQUARE_ROOT(v) / correction2Root + epsilon;
+        firstMoment[i] = m;
+        secondMoment[i] = v;
+        parameter[i] = p - stepSize * m / denominator;
+    }
+}
+
+SSL_MULTIVERSION
+void ssl_moving_average_update(float *restrict target, const float *restrict source, int64_t count,
+                               float momentum, float complement) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+    for (int64_t i = 0; i < count; i++) target[i] = target[i] * momentum + complement * source[i];
+}

@@ -50,6 +50,17 @@ void ssl_layer_norm_backward(const float *x, const float *weight, const float *m
 /// sums[c] += Σ_r x[r, c]: the gradient of a bias broadcast over rows.
 void ssl_add_column_sums(const float *x, float *sums, int64_t rows, int64_t columns);
 
+/// One AdamW update of `count` elements in place, in PyTorch's single-tensor order and rounding
+/// (no fused multiply-adds): p *= decayFactor; m += (1 − β1)(g − m); v = v·β2 + (1 − β2)·g·g;
+/// p −= stepSize · m / (sqrt(v) / correction2Root + epsilon). The arrays must not overlap.
+void ssl_adamw_update(float *parameter, const float *gradient, float *firstMoment, float *secondMoment,
+                      int64_t count, float decayFactor, float oneMinusBeta1, float beta2,
+                      float oneMinusBeta2, float correction2Root, float epsilon, float stepSize);
+/// target = target · momentum + complement · source, element by element (no fused
+/// multiply-adds), for a teacher's exponential moving average. The arrays must not overlap.
+void ssl_moving_average_update(float *target, const float *source, int64_t count, float momentum,
+                               float complement);
+
 /// 1 when the processor has AVX512_BF16 (with AVX-512 F, BW, VL), which `ssl_bf16_gemm` needs.
 int ssl_bf16_gemm_supported(void);
 

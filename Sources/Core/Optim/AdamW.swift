@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -107,13 +108,9 @@ public final class AdamW {
         let pointers = UncheckedSendable((p, g, m, v))
         Parallel.forEachChunk(of: parameter.count, minimumChunk: 1 << 17) { _, range in
             let (p, g, m, v) = pointers.value
-            for i in range {
-                p[i] *= decayFactor
-                m[i] += oneMinusBeta1 * (g[i] - m[i])
-                v[i] = v[i] * b2 + oneMinusBeta2 * g[i] * g[i]
-                let denominator = v[i].squareRoot() / correction2Root + eps
-                p[i] -= stepSize * m[i] / denominator
-            }
+            ssl_adamw_update(
+                p + range.lowerBound, g + range.lowerBound, m + range.lowerBound, v + range.lowerBound, Int64(range.count),
+                decayFactor, oneMinusBeta1, b2, oneMinusBeta2, correction2Root, eps, stepSize)
         }
     }
 }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Updates a teacher as an exponential moving average of a student:
 /// `θ_teacher ← m·θ_teacher + (1 − m)·θ_student` for every parameter, matched by name.
 /// Buffers (e.g. BatchNorm running statistics) are not averaged.
@@ -14,7 +16,7 @@ public enum ExponentialMovingAverage {
             let pointers = UncheckedSendable((t, s))
             Parallel.forEachChunk(of: target.count, minimumChunk: 1 << 17) { _, range in
                 let (t, s) = pointers.value
-                for i in range { t[i] = t[i] * m + complement * s[i] }
+                ssl_moving_average_update(t + range.lowerBound, s + range.lowerBound, Int64(range.count), m, complement)
             }
         }
     }
