@@ -243,7 +243,7 @@ extension Benchmark {
     struct BFloat16GEMM: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "bf16-gemm",
-            abstract: "float32 sgemm against each bfloat16 kernel at the product shapes of 28-pixel crops in patches of 4 and of ViT-Tiny/16.",
+            abstract: "float32 sgemm against each bfloat16 kernel at the product shapes of 28-pixel crops (patches of 4 and 7) and of ViT-Tiny/16.",
             discussion: "The kernels alternate within each round; the table gives the median GFLOP/s of the rounds.")
         @Option(help: "Rounds per shape (each kernel once per round).") var rounds = 5
         @Option(help: "Seconds of work per kernel in one round.") var seconds = 0.05
@@ -255,6 +255,10 @@ extension Benchmark {
             + ProductShape.layer("small 64x50 fc1", rows: 3_200, inputs: 192, outputs: 768)
             + ProductShape.layer("small 64x50 fc2", rows: 3_200, inputs: 768, outputs: 192)
             + [ProductShape.layer("small 64x10 qkv", rows: 640, inputs: 192, outputs: 576)[0]]
+            // The fashion-mnist preset since 2026-12-03 (patches of 7, 16 images): 2 global crops of 17
+            // tokens (544 rows) and 4 local crops of 10 tokens (640 rows).
+            + ProductShape.layer("main 16x2x17 fc1", rows: 544, inputs: 192, outputs: 768)
+            + ProductShape.layer("main 16x4x10 fc2", rows: 640, inputs: 768, outputs: 192)
             // ViT-Tiny/16 at 224 pixels, 4 images of 197 tokens.
             + [ProductShape.layer("tiny 4x197 qkv", rows: 788, inputs: 192, outputs: 576)[0]]
             + [ProductShape.layer("tiny 4x197 fc1", rows: 788, inputs: 192, outputs: 768)[0]]

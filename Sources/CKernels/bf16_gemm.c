@@ -77,6 +77,31 @@ BF16_TARGET static inline __m512i pairs_from_rows(const float *first, const floa
     return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(high, low));
 }
 
+// Transposes a 16 × 16 matrix of 32-bit words held as 16 rows.
+BF16_TARGET static inline void transpose_words(__m512i rows[16]) {
+    __m512i pairs[16], quads[16], octets[16];
+    for (int i = 0; i < 16; i += 2) { // 2 × 2 blocks of words
+        pairs[i] = _mm512_unpacklo_epi32(rows[i], rows[i + 1]);
+        pairs[i + 1] = _mm512_unpackhi_epi32(rows[i], rows[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { // 4 × 4 blocks within each 128-bit lane
+        for (int j = 0; j < 2; j++) {
+            quads[i + 2 * j] = _mm512_unpacklo_epi64(pairs[i + j], pairs[i + j + 2]);
+            quads[i + 2 * j + 1] = _mm512_unpackhi_epi64(pairs[i + j], pairs[i + j + 2]);
+        }
+    }
+    for (int i = 0; i < 16; i += 8) { // 128-bit lanes 0, 2 and 1, 3 of row pairs four apart
+        for (int j = 0; j < 4; j++) {
+            octets[i + j] = _mm512_shuffle_i32x4(quads[i + j], quads[i + j + 4], 0x88);
+            octets[i + j + 4] = _mm512_shuffle_i32x4(quads[i + j], quads[i + j + 4], 0xDD);
+        }
+    }
+    for (int j = 0; j < 8; j++) { // whole lanes of rows eight apart
+        rows[j] = _mm512_shuffle_i32x4(octets[j], octets[j + 8], 0x88);
+        rows[j + 8] = _mm512_shuffle_i32x4(octets[j], octets[j + 8], 0xDD);
+    }
+}
+
 // Packs op(B)[2·firstPair ..< 2·(firstPair + pairs), firstColumn ..< firstColumn + columns]
 // into 32-column panels of [pair][32] words, each panel `pairs · 32` words long. Columns past
 // `columns` in the last panel are zero.
@@ -101,19 +126,27 @@ BF16_TARGET static void pack_b(int transposeB, const float *b, int64_t ldb, int6
         }
         return;
     }
-    // B is stored N×K: each column of op(B) is a contiguous run along k, converted 32 values at
-    // a time and scattered into the panel one word per pair.
+    // B is stored N×K: each column of op(B) is a contiguous run along k. Sixteen columns at a
+    // time give sixteen runs of 16 words (pairs); transposed in registers, they are 16 pair
+    // rows of 16 consecutive panel columns.
     if (columns % TILE_COLUMNS != 0) {
         memset(packed + (columns / TILE_COLUMNS) * panelWords, 0, panelWords * sizeof *packed);
     }
-    for (int64_t column = 0; column < columns; column++) {
-        const float *source = b + (firstColumn + column) * ldb + firstK;
+    for (int64_t column = 0; column < columns; column += 16) {
+        int64_t columnCount = columns - column < 16 ? columns - column : 16;
         uint32_t *target = packed + (column / TILE_COLUMNS) * panelWords + column % TILE_COLUMNS;
         for (int64_t pair = 0; pair < pairs; pair += 16) {
-            uint32_t words[16];
-            _mm512_storeu_si512(words, pairs_from_run(source + 2 * pair, valuesOfK - 2 * pair));
+            __m512i block[16];
+            for (int64_t q = 0; q < 16; q++) {
+                block[q] = q < columnCount
+                    ? pairs_from_run(b + (firstColumn + column + q) * ldb + firstK + 2 * pair, valuesOfK - 2 * pair)
+                    : _mm512_setzero_si512();
+            }
+            transpose_words(block);
             int64_t count = pairs - pair < 16 ? pairs - pair : 16;
-            for (int64_t q = 0; q < count; q++) target[(pair + q) * TILE_COLUMNS] = words[q];
+            for (int64_t q = 0; q < count; q++) {
+                _mm512_mask_storeu_epi32(target + (pair + q) * TILE_COLUMNS, first_lanes(columnCount), block[q]);
+            }
         }
     }
 }
@@ -140,16 +173,26 @@ BF16_TARGET static void pack_a(int transposeA, const float *a, int64_t lda, int6
         return;
     }
     // A is stored K×M: rows 2p and 2p + 1 of the storage give pair p of 16 rows of op(A) at
-    // once, scattered one word per row.
-    for (int64_t pair = 0; pair < pairs; pair++) {
-        const float *first = a + (firstK + 2 * pair) * lda + firstRow;
-        const float *second = 2 * pair + 1 < valuesOfK ? first + lda : NULL;
-        for (int64_t row = 0; row < rows; row += 16) {
-            uint32_t words[16];
-            _mm512_storeu_si512(words, pairs_from_rows(first + row, second ? second + row : NULL,
-                                                       rows - row));
-            int64_t count = rows - row < 16 ? rows - row : 16;
-            for (int64_t q = 0; q < count; q++) packed[(row + q) * PAIR_BLOCK + pair] = words[q];
+    // once. Sixteen pairs at a time, transposed in registers, are 16 consecutive pairs of each
+    // of the 16 rows.
+    for (int64_t row = 0; row < rows; row += 16) {
+        int64_t rowCount = rows - row < 16 ? rows - row : 16;
+        for (int64_t pair = 0; pair < pairs; pair += 16) {
+            int64_t pairCount = pairs - pair < 16 ? pairs - pair : 16;
+            __m512i block[16];
+            for (int64_t q = 0; q < 16; q++) {
+                if (q < pairCount) {
+                    const float *first = a + (firstK + 2 * (pair + q)) * lda + firstRow + row;
+                    const float *second = 2 * (pair + q) + 1 < valuesOfK ? first + lda : NULL;
+                    block[q] = pairs_from_rows(first, second, rowCount);
+                } else {
+                    block[q] = _mm512_setzero_si512();
+                }
+            }
+            transpose_words(block);
+            for (int64_t q = 0; q < rowCount; q++) {
+                _mm512_mask_storeu_epi32(packed + (row + q) * PAIR_BLOCK + pair, first_lanes(pairCount), block[q]);
+            }
         }
     }
 }
@@ -177,10 +220,13 @@ BF16_TARGET static void multiply_tile(const uint32_t *a, const uint32_t *b, int6
     __m512 alphaVector = _mm512_set1_ps(alpha);
     __m512 scaleVector = _mm512_set1_ps(scaleOfC);
     __mmask16 masks[2] = {first_lanes(columns), first_lanes(columns - 16)};
-    for (int64_t row = 0; row < rows; row++) {
+    // Unrolled with a guard, so the sums stay in registers.
+#pragma clang loop unroll(full)
+    for (int row = 0; row < TILE_ROWS; row++) {
+        if (row >= rows) break;
         for (int half = 0; half < 2; half++) {
             float *target = c + row * ldc + 16 * half;
-            __m512 product = _mm512_mul_ps(sums[row][half], alphaVector);
+            __m512 product = alpha == 1 ? sums[row][half] : _mm512_mul_ps(sums[row][half], alphaVector);
             if (scaleOfC != 0) {
                 __m512 old = _mm512_maskz_loadu_ps(masks[half], target);
                 product = _mm512_fmadd_ps(old, scaleVector, product);

@@ -227,6 +227,28 @@ void ssl_add_column_sums(const float *x, float *sums, int64_t rows, int64_t colu
     }
 }
 
+SSL_MULTIVERSION
+void ssl_row_dot_products(const float *a, const float *b, float *dots, int64_t rows, int64_t columns) {
+    SSL_VECTORIZED_REDUCTIONS
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = a + r * columns, *y = b + r * columns;
+        float sum = 0;
+        for (int64_t c = 0; c < columns; c++) sum += x[c] * y[c];
+        dots[r] = sum;
+    }
+}
+
+SSL_MULTIVERSION
+double ssl_sum_of_squares(const float *x, int64_t count) {
+    SSL_VECTORIZED_REDUCTIONS
+    double sum = 0;
+    for (int64_t i = 0; i < count; i++) {
+        double value = x[i];
+        sum += value * value;
+    }
+    return sum;
+}
+
 // MARK: - Optimiser updates
 
 // Written in C so that the loops vectorise (`restrict`: Swift cannot know the arrays are

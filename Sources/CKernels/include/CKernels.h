@@ -50,6 +50,11 @@ void ssl_layer_norm_backward(const float *x, const float *weight, const float *m
 /// sums[c] += Σ_r x[r, c]: the gradient of a bias broadcast over rows.
 void ssl_add_column_sums(const float *x, float *sums, int64_t rows, int64_t columns);
 
+/// dots[r] = Σ_c a[r, c] · b[r, c] for row-major rows × columns matrices (a and b may be the
+/// same matrix), summed in float32 in a vectorised order.
+void ssl_row_dot_products(const float *a, const float *b, float *dots, int64_t rows, int64_t columns);
+/// Σ x² over `count` elements, accumulated in double precision in a vectorised order.
+double ssl_sum_of_squares(const float *x, int64_t count);
 /// One AdamW update of `count` elements in place, in PyTorch's single-tensor order and rounding
 /// (no fused multiply-adds): p *= decayFactor; m += (1 − β1)(g − m); v = v·β2 + (1 − β2)·g·g;
 /// p −= stepSize · m / (sqrt(v) / correction2Root + epsilon). The arrays must not overlap.

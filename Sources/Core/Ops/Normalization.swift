@@ -255,13 +255,15 @@ extension Tensor {
         let outputs = direction.shape[0], inputs = direction.shape[1], rows = rowCount
         let norms = Tensor(uninitializedShape: [outputs]), scales = Tensor(uninitializedShape: [outputs])
         do {
-            let v = direction.storage.base, g = magnitude.storage.base
-            let n = norms.storage.base, s = scales.storage.base
-            for k in 0..<outputs {
-                var squares: Float = 0
-                for d in 0..<inputs { squares += v[k * inputs + d] * v[k * inputs + d] }
-                n[k] = squares.squareRoot()
-                s[k] = g[k] / n[k]
+            let pointers = UncheckedSendable((direction.storage.base, magnitude.storage.base, norms.storage.base, scales.storage.base))
+            Parallel.forEachChunk(of: outputs, minimumChunk: max(1, 65_536 / max(inputs, 1))) { _, range in
+                let (v, g, n, s) = pointers.value
+                let first = range.lowerBound
+                ssl_row_dot_products(v + first * inputs, v + first * inputs, n + first, Int64(range.count), Int64(inputs))
+                for k in range {
+                    n[k] = n[k].squareRoot()
+                    s[k] = g[k] / n[k]
+                }
             }
         }
         let result = Tensor(uninitializedShape: Array(shape.dropLast()) + [outputs])
@@ -285,21 +287,23 @@ extension Tensor {
                 }
             }
             if direction.requiresGradient || magnitude.requiresGradient {
+                // h = dyᵀ · x becomes dv in place (an out × in matrix less at the step's peak).
                 let h = Tensor.gemmResult(m: outputs, n: inputs, k: rows, transposeA: true, gradient, self)
-                let dv = Tensor(uninitializedShape: direction.shape), dg = Tensor(uninitializedShape: magnitude.shape)
-                let pointers = UncheckedSendable((h.storage.base, dv.storage.base, dg.storage.base, v, n, s))
+                let dg = Tensor(uninitializedShape: magnitude.shape)
+                let pointers = UncheckedSendable((h.storage.base, h.storage.base, dg.storage.base, v, n, s))
                 Parallel.forEachChunk(of: outputs, minimumChunk: 256) { _, range in
                     let (h, dv, dg, v, n, s) = pointers.value
+                    let first = range.lowerBound
+                    ssl_row_dot_products(h + first * inputs, v + first * inputs, dg + first, Int64(range.count), Int64(inputs))
                     for k in range {
                         let row = k * inputs
-                        var dot: Float = 0
-                        for d in 0..<inputs { dot += h[row + d] * v[row + d] }
+                        let dot = dg[k]
                         dg[k] = dot / n[k]
                         let correction = s[k] * dot / (n[k] * n[k])
                         for d in 0..<inputs { dv[row + d] = s[k] * h[row + d] - correction * v[row + d] }
                     }
                 }
-                gradients[1] = direction.requiresGradient ? dv : nil
+                gradients[1] = direction.requiresGradient ? h.reshaped(direction.shape) : nil
                 gradients[2] = magnitude.requiresGradient ? dg : nil
             }
             return gradients

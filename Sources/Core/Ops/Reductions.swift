@@ -1,9 +1,9 @@
+import CKernels
+
 extension Tensor {
     /// Σ x², accumulated in double precision (a statistic: no gradient is recorded).
     public var sumOfSquares: Double {
-        var squares = 0.0
-        for value in storage.buffer { squares += Double(value) * Double(value) }
-        return squares
+        ssl_sum_of_squares(storage.base, Int64(storage.count))
     }
 
     /// The sum of all elements, as a rank-0 tensor.
