@@ -207,6 +207,12 @@ BF16_TARGET static void multiply_tile(const uint32_t *a, const uint32_t *b, int6
         sums[row][0] = _mm512_setzero_ps();
         sums[row][1] = _mm512_setzero_ps();
     }
+    // The tile of C is read or written only after the products: fetching its lines now hides
+    // their latency behind the products (C outgrows the caches when K is split into blocks).
+    for (int64_t row = 0; row < rows; row++) {
+        _mm_prefetch((const char *)(c + row * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + row * ldc + 16), _MM_HINT_T0);
+    }
     for (int64_t pair = 0; pair < pairs; pair++) {
         __m512bh left = (__m512bh)_mm512_loadu_si512(b + pair * TILE_COLUMNS);
         __m512bh right = (__m512bh)_mm512_loadu_si512(b + pair * TILE_COLUMNS + 16);
