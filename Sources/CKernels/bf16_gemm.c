@@ -1,5 +1,6 @@
 #include "CKernels.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,6 +243,47 @@ BF16_TARGET static void multiply_tile(const uint32_t *a, const uint32_t *b, int6
     }
 }
 
+// The calling thread's packing buffers (B, then A), kept for its next products: attention runs
+// thousands of small products a step, and a fresh allocation each time costs the allocator's
+// locks and, when the allocator returns the memory to the system, page faults on the next.
+// Freed when the thread exits.
+typedef struct {
+    uint32_t *buffers[2];
+    size_t capacities[2];
+} PackingBuffers;
+
+static pthread_key_t packingKey;
+static pthread_once_t packingKeyOnce = PTHREAD_ONCE_INIT;
+
+static void free_packing_buffers(void *value) {
+    PackingBuffers *buffers = value;
+    free(buffers->buffers[0]);
+    free(buffers->buffers[1]);
+    free(buffers);
+}
+
+static void make_packing_key(void) {
+    if (pthread_key_create(&packingKey, free_packing_buffers) != 0) abort();
+}
+
+// Buffer `index` (0 for B, 1 for A) of the calling thread, at least `bytes` long, 64-byte aligned.
+static uint32_t *packing_buffer(int index, size_t bytes) {
+    pthread_once(&packingKeyOnce, make_packing_key);
+    PackingBuffers *buffers = pthread_getspecific(packingKey);
+    if (!buffers) {
+        buffers = calloc(1, sizeof *buffers);
+        if (!buffers || pthread_setspecific(packingKey, buffers) != 0) abort();
+    }
+    if (buffers->capacities[index] < bytes) {
+        free(buffers->buffers[index]);
+        size_t capacity = (bytes + 4095) / 4096 * 4096;
+        buffers->buffers[index] = aligned_alloc(64, capacity);
+        if (!buffers->buffers[index]) abort();
+        buffers->capacities[index] = capacity;
+    }
+    return buffers->buffers[index];
+}
+
 BF16_TARGET void ssl_bf16_gemm(int transposeA, int transposeB, int64_t m, int64_t n, int64_t k,
                                float alpha, const float *a, int64_t lda, const float *b,
                                int64_t ldb, float beta, float *c, int64_t ldc) {
@@ -252,9 +294,8 @@ BF16_TARGET void ssl_bf16_gemm(int transposeA, int transposeB, int64_t m, int64_
     int64_t pairBlock = totalPairs < PAIR_BLOCK ? totalPairs : PAIR_BLOCK;
     int64_t panels = (columnBlock + TILE_COLUMNS - 1) / TILE_COLUMNS;
     int64_t tileRows = (rowBlock + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;
-    uint32_t *packedB = aligned_alloc(64, (size_t)(panels * TILE_COLUMNS * pairBlock * 4 + 64));
-    uint32_t *packedA = aligned_alloc(64, (size_t)(tileRows * PAIR_BLOCK * 4));
-    if (!packedA || !packedB) abort();
+    uint32_t *packedB = packing_buffer(0, (size_t)(panels * TILE_COLUMNS * pairBlock * 4 + 64));
+    uint32_t *packedA = packing_buffer(1, (size_t)(tileRows * PAIR_BLOCK * 4));
 
     for (int64_t column0 = 0; column0 < n; column0 += COLUMN_BLOCK) {
         int64_t columns = n - column0 < COLUMN_BLOCK ? n - column0 : COLUMN_BLOCK;
@@ -279,8 +320,6 @@ BF16_TARGET void ssl_bf16_gemm(int transposeA, int transposeB, int64_t m, int64_
             pair0 += pairs;
         } while (pair0 < totalPairs);
     }
-    free(packedA);
-    free(packedB);
 }
 
 // MARK: - Instruction-rate probes
