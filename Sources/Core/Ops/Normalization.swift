@@ -287,12 +287,12 @@ extension Tensor {
                 }
             }
             if direction.requiresGradient || magnitude.requiresGradient {
-                // h = dyᵀ · x becomes dv in place (an out × in matrix less at the step's peak).
+                // h = dyᵀ · x ([out, in]) is turned into dv in place: one out × in matrix fewer.
                 let h = Tensor.gemmResult(m: outputs, n: inputs, k: rows, transposeA: true, gradient, self)
                 let dg = Tensor(uninitializedShape: magnitude.shape)
-                let pointers = UncheckedSendable((h.storage.base, h.storage.base, dg.storage.base, v, n, s))
+                let pointers = UncheckedSendable((h.storage.base, dg.storage.base, v, n, s))
                 Parallel.forEachChunk(of: outputs, minimumChunk: 256) { _, range in
-                    let (h, dv, dg, v, n, s) = pointers.value
+                    let (h, dg, v, n, s) = pointers.value
                     let first = range.lowerBound
                     ssl_row_dot_products(h + first * inputs, v + first * inputs, dg + first, Int64(range.count), Int64(inputs))
                     for k in range {
@@ -300,10 +300,10 @@ extension Tensor {
                         let dot = dg[k]
                         dg[k] = dot / n[k]
                         let correction = s[k] * dot / (n[k] * n[k])
-                        for d in 0..<inputs { dv[row + d] = s[k] * h[row + d] - correction * v[row + d] }
+                        for d in 0..<inputs { h[row + d] = s[k] * h[row + d] - correction * v[row + d] }
                     }
                 }
-                gradients[1] = direction.requiresGradient ? h.reshaped(direction.shape) : nil
+                gradients[1] = direction.requiresGradient ? h : nil
                 gradients[2] = magnitude.requiresGradient ? dg : nil
             }
             return gradients
