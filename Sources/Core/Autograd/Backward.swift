@@ -36,6 +36,7 @@ extension Tensor {
     private static func propagate(_ initial: Tensor, from root: GradientFunction) {
         var pending = GradientAccumulator()
         pending.add(initial, to: root)
+        var leaves = LeafGradients(seed: initial)
         for function in topologicalOrder(from: root) {
             guard let gradient = pending.take(function) else { continue }
             let inputGradients = function.backward(gradient)
@@ -48,7 +49,7 @@ extension Tensor {
                     precondition(
                         inputGradient.shape == leaf.shape,
                         "Backward of '\(function.operation)' produced a gradient \(inputGradient.shape) for \(leaf.describe).")
-                    leaf.accumulateLeafGradient(inputGradient)
+                    leaves.add(inputGradient, to: leaf)
                 case .node(let producer, let shape):
                     precondition(
                         inputGradient.shape == shape,
@@ -86,6 +87,40 @@ extension Tensor {
             gradient.addInPlace(contribution)
         } else {
             gradient = contribution.copy()
+        }
+    }
+}
+
+/// Adds the contributions that reach leaves during one backward pass to their gradients.
+///
+/// A leaf without a gradient takes the contribution itself, not a copy (saving a copy of every
+/// parameter's gradient each step, and the moment two copies of the largest are live), unless
+/// the contribution's buffer is the seed's (which the caller keeps) or another leaf's. Until the
+/// pass ends, a taken buffer may also be pending for an operation, so a second contribution to
+/// such a leaf makes a new sum instead of writing into it.
+private struct LeafGradients {
+    /// Buffers taken as gradients in this pass, and the seed's.
+    private var takenBuffers: Set<ObjectIdentifier>
+    /// Leaves whose gradient is a buffer taken in this pass.
+    private var takingLeaves: Set<ObjectIdentifier> = []
+
+    init(seed: Tensor) {
+        takenBuffers = [ObjectIdentifier(seed.storage)]
+    }
+
+    mutating func add(_ contribution: Tensor, to leaf: Tensor) {
+        let key = ObjectIdentifier(leaf)
+        if let gradient = leaf.gradient {
+            if takingLeaves.remove(key) != nil {
+                leaf.gradient = gradient.adding(contribution)
+            } else {
+                gradient.addInPlace(contribution)
+            }
+        } else if takenBuffers.insert(ObjectIdentifier(contribution.storage)).inserted {
+            leaf.gradient = contribution
+            takingLeaves.insert(key)
+        } else {
+            leaf.gradient = contribution.copy()
         }
     }
 }
