@@ -91,6 +91,17 @@ void ssl_gelu_backward(const float *x, const float *dy, float *dx, int64_t count
     }
 }
 
+SSL_MULTIVERSION
+void ssl_gelu_forward_backward(const float *x, const float *dy, float *y, float *dx, int64_t count) {
+    for (int64_t i = 0; i < count; i++) {
+        float v = x[i];
+        float cdf = 0.5f * (1.0f + erf_approx(v * 0.70710678118654752f));
+        float pdf = 0.39894228040143268f * exp_approx(-0.5f * v * v);
+        y[i] = v * cdf;
+        dx[i] = dy[i] * (cdf + v * pdf);
+    }
+}
+
 // MARK: - Softmax
 
 SSL_MULTIVERSION

@@ -72,6 +72,31 @@ final class OperationGradientTests: XCTestCase {
         }
     }
 
+    /// The fused GELU + linear computes the activation and its input's gradient in one kernel;
+    /// its values must be exactly those of `gelu()` followed by `linear`, over rows enough to
+    /// split across threads.
+    func testGELULinearEqualsItsPartsExactly() throws {
+        let input = random([200, 700], scale: 3), weight = random([5, 700]), bias = random([5])
+        let upstream = random([200, 5])
+        func gradients(_ fused: Bool) throws -> [[Float]] {
+            let leaves = [input, weight, bias].map { tensor -> Tensor in
+                let copy = tensor.copy()
+                copy.requiresGradient = true
+                return copy
+            }
+            let output = fused
+                ? leaves[0].geluLinear(weight: leaves[1], bias: leaves[2])
+                : leaves[0].gelu().linear(weight: leaves[1], bias: leaves[2])
+            output.backward(seed: upstream)
+            return try leaves.map { try XCTUnwrap($0.gradient).elements }
+        }
+        let fused = try gradients(true), parts = try gradients(false)
+        for (index, name) in ["input", "weight", "bias"].enumerated() {
+            let differing = zip(fused[index], parts[index]).filter { $0 != $1 }.count
+            XCTAssertEqual(differing, 0, "\(name) gradient: \(differing) of \(fused[index].count) elements differ")
+        }
+    }
+
     func testNormalizations() {
         checkGradients(of: [random([3, 6]), positive([6]), random([6])]) {
             $0[0].layerNorm(weight: $0[1], bias: $0[2], epsilon: 1e-6)

@@ -24,6 +24,9 @@ void ssl_exp(const float *x, float *y, int64_t count);
 void ssl_gelu_forward(const float *x, float *y, int64_t count);
 /// dx = dy * d/dx[x Φ(x)].
 void ssl_gelu_backward(const float *x, const float *dy, float *dx, int64_t count);
+/// Both at once, sharing the Gaussian CDF: y = x * Φ(x) and dx = dy * d/dx[x Φ(x)], with the
+/// values of the two kernels above.
+void ssl_gelu_forward_backward(const float *x, const float *dy, float *y, float *dx, int64_t count);
 
 /// Row-wise softmax of `scale * x` (max-subtracted). `y` may alias `x`.
 void ssl_softmax_rows(const float *x, float *y, int64_t rows, int64_t columns, float scale);
@@ -83,6 +86,15 @@ float ssl_bf16_dot_product_probe(int64_t iterations);
 /// Runs `iterations` × 20 independent 512-bit float32 FMAs (32 flops each) on one thread, the
 /// float32 counterpart of `ssl_bf16_dot_product_probe`.
 float ssl_fp32_fma_probe(int64_t iterations);
+
+/// A chunk of a parallel region: `function(context, chunk)`.
+typedef void (*ssl_chunk_function)(void *context, int64_t chunk);
+
+/// Runs `function(context, chunk)` for every chunk in `0 ..< chunks` on up to `threads` threads:
+/// the caller and `threads − 1` persistent workers (started by the first call), which spin
+/// briefly between regions so the next one starts without waking them. A region started while
+/// another runs (nested, or from another thread) runs on the calling thread alone.
+void ssl_parallel_run(int64_t chunks, int threads, ssl_chunk_function function, void *context);
 
 #ifdef __cplusplus
 }

@@ -33,8 +33,8 @@ final class ConditionLock: @unchecked Sendable {
     func broadcast() { pthread_cond_broadcast(condition) }
 }
 
-/// Dedicated threads for long-running loops. Unlike Dispatch's shared pool, they do not take
-/// the threads that the compute kernels' `concurrentPerform` relies on.
+/// Dedicated threads for long-running loops, apart from the compute kernels' workers
+/// (``Parallel``), which must be free whenever a kernel splits its work.
 enum WorkerThreads {
     private final class Body {
         let run: @Sendable () -> Void

@@ -123,17 +123,23 @@ extension Tensor {
         let m = rowCount, k = weight.shape[1], n = weight.shape[0]
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
         return result.recording("geluLinear", inputs: inputs) { g in
-            let activated = GradientMode.withoutGradient { self.gelu() }
             var gradients: [Tensor?] = [nil, nil]
+            let activated: Tensor
             if self.requiresGradient {
+                // The activation and its input's gradient in one pass over the input.
                 let activationGradient = Tensor.gemmResult(m: m, n: k, k: n, g, weight)
+                activated = Tensor(uninitializedShape: self.shape)
                 let dx = Tensor(uninitializedShape: self.shape)
-                let pointers = UncheckedSendable((self.storage.base, activationGradient.storage.base, dx.storage.base))
+                let pointers = UncheckedSendable(
+                    (self.storage.base, activationGradient.storage.base, activated.storage.base, dx.storage.base))
                 Parallel.forEachChunk(of: self.count, minimumChunk: 1 << 16) { _, range in
-                    let (x, dy, out) = pointers.value
-                    ssl_gelu_backward(x + range.lowerBound, dy + range.lowerBound, out + range.lowerBound, Int64(range.count))
+                    let (x, dy, y, out) = pointers.value
+                    let first = range.lowerBound
+                    ssl_gelu_forward_backward(x + first, dy + first, y + first, out + first, Int64(range.count))
                 }
                 gradients[0] = dx
+            } else {
+                activated = GradientMode.withoutGradient { self.gelu() }
             }
             if weight.requiresGradient {
                 gradients[1] = Tensor.gemmResult(m: n, n: k, k: m, transposeA: true, g, activated)
