@@ -3,7 +3,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <time.h>
 
 // The compute kernels' worker threads: `threads − 1` threads that, after a region, spin for a

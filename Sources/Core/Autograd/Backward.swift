@@ -25,7 +25,8 @@ extension Tensor {
             initial = Tensor(shape: shape, repeating: 1)
         }
         guard let root = gradientFunction else {
-            accumulateLeafGradient(initial)
+            var leaves = LeafGradients(seed: initial)
+            leaves.add(initial, to: self)
             return
         }
         // Backward bodies use differentiable operations; they must not record history.
@@ -80,14 +81,6 @@ extension Tensor {
             }
         }
         return postOrder.reversed()
-    }
-
-    private func accumulateLeafGradient(_ contribution: Tensor) {
-        if let gradient {
-            gradient.addInPlace(contribution)
-        } else {
-            gradient = contribution.copy()
-        }
     }
 }
 
