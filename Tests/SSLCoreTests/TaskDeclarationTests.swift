@@ -15,7 +15,7 @@ import SSLTestSupport
 final class TaskDeclarationTests: XCTestCase {
     /// A task of one linear head, with the teacher and requirements a test gives it; its loss
     /// is the mean of the head's output on the student's class tokens, and it records the
-    /// first draw of the step's generator.
+    /// first draw of the step's generator and whether its head still had a gradient.
     final class ProbeTask: PretextTask {
         struct Configuration: TaskConfiguration {
             static let help: [String: String] = [:]
@@ -29,6 +29,7 @@ final class TaskDeclarationTests: XCTestCase {
         let heads: TaskHeads
         let state: [(name: String, tensor: Tensor)] = []
         var draws: [UInt64] = []
+        var headHadGradient: [Bool] = []
 
         init(configuration: Configuration, setup: TaskSetup) throws {
             var generator = setup.generator(for: Self.name)
@@ -41,6 +42,7 @@ final class TaskDeclarationTests: XCTestCase {
         func loss(_ step: TaskStep) -> TaskLoss {
             var generator = step.generator()
             draws.append(generator.next())
+            headHadGradient.append(head.weight.gradient != nil)
             return TaskLoss(total: head(step.forward.student(0).classToken!).mean())
         }
     }
@@ -97,6 +99,17 @@ final class TaskDeclarationTests: XCTestCase {
         let before = teacher.weight.elements
         _ = try trainer.step(views: images(), epoch: 0, iterationInEpoch: 2)
         XCTAssertNotEqual(teacher.weight.elements, before, "the EMA moves the teacher")
+    }
+
+    /// The last step's gradients are gone before the next forward pass, so they do not add to
+    /// its peak memory, and each step leaves its own for inspection.
+    func testGradientsAreClearedBeforeTheForwardPass() throws {
+        let (trainer, task) = try makeTrainer()
+        for iteration in 0..<2 {
+            _ = try trainer.step(views: images(), epoch: 0, iterationInEpoch: iteration)
+            XCTAssertNotNil(task.head.weight.gradient, "step \(iteration) leaves its gradient")
+        }
+        XCTAssertEqual(task.headHadGradient, [false, false])
     }
 
     func testAHeadThatIsItsOwnTeacherIsRefused() {

@@ -239,6 +239,10 @@ public final class Trainer {
                     + "Trainer.step (DataLoader.Batch.geometry).")
         }
         var seconds: [String: Double] = [:]
+        // The last step's gradients go before this step's activations are made, not after:
+        // kept through the forward pass they would add a full set of parameter gradients to
+        // the step's peak memory.
+        student.clearGradients()
         backbone.setTraining(true)
         let forward = SharedForward(
             views: views, geometry: geometry, globalViewCount: setup.views.globalCount, student: featureNetwork(.student),
@@ -273,7 +277,6 @@ public final class Trainer {
 
         // One backward pass per task down to the backbone's output, so the gradient each task
         // sends into the shared backbone can be measured, then one through the backbone.
-        student.clearGradients()
         seconds["backward"] = MonotonicClock.measure {
             for weighted in weightedLosses {
                 weighted.loss.backward()
