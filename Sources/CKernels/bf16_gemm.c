@@ -358,9 +358,35 @@ BF16_TARGET float ssl_fp32_fma_probe(int64_t iterations) {
     return total;
 }
 
+BF16_TARGET void ssl_round_to_bf16(const float *source, uint16_t *destination, int64_t count) {
+    for (int64_t start = 0; start < count; start += 16) {
+        __mmask16 mask = first_lanes(count - start);
+        __m256bh rounded = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, source + start));
+        _mm256_mask_storeu_epi16(destination + start, mask, (__m256i)rounded);
+    }
+}
+
+BF16_TARGET void ssl_widen_bf16(const uint16_t *source, float *destination, int64_t count) {
+    for (int64_t start = 0; start < count; start += 16) {
+        __mmask16 mask = first_lanes(count - start);
+        __m512i words = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, source + start));
+        _mm512_mask_storeu_ps(destination + start, mask, _mm512_castsi512_ps(_mm512_slli_epi32(words, 16)));
+    }
+}
+
 #else
 
 int ssl_bf16_gemm_supported(void) { return 0; }
+
+void ssl_round_to_bf16(const float *source, uint16_t *destination, int64_t count) {
+    (void)source, (void)destination, (void)count;
+    abort();
+}
+
+void ssl_widen_bf16(const uint16_t *source, float *destination, int64_t count) {
+    (void)source, (void)destination, (void)count;
+    abort();
+}
 
 float ssl_bf16_dot_product_probe(int64_t iterations) {
     (void)iterations;

@@ -36,14 +36,37 @@ final class StoragePoolTests: XCTestCase {
     }
 
     /// Beyond twice the most bytes ever live at once, freed buffers go back to the system.
+    /// (Sizes more than twice apart, so that none is lent to another.)
     func testUnmapsWhatWouldExceedTwiceTheLargestWorkingSet() {
         let pool = StoragePool(capacityBytes: 0)
-        for units in [1, 2, 4] {
-            pool.release(pool.allocate(count: count * units), count: count * units)
-        }
-        XCTAssertEqual(pool.cachedBytes, 7 * bytes, "at most four units were live at once: up to eight are kept")
+        let large = (0..<2).map { _ in pool.allocate(count: count * 5) }
+        large.forEach { pool.release($0, count: count * 5) }
+        XCTAssertEqual(pool.cachedBytes, 10 * bytes, "ten units were live at once: up to twenty are kept")
 
-        pool.release(pool.allocate(count: count * 3), count: count * 3)
-        XCTAssertEqual(pool.cachedBytes, 7 * bytes, "keeping three more units would exceed twice the four ever live")
+        let middle = (0..<4).map { _ in pool.allocate(count: count * 2) }
+        middle.forEach { pool.release($0, count: count * 2) }
+        XCTAssertEqual(pool.cachedBytes, 18 * bytes)
+
+        let small = (0..<5).map { _ in pool.allocate(count: count / 2) }
+        small.forEach { pool.release($0, count: count / 2) }
+        XCTAssertEqual(pool.cachedBytes, 20 * bytes, "the fifth half unit would exceed twice the ten ever live")
+    }
+
+    /// A request that finds no kept buffer of its size borrows the smallest kept one of up to
+    /// twice its size instead of mapping a new one; given back, it is kept under its own size.
+    func testLendsAKeptBufferUpToTwiceTheSize() {
+        let pool = StoragePool(capacityBytes: 0)
+        let buffers = [1, 4, 6].map { pool.allocate(count: count * $0) }
+        for (buffer, units) in zip(buffers, [1, 4, 6]) { pool.release(buffer, count: count * units) }
+
+        let borrowed = pool.allocate(count: count * 3)
+        XCTAssertEqual(borrowed, buffers[1], "three units borrow the four-unit buffer, the smallest large enough")
+        XCTAssertEqual(pool.cachedBytes, 7 * bytes)
+        pool.release(borrowed, count: count * 3)
+        XCTAssertEqual(pool.cachedBytes, 11 * bytes)
+        XCTAssertEqual(pool.allocate(count: count * 4), buffers[1], "kept under its own four units")
+
+        let fresh = pool.allocate(count: count * 2)
+        XCTAssertFalse(buffers.contains(fresh), "the six-unit buffer is more than twice two units")
     }
 }

@@ -80,6 +80,14 @@ void ssl_bf16_gemm(int transposeA, int transposeB, int64_t m, int64_t n, int64_t
                    int64_t ldc);
 
 
+/// Rounds `count` floats to bfloat16 as `ssl_bf16_gemm` rounds its operands (vcvtneps2bf16: to
+/// nearest even, denormals flushed to zero). Only call it when `ssl_bf16_gemm_supported()`.
+void ssl_round_to_bf16(const float *source, uint16_t *destination, int64_t count);
+
+/// Widens `count` bfloat16 values to float32 (exactly). Only call it when
+/// `ssl_bf16_gemm_supported()`.
+void ssl_widen_bf16(const uint16_t *source, float *destination, int64_t count);
+
 /// Runs `iterations` × 20 independent vdpbf16ps (64 flops each) on one thread, for measuring
 /// the instruction's peak rate. Only call it when `ssl_bf16_gemm_supported()`.
 float ssl_bf16_dot_product_probe(int64_t iterations);

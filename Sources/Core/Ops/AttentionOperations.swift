@@ -121,9 +121,12 @@ extension Tensor {
         AttentionKernel.forward(
             layout, query: base, key: base, value: base, output: output.storage.base,
             probabilities: probabilities.storage.base)
+        guard Tensor.recordsGradient([qkv]) else { return (output, probabilities) }
+        let savedQKV = SavedActivation(qkv), savedProbabilities = SavedActivation(probabilities)
         output.recording("selfAttention", inputs: [qkv]) { g in
+            let qkv = savedQKV.tensor, probabilities = savedProbabilities.tensor
             let dqkv = Tensor(uninitializedShape: qkv.shape)
-            let d = dqkv.storage.base
+            let base = qkv.storage.base, d = dqkv.storage.base
             AttentionKernel.backward(
                 layout, query: base, key: base, value: base, probabilities: probabilities.storage.base,
                 outputGradient: g.storage.base, queryGradient: d, keyGradient: d, valueGradient: d)
@@ -156,7 +159,12 @@ extension Tensor {
         AttentionKernel.forward(
             layout, query: query.storage.base, key: key.storage.base, value: value.storage.base,
             output: output.storage.base, probabilities: probabilities.storage.base)
+        guard Tensor.recordsGradient([query, key, value]) else { return (output, probabilities) }
+        let saved = (query: SavedActivation(query), key: SavedActivation(key), value: SavedActivation(value))
+        let savedProbabilities = SavedActivation(probabilities)
         output.recording("attention", inputs: [query, key, value]) { g in
+            let query = saved.query.tensor, key = saved.key.tensor, value = saved.value.tensor
+            let probabilities = savedProbabilities.tensor
             let dq = Tensor(uninitializedShape: query.shape)
             let dk = Tensor(uninitializedShape: key.shape)
             let dv = Tensor(uninitializedShape: value.shape)

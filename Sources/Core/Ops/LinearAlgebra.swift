@@ -67,11 +67,14 @@ extension Tensor {
             transposeB: true, m: m, n: n, k: k, a: storage.base, lda: k, b: weight.storage.base,
             ldb: k, beta: bias == nil ? 0 : 1, c: out, ldc: n)
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+        guard Tensor.recordsGradient(inputs) else { return result }
+        // The input is kept for the weight's gradient only.
+        let savedInput = weight.requiresGradient ? SavedActivation(self) : nil
+        let inputRequiresGradient = requiresGradient, inputShape = shape
         return result.recording("linear", inputs: inputs) { g in
-            let inputGradient = self.requiresGradient
-                ? Tensor.gemmResult(m: m, n: k, k: n, g, weight).reshaped(self.shape) : nil
-            let weightGradient = weight.requiresGradient
-                ? Tensor.gemmResult(m: n, n: k, k: m, transposeA: true, g, self) : nil
+            let inputGradient = inputRequiresGradient
+                ? Tensor.gemmResult(m: m, n: k, k: n, g, weight).reshaped(inputShape) : nil
+            let weightGradient = savedInput.map { Tensor.gemmResult(m: n, n: k, k: m, transposeA: true, g, $0.tensor) }
             var gradients = [inputGradient, weightGradient]
             if let bias {
                 gradients.append(bias.requiresGradient ? g.sumBroadcast(to: [n]) : nil)
@@ -115,31 +118,35 @@ extension Tensor {
 
 extension Tensor {
     /// `linear(gelu(self), weight, bias)` in one step that keeps only `self` for the backward
-    /// pass (the activation is recomputed there): the transformer MLP's middle, at half the
-    /// activation memory.
+    /// pass (the activation is recomputed there, from a bfloat16 copy in bfloat16 runs): the
+    /// transformer MLP's middle, at half the activation memory.
     public func geluLinear(weight: Tensor, bias: Tensor? = nil) -> Tensor {
         let activated = GradientMode.withoutGradient { gelu() }
         let result = GradientMode.withoutGradient { activated.linear(weight: weight, bias: bias) }
         let m = rowCount, k = weight.shape[1], n = weight.shape[0]
         let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+        guard Tensor.recordsGradient(inputs) else { return result }
+        let savedInput = SavedActivation(self)
+        let inputRequiresGradient = requiresGradient
         return result.recording("geluLinear", inputs: inputs) { g in
             var gradients: [Tensor?] = [nil, nil]
+            let input = savedInput.tensor
             let activated: Tensor
-            if self.requiresGradient {
+            if inputRequiresGradient {
                 // The activation and its input's gradient in one pass over the input.
                 let activationGradient = Tensor.gemmResult(m: m, n: k, k: n, g, weight)
-                activated = Tensor(uninitializedShape: self.shape)
-                let dx = Tensor(uninitializedShape: self.shape)
+                activated = Tensor(uninitializedShape: input.shape)
+                let dx = Tensor(uninitializedShape: input.shape)
                 let pointers = UncheckedSendable(
-                    (self.storage.base, activationGradient.storage.base, activated.storage.base, dx.storage.base))
-                Parallel.forEachChunk(of: self.count, minimumChunk: 1 << 16) { _, range in
+                    (input.storage.base, activationGradient.storage.base, activated.storage.base, dx.storage.base))
+                Parallel.forEachChunk(of: input.count, minimumChunk: 1 << 16) { _, range in
                     let (x, dy, y, out) = pointers.value
                     let first = range.lowerBound
                     ssl_gelu_forward_backward(x + first, dy + first, y + first, out + first, Int64(range.count))
                 }
                 gradients[0] = dx
             } else {
-                activated = GradientMode.withoutGradient { self.gelu() }
+                activated = input.gelu()
             }
             if weight.requiresGradient {
                 gradients[1] = Tensor.gemmResult(m: n, n: k, k: m, transposeA: true, g, activated)
