@@ -110,7 +110,8 @@ public final class StoragePool: Sendable {
     /// The bytes currently held for reuse.
     public var cachedBytes: Int { state.withLock { $0.cachedBytes } }
 
-    /// The bytes held by live pooled-size tensors at the most, since the last ``resetPeak()``.
+    /// The most bytes of buffers held by live pooled-size tensors at once (a lent buffer counts
+    /// whole), since the last ``resetPeak()``.
     public var peakLiveBytes: Int { state.withLock { $0.peakLiveBytes } }
 
     /// Restarts the peak of live bytes at the current value.
