@@ -183,6 +183,8 @@ final class OperationGradientTests: XCTestCase {
 
     func testPatchesAndDropPath() {
         checkGradients(of: [random([2, 3, 4, 6])]) { $0[0].patches(size: 2) }
+        checkGradients(of: [random([2, 2, 4, 5])]) { $0[0].patches(size: 3, stride: 1, padding: 1) }
+        checkGradients(of: [random([1, 2, 5, 7])]) { $0[0].patches(size: 3, stride: 2, padding: 1) }
         var dropGenerator = RandomGenerator(seed: 3)
         let snapshot = dropGenerator
         checkGradients(of: [random([4, 2, 3])]) { inputs in
@@ -197,6 +199,17 @@ final class OperationGradientTests: XCTestCase {
         let patches = image.patches(size: 2)
         XCTAssertEqual(patches.shape, [1, 4, 4])
         XCTAssertEqual(patches.sliced(1..<2, axis: 1).elements, [2, 3, 6, 7])
+    }
+
+    func testOverlappingPatchesLayout() {
+        // One 1-channel 3x3 image, 3x3 squares every pixel with a border of zeros: the square
+        // around the top-left pixel, and the one around the centre (the whole image).
+        let image = Tensor(shape: [1, 1, 3, 3], elements: (1...9).map(Float.init))
+        let patches = image.patches(size: 3, stride: 1, padding: 1)
+        XCTAssertEqual(patches.shape, [1, 9, 9])
+        XCTAssertEqual(patches.sliced(0..<1, axis: 1).elements, [0, 0, 0, 0, 1, 2, 0, 4, 5])
+        XCTAssertEqual(patches.sliced(4..<5, axis: 1).elements, (1...9).map(Float.init))
+        XCTAssertEqual(patches.sliced(8..<9, axis: 1).elements, [5, 6, 0, 8, 9, 0, 0, 0, 0])
     }
 
     func testPositionEmbeddingInterpolationGradient() {

@@ -14,6 +14,29 @@ final class VisionTransformerFixtureTests: XCTestCase {
         try checkFixture("vit_p4.h5", inputSizes: [32, 16])
     }
 
+    /// A patch embedding after a stem of two 3 × 3 convolutions with GELU, against `torch.nn`
+    /// (`Conv2d`, `GELU`): output and the gradients of every parameter and of the input.
+    func testPatchEmbeddingAfterAConvolutionalStem() throws {
+        let file = try Fixtures.open("patch_embed_stem.h5")
+        var generator = RandomGenerator(seed: 0)
+        let embedding = PatchEmbed(patchSize: 7, stemChannels: [4, 5], features: 6, generator: &generator)
+        XCTAssertEqual(
+            embedding.namedParameters().map(\.name).sorted(),
+            try file.members(of: "params").sorted(), "PyTorch's state-dict names")
+        var state: [String: Tensor] = [:]
+        for key in try file.members(of: "params") { state[key] = try file.readTensor("params/\(key)") }
+        try embedding.load(state)
+        let input = try file.readTensor("input")
+        input.requiresGradient = true
+        let output = embedding(input)
+        assertClose(output, try file.readTensor("output"), absoluteTolerance: 1e-5, relativeTolerance: 1e-5, "stem output")
+        (output * (try file.readTensor("loss_weights"))).sum().backward()
+        for (key, parameter) in embedding.namedParameters() {
+            assertRelativeError(parameter.gradient!, try file.readTensor("grads/\(key)"), below: 1e-4, "gradient of \(key)")
+        }
+        assertRelativeError(input.gradient!, try file.readTensor("grads/input_grad"), below: 1e-4, "input gradient")
+    }
+
     /// Loads the fixture's configuration and weights into a new model.
     static func model(from file: HDF5File) throws -> VisionTransformer {
         let configuration = VisionTransformerConfiguration(

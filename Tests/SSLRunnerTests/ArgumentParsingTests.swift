@@ -112,6 +112,17 @@ final class ArgumentParsingTests: XCTestCase {
         XCTAssertEqual(try recipe(["--arch", "200x2", "--heads", "4"]).backbone.heads, 4)
     }
 
+    func testStemTakesPositiveWidthsAndKeepsThemAcrossArchitectures() throws {
+        XCTAssertEqual(try recipe(["--stem", "32,16"]).backbone.stemChannels, [32, 16])
+        XCTAssertEqual(try recipe(["--stem", "32", "--arch", "192x6"]).backbone.stemChannels, [32], "--arch keeps the stem")
+        XCTAssertEqual(try recipe(["--stem", "none"]).backbone.stemChannels, [])
+        for bad in ["0", "32,", "a", "-4"] {
+            XCTAssertThrowsError(try SSLRun.parseAsRoot(["--stem", bad]), bad) { error in
+                XCTAssertTrue(SSLRun.message(for: error).contains("--stem \(bad): expected positive channel counts"), SSLRun.message(for: error))
+            }
+        }
+    }
+
     func testHelpGroupsTheTrainingOptionsUnderTitles() {
         let help = SSLRun.helpMessage(for: SSLRun.Train.self, columns: 200)
         let titles = ["RECIPE:", "MODEL:", "CROPS:", "OPTIMISATION:", "DATA:", "RUN:"]

@@ -31,6 +31,7 @@ from typing import Callable, Dict, List, Sequence
 import h5py
 import numpy as np
 import torch
+import torch.nn as nn
 
 sys.dont_write_bytecode = True  # keep __pycache__ out of the source tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -1091,6 +1092,32 @@ def write_moco_micro(path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# Patch embedding after a convolutional stem (Xiao et al., 2021: early convolutions), torch.nn
+# ----------------------------------------------------------------------------------------------
+
+def write_patch_embed_stem(path: Path) -> None:
+    """`patch_embed` with a stem of two 3x3 convolutions (stride 1, padding 1), each followed by
+    exact GELU, then the patch-7 projection, as torch.nn modules with their default
+    initialisation; forward of a [2, 3, 14, 21] input and the gradients of sum(out * w)."""
+    torch.manual_seed(11)
+    stem = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.GELU(), nn.Conv2d(4, 5, 3, 1, 1), nn.GELU())
+    proj = nn.Conv2d(5, 6, 7, 7)
+    modules = nn.ModuleDict({"stem": stem, "proj": proj})
+    image = torch.randn(2, 3, 14, 21, dtype=torch.float32, requires_grad=True)
+    out = proj(stem(image)).flatten(2).transpose(1, 2)  # [batch, patches, dim]
+    weights = torch.randn(out.shape, dtype=torch.float32)
+    (out * weights).sum().backward()
+    with h5_create(path) as f:
+        put_state(f.create_group("params"), {k: v for k, v in modules.state_dict().items()})
+        put(f, "input", image)
+        put(f, "output", out)
+        put(f, "loss_weights", weights)
+        grads = {k: v.grad for k, v in modules.named_parameters()}
+        grads["input_grad"] = image.grad
+        put_state(f.create_group("grads"), grads)
+
+
+# ----------------------------------------------------------------------------------------------
 # Registry and entry point. Later sections (augmentations, evaluation) add their writers here.
 # ----------------------------------------------------------------------------------------------
 
@@ -1102,6 +1129,7 @@ FIXTURES: Dict[str, Callable[[Path], None]] = {
     "dino_micro": write_dino_micro,
     "selfpatch_micro": write_selfpatch_micro,
     "moco_micro": write_moco_micro,
+    "patch_embed_stem": write_patch_embed_stem,
 }
 
 

@@ -42,6 +42,11 @@ public struct VisionTransformerConfiguration: Codable, Sendable, Equatable {
     public var dropPathRate: Float = 0
     public var layerNormEpsilon: Float = 1e-6
     public var initialization: Initialization = .dino
+    /// The widths of a convolutional stem before the patch projection, one 3 × 3 convolution
+    /// (stride 1, padding 1) followed by GELU per entry; empty (the default, as in DINO) for
+    /// none. The stem gives each patch token local features of its pixels' neighbourhoods, the
+    /// early convolutions of Xiao et al. (2021) at full resolution.
+    public var stemChannels: [Int] = []
 
     public init(
         embedDimension: Int, depth: Int, heads: Int, patchSize: Int, imageSize: Int,
@@ -80,13 +85,13 @@ public struct VisionTransformerConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case embedDimension, depth, heads, mlpRatio, patchSize, imageSize, classToken, finalNorm, positionEmbedding
-        case freezePatchProjection, dropPathRate, layerNormEpsilon, initialization
+        case freezePatchProjection, dropPathRate, layerNormEpsilon, initialization, stemChannels
     }
 }
 
 extension VisionTransformerConfiguration {
-    /// Decodes a configuration; `initialization` may be absent (configurations and checkpoints
-    /// written before it existed), meaning ``Initialization/dino``.
+    /// Decodes a configuration; `initialization` and `stemChannels` may be absent (configurations
+    /// and checkpoints written before they existed), meaning ``Initialization/dino`` and no stem.
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         embedDimension = try container.decode(Int.self, forKey: .embedDimension)
@@ -102,22 +107,71 @@ extension VisionTransformerConfiguration {
         dropPathRate = try container.decode(Float.self, forKey: .dropPathRate)
         layerNormEpsilon = try container.decode(Float.self, forKey: .layerNormEpsilon)
         initialization = try container.decodeIfPresent(Initialization.self, forKey: .initialization) ?? .dino
+        stemChannels = try container.decodeIfPresent([Int].self, forKey: .stemChannels) ?? []
+        guard stemChannels.allSatisfy({ $0 > 0 }) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .stemChannels, in: container,
+                debugDescription: "The stem's channel counts must be positive, got \(stemChannels).")
+        }
     }
 }
 
-/// The patch embedding: a convolution with kernel = stride = patch size, as patches + one GEMM.
+/// A 3 × 3 convolution (stride 1, padding 1) as patches + one GEMM, with PyTorch's `Conv2d`
+/// parameters and default initialisation.
+public final class Convolution3x3: Module {
+    /// `[outputChannels, inputChannels, 3, 3]`.
+    public let weight: Tensor
+    public let bias: Tensor
+
+    public init(inputChannels: Int, outputChannels: Int, generator: inout RandomGenerator) {
+        let bound = 1 / Float(inputChannels * 9).squareRoot()
+        weight = Tensor.randomUniform([outputChannels, inputChannels, 3, 3], lower: -bound, upper: bound, generator: &generator)
+        bias = Tensor.randomUniform([outputChannels], lower: -bound, upper: bound, generator: &generator)
+        weight.requiresGradient = true
+        bias.requiresGradient = true
+    }
+
+    public override var ownParameters: [(name: String, tensor: Tensor)] {
+        [("weight", weight), ("bias", bias)]
+    }
+
+    /// Convolves `[batch, channels, height, width]` images, then applies GELU: `[batch,
+    /// outputChannels, height, width]`.
+    public func geluConvolution(_ images: Tensor) -> Tensor {
+        let outputChannels = weight.shape[0]
+        let rows = images.patches(size: 3, stride: 1, padding: 1)
+            .linear(weight: weight.reshaped([outputChannels, -1]), bias: bias)
+            .gelu()
+        return rows.transposed(1, 2).reshaped([images.shape[0], outputChannels, images.shape[2], images.shape[3]])
+    }
+}
+
+/// The patch embedding: a convolution with kernel = stride = patch size, as patches + one GEMM,
+/// after an optional convolutional stem.
 public final class PatchEmbed: Module {
+    /// The stem's convolutions, each followed by GELU (PyTorch: `stem = nn.Sequential(conv,
+    /// GELU, conv, GELU, …)`, so the convolutions are `stem.0`, `stem.2`, …).
+    public let stem: [Convolution3x3]
     /// The projection, with PyTorch's `Conv2d` weight layout `[dim, channels, patch, patch]`.
     public let weight: Tensor
     public let bias: Tensor
     public let patchSize: Int
 
-    public init(patchSize: Int, channels: Int = 3, features: Int, generator: inout RandomGenerator) {
+    public init(
+        patchSize: Int, channels: Int = 3, stemChannels: [Int] = [], features: Int, generator: inout RandomGenerator
+    ) {
         self.patchSize = patchSize
-        let fanIn = channels * patchSize * patchSize
+        var stem = [Convolution3x3]()
+        var inputChannels = channels
+        for outputChannels in stemChannels {
+            stem.append(Convolution3x3(inputChannels: inputChannels, outputChannels: outputChannels, generator: &generator))
+            inputChannels = outputChannels
+        }
+        self.stem = stem
+        let fanIn = inputChannels * patchSize * patchSize
         let bound = 1 / Float(fanIn).squareRoot()
         weight = Tensor.randomUniform(
-            [features, channels, patchSize, patchSize], lower: -bound, upper: bound, generator: &generator)
+            [features, inputChannels, patchSize, patchSize], lower: -bound, upper: bound, generator: &generator)
         bias = Tensor.randomUniform([features], lower: -bound, upper: bound, generator: &generator)
         weight.requiresGradient = true
         bias.requiresGradient = true
@@ -127,10 +181,15 @@ public final class PatchEmbed: Module {
         [("proj.weight", weight), ("proj.bias", bias)]
     }
 
+    public override var submodules: [(name: String, module: Module)] {
+        stem.enumerated().map { ("stem.\(2 * $0.offset)", $0.element as Module) }
+    }
+
     /// Embeds `[batch, channels, height, width]` images as `[batch, patches, features]`.
     public func callAsFunction(_ images: Tensor) -> Tensor {
         let features = weight.shape[0]
-        return images.patches(size: patchSize).linear(weight: weight.reshaped([features, -1]), bias: bias)
+        let stemmed = stem.reduce(images) { $1.geluConvolution($0) }
+        return stemmed.patches(size: patchSize).linear(weight: weight.reshaped([features, -1]), bias: bias)
     }
 }
 
@@ -167,7 +226,8 @@ public final class VisionTransformer: Module {
         case .sineCosine:
             positionTable = Self.sineCosineTable(grid: grid, dimension: c.embedDimension, classSlots: slots)
         }
-        patchEmbed = PatchEmbed(patchSize: c.patchSize, features: c.embedDimension, generator: &generator)
+        patchEmbed = PatchEmbed(
+            patchSize: c.patchSize, stemChannels: c.stemChannels, features: c.embedDimension, generator: &generator)
         if c.freezePatchProjection {
             patchEmbed.weight.requiresGradient = false
             patchEmbed.bias.requiresGradient = false
@@ -212,8 +272,8 @@ public final class VisionTransformer: Module {
         if let classToken {
             classToken.assign(Tensor.randomNormal(classToken.shape, standardDeviation: 1e-6, generator: &generator))
         }
-        let patchArea = configuration.patchSize * configuration.patchSize
-        drawUniform(patchEmbed.weight, bound: (6 / Double(3 * patchArea + configuration.embedDimension)).squareRoot())
+        let patchInputs = patchEmbed.weight.count / configuration.embedDimension
+        drawUniform(patchEmbed.weight, bound: (6 / Double(patchInputs + configuration.embedDimension)).squareRoot())
         patchEmbed.bias.assign(Tensor.zeros(patchEmbed.bias.shape))
     }
 

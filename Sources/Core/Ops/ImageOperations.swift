@@ -1,19 +1,75 @@
 extension Tensor {
-    /// Cuts `[batch, channels, height, width]` images into non-overlapping `patch × patch`
-    /// squares: `[batch, patches, channels·patch·patch]`, patches in row-major grid order and
-    /// each patch flattened as (channel, row, column) — the layout of a `Conv2d` weight, so a
-    /// patch embedding is this followed by one GEMM.
-    public func patches(size patch: Int) -> Tensor {
+    /// Cuts `[batch, channels, height, width]` images into `size × size` squares taken every
+    /// `stride` pixels (by default `size`: non-overlapping) of the images padded with `padding`
+    /// zeros on every side: `[batch, patches, channels·size·size]`, patches in row-major grid
+    /// order and each patch flattened as (channel, row, column) — the layout of a `Conv2d`
+    /// weight, so a convolution (a patch embedding, or a stem's 3 × 3 layer) is this followed by
+    /// one GEMM.
+    ///
+    /// The squares must tile the padded image exactly: `height + 2·padding − size` (and the same
+    /// for the width) must be a multiple of `stride`.
+    public func patches(size: Int, stride: Int? = nil, padding: Int = 0) -> Tensor {
+        let stride = stride ?? size
         precondition(
-            rank == 4 && shape[2] % patch == 0 && shape[3] % patch == 0,
-            "patches(size: \(patch)): images \(describe) must be [batch, channels, height, width] "
-                + "with height and width multiples of \(patch).")
+            rank == 4 && size > 0 && stride > 0 && padding >= 0 && padding < size
+                && shape[2] + 2 * padding >= size && shape[3] + 2 * padding >= size
+                && (shape[2] + 2 * padding - size) % stride == 0 && (shape[3] + 2 * padding - size) % stride == 0,
+            "patches(size: \(size), stride: \(stride), padding: \(padding)): images \(describe) must be "
+                + "[batch, channels, height, width] whose padded height and width are tiled exactly by the squares.")
+        if stride == size && padding == 0 { return nonOverlappingPatches(size: size) }
+        let batch = shape[0], channels = shape[1], height = shape[2], width = shape[3]
+        let rows = (height + 2 * padding - size) / stride + 1, columns = (width + 2 * padding - size) / stride + 1
+        let patchLength = channels * size * size
+        let result = Tensor(uninitializedShape: [batch, rows * columns, patchLength])
+        // Visits every run of `size` patch elements along a patch row once, with the image
+        // columns `valid` of it inside the image (the rest is padding); `visit` gets the run's
+        // first image element (as if unpadded), its first patch element and the valid columns.
+        func walk(_ visit: (_ image: Int, _ patch: Int, _ valid: Range<Int>) -> Void) {
+            for b in 0..<batch {
+                for c in 0..<channels {
+                    for gridRow in 0..<rows {
+                        for inner in 0..<size {
+                            let y = gridRow * stride - padding + inner
+                            let imageRow = ((b * channels + c) * height + y) * width
+                            for gridColumn in 0..<columns {
+                                let token = b * rows * columns + gridRow * columns + gridColumn
+                                let patchStart = token * patchLength + (c * size + inner) * size
+                                let x = gridColumn * stride - padding
+                                let valid = (0..<height).contains(y) ? max(0, -x)..<min(size, width - x) : 0..<0
+                                visit(imageRow + x, patchStart, valid)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let images = storage.base, out = result.storage.base
+        walk { image, patchStart, valid in
+            let target = out + patchStart
+            target.update(repeating: 0, count: size)
+            if !valid.isEmpty {
+                (target + valid.lowerBound).update(from: images + image + valid.lowerBound, count: valid.count)
+            }
+        }
+        let imageShape = shape
+        return result.recording("patches", inputs: [self]) { g in
+            let dx = Tensor.zeros(imageShape)
+            let source = g.storage.base, target = dx.storage.base
+            walk { image, patchStart, valid in
+                for column in valid { target[image + column] += source[patchStart + column] }
+            }
+            return [dx]
+        }
+    }
+
+    /// `patches(size:)` with stride = size and no padding: every image element is copied once.
+    private func nonOverlappingPatches(size patch: Int) -> Tensor {
         let batch = shape[0], channels = shape[1], height = shape[2], width = shape[3]
         let rows = height / patch, columns = width / patch
         let patchLength = channels * patch * patch
         let result = Tensor(uninitializedShape: [batch, rows * columns, patchLength])
         let images = storage.base, out = result.storage.base
-        // Visits every (image element, patch element) pair once; `scatter` picks the direction.
+        // Visits every (image element, patch element) pair once; the closure picks the direction.
         func walk(_ copy: (_ image: Int, _ patch: Int) -> Void) {
             for b in 0..<batch {
                 for c in 0..<channels {

@@ -100,8 +100,13 @@ struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Patch size in pixels.")
     var patchSize: Int?
     @Option(parsing: .unconditional, help: "Stochastic-depth rate of the last block.") var dropPathRate: Float?
+    @Option(
+        parsing: .unconditional,
+        help: "Convolutional stem before the patch projection: comma-separated widths of its 3x3 convolutions, each followed by GELU (e.g. 32 or 32,32), or none.")
+    var stem: String?
 
     func validate() throws {
+        if let stem { _ = try Self.stemChannels(stem) }
         if case .custom(let width, let depth) = arch, heads == nil, width % BackboneArchitecture.heads(width: width) != 0 {
             throw ValidationError(
                 "--arch \(width)x\(depth): width \(width) does not split into \(BackboneArchitecture.heads(width: width)) heads of 64 channels; pass --heads.")
@@ -109,7 +114,17 @@ struct ModelOptions: ParsableArguments {
     }
 
     var givenFlags: [String] {
-        flagsGiven([("--arch", arch), ("--heads", heads), ("--patch-size", patchSize), ("--drop-path-rate", dropPathRate)])
+        flagsGiven([("--arch", arch), ("--heads", heads), ("--patch-size", patchSize), ("--drop-path-rate", dropPathRate), ("--stem", stem)])
+    }
+
+    /// The widths `--stem` lists: positive integers separated by commas, or none.
+    static func stemChannels(_ text: String) throws -> [Int] {
+        if text == "none" { return [] }
+        let widths = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !widths.isEmpty, widths.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("--stem \(text): expected positive channel counts separated by commas (e.g. 32 or 32,32), or none.")
+        }
+        return widths.compactMap { $0 }
     }
 
     func apply(to recipe: inout TrainingRecipe) {
@@ -117,6 +132,7 @@ struct ModelOptions: ParsableArguments {
         if let heads { recipe.backbone.heads = heads }
         if let patchSize { recipe.backbone.patchSize = patchSize }
         if let dropPathRate { recipe.backbone.dropPathRate = dropPathRate }
+        if let stem, let channels = try? Self.stemChannels(stem) { recipe.backbone.stemChannels = channels }
     }
 }
 
@@ -281,6 +297,7 @@ enum BackboneArchitecture: Equatable, ExpressibleByArgument {
         result.positionEmbedding = current.positionEmbedding
         result.freezePatchProjection = current.freezePatchProjection
         result.dropPathRate = current.dropPathRate
+        result.stemChannels = current.stemChannels
         return result
     }
 }
