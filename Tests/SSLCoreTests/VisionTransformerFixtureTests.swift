@@ -1,3 +1,4 @@
+import Foundation
 import SSLCore
 import SSLTestSupport
 import XCTest
@@ -35,6 +36,30 @@ final class VisionTransformerFixtureTests: XCTestCase {
             assertRelativeError(parameter.gradient!, try file.readTensor("grads/\(key)"), below: 1e-4, "gradient of \(key)")
         }
         assertRelativeError(input.gradient!, try file.readTensor("grads/input_grad"), below: 1e-4, "input gradient")
+    }
+
+    /// A backbone configured with a stem names its layers as PyTorch would, feeds the projection
+    /// the stem's last width, and keeps the widths through JSON; configurations written before
+    /// the stem existed decode without one, and a width of 0 is refused.
+    func testStemConfiguration() throws {
+        var configuration = VisionTransformerConfiguration(embedDimension: 8, depth: 1, heads: 2, patchSize: 7, imageSize: 14)
+        configuration.stemChannels = [4, 5]
+        let model = VisionTransformer(configuration)
+        let names = model.namedParameters().map(\.name).filter { $0.hasPrefix("patch_embed.") }
+        XCTAssertEqual(
+            names.sorted(),
+            ["patch_embed.proj.bias", "patch_embed.proj.weight", "patch_embed.stem.0.bias", "patch_embed.stem.0.weight",
+             "patch_embed.stem.2.bias", "patch_embed.stem.2.weight"])
+        XCTAssertEqual(model.patchEmbed.weight.shape, [8, 5, 7, 7])
+        XCTAssertEqual(model(Tensor.zeros([2, 3, 14, 21])).shape, [2, 1 + 6, 8])
+        XCTAssertEqual(try JSONDecoder().decode(VisionTransformerConfiguration.self, from: JSONEncoder().encode(configuration)), configuration)
+        var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(configuration)) as! [String: Any]
+        object["stemChannels"] = nil
+        let withoutStem = try JSONDecoder().decode(VisionTransformerConfiguration.self, from: JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(withoutStem.stemChannels, [])
+        object["stemChannels"] = [4, 0]
+        XCTAssertThrowsError(
+            try JSONDecoder().decode(VisionTransformerConfiguration.self, from: JSONSerialization.data(withJSONObject: object)))
     }
 
     /// Loads the fixture's configuration and weights into a new model.

@@ -116,36 +116,6 @@ extension VisionTransformerConfiguration {
     }
 }
 
-/// A 3 × 3 convolution (stride 1, padding 1) as patches + one GEMM, with PyTorch's `Conv2d`
-/// parameters and default initialisation.
-public final class Convolution3x3: Module {
-    /// `[outputChannels, inputChannels, 3, 3]`.
-    public let weight: Tensor
-    public let bias: Tensor
-
-    public init(inputChannels: Int, outputChannels: Int, generator: inout RandomGenerator) {
-        let bound = 1 / Float(inputChannels * 9).squareRoot()
-        weight = Tensor.randomUniform([outputChannels, inputChannels, 3, 3], lower: -bound, upper: bound, generator: &generator)
-        bias = Tensor.randomUniform([outputChannels], lower: -bound, upper: bound, generator: &generator)
-        weight.requiresGradient = true
-        bias.requiresGradient = true
-    }
-
-    public override var ownParameters: [(name: String, tensor: Tensor)] {
-        [("weight", weight), ("bias", bias)]
-    }
-
-    /// Convolves `[batch, channels, height, width]` images, then applies GELU: `[batch,
-    /// outputChannels, height, width]`.
-    public func geluConvolution(_ images: Tensor) -> Tensor {
-        let outputChannels = weight.shape[0]
-        let rows = images.patches(size: 3, stride: 1, padding: 1)
-            .linear(weight: weight.reshaped([outputChannels, -1]), bias: bias)
-            .gelu()
-        return rows.transposed(1, 2).reshaped([images.shape[0], outputChannels, images.shape[2], images.shape[3]])
-    }
-}
-
 /// The patch embedding: a convolution with kernel = stride = patch size, as patches + one GEMM,
 /// after an optional convolutional stem.
 public final class PatchEmbed: Module {
