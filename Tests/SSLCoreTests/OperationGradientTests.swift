@@ -185,6 +185,7 @@ final class OperationGradientTests: XCTestCase {
         checkGradients(of: [random([2, 3, 4, 6])]) { $0[0].patches(size: 2) }
         checkGradients(of: [random([2, 2, 4, 5])]) { $0[0].patches(size: 3, stride: 1, padding: 1) }
         checkGradients(of: [random([1, 2, 5, 7])]) { $0[0].patches(size: 3, stride: 2, padding: 1) }
+        checkGradients(of: [random([1, 2, 5, 5])]) { $0[0].patches(size: 2, stride: 3) }  // gaps between squares
         var dropGenerator = RandomGenerator(seed: 3)
         let snapshot = dropGenerator
         checkGradients(of: [random([4, 2, 3])]) { inputs in

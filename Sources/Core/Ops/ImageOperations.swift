@@ -16,7 +16,6 @@ extension Tensor {
                 && (shape[2] + 2 * padding - size) % stride == 0 && (shape[3] + 2 * padding - size) % stride == 0,
             "patches(size: \(size), stride: \(stride), padding: \(padding)): images \(describe) must be "
                 + "[batch, channels, height, width] whose padded height and width are tiled exactly by the squares.")
-        if stride == size && padding == 0 { return nonOverlappingPatches(size: size) }
         let batch = shape[0], channels = shape[1], height = shape[2], width = shape[3]
         let rows = (height + 2 * padding - size) / stride + 1, columns = (width + 2 * padding - size) / stride + 1
         let patchLength = channels * size * size
@@ -46,51 +45,24 @@ extension Tensor {
         let images = storage.base, out = result.storage.base
         walk { image, patchStart, valid in
             let target = out + patchStart
-            target.update(repeating: 0, count: size)
-            if !valid.isEmpty {
-                (target + valid.lowerBound).update(from: images + image + valid.lowerBound, count: valid.count)
-            }
+            target.update(repeating: 0, count: valid.lowerBound)
+            (target + valid.lowerBound).update(from: images + image + valid.lowerBound, count: valid.count)
+            (target + valid.upperBound).update(repeating: 0, count: size - valid.upperBound)
         }
         let imageShape = shape
+        // Squares that tile the image without overlap, gaps or padding visit every image element
+        // exactly once, so the gradient is copied rather than summed into zeros.
+        let visitsEachElementOnce = stride == size && padding == 0
         return result.recording("patches", inputs: [self]) { g in
-            let dx = Tensor.zeros(imageShape)
+            let dx = visitsEachElementOnce ? Tensor(uninitializedShape: imageShape) : Tensor.zeros(imageShape)
             let source = g.storage.base, target = dx.storage.base
             walk { image, patchStart, valid in
-                for column in valid { target[image + column] += source[patchStart + column] }
-            }
-            return [dx]
-        }
-    }
-
-    /// `patches(size:)` with stride = size and no padding: every image element is copied once.
-    private func nonOverlappingPatches(size patch: Int) -> Tensor {
-        let batch = shape[0], channels = shape[1], height = shape[2], width = shape[3]
-        let rows = height / patch, columns = width / patch
-        let patchLength = channels * patch * patch
-        let result = Tensor(uninitializedShape: [batch, rows * columns, patchLength])
-        let images = storage.base, out = result.storage.base
-        // Visits every (image element, patch element) pair once; the closure picks the direction.
-        func walk(_ copy: (_ image: Int, _ patch: Int) -> Void) {
-            for b in 0..<batch {
-                for c in 0..<channels {
-                    for y in 0..<height {
-                        let gridRow = y / patch, inner = y % patch
-                        let imageRow = ((b * channels + c) * height + y) * width
-                        for gridColumn in 0..<columns {
-                            let token = b * rows * columns + gridRow * columns + gridColumn
-                            let patchStart = token * patchLength + (c * patch + inner) * patch
-                            copy(imageRow + gridColumn * patch, patchStart)
-                        }
-                    }
+                if visitsEachElementOnce {
+                    (target + image).update(from: source + patchStart, count: size)
+                } else {
+                    for column in valid { target[image + column] += source[patchStart + column] }
                 }
             }
-        }
-        walk { image, target in (out + target).update(from: images + image, count: patch) }
-        let imageShape = shape
-        return result.recording("patches", inputs: [self]) { g in
-            let dx = Tensor(uninitializedShape: imageShape)
-            let source = g.storage.base, target = dx.storage.base
-            walk { image, patchStart in (target + image).update(from: source + patchStart, count: patch) }
             return [dx]
         }
     }
