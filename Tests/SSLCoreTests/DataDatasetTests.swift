@@ -73,6 +73,39 @@ final class DataDatasetTests: XCTestCase {
         XCTAssertEqual(try FashionMNISTDataset(split: .train).count, 60_000)
     }
 
+    func testGarmentsAreTintedOnTexturedBackgroundsWithTheirClasses() throws {
+        let source = try FashionMNISTDataset(split: .test)
+        let garments = FashionMNISTGarments(source: source, seed: 3)
+        XCTAssertEqual(garments.count, source.count)
+        XCTAssertEqual(garments.classNames, source.classNames)
+        for index in [0, 1, 9_999] {
+            let image = try garments.image(at: index), grey = try source.image(at: index)
+            XCTAssertEqual(image, try FashionMNISTGarments(source: source, seed: 3).image(at: index))
+            XCTAssertNotEqual(image, try FashionMNISTGarments(source: source, seed: 4).image(at: index))
+            XCTAssertEqual(garments.label(at: index), source.label(at: index))
+            XCTAssertEqual([image.width, image.height], [28, 28])
+            // Garment pixels are the grey value times one factor per channel in 0.55…1; the others
+            // are a background that is neither black nor flat.
+            var factors: [[Float]] = [[], [], []], background = Set<UInt8>()
+            for y in 0..<28 {
+                for x in 0..<28 {
+                    let value = grey[x, y, 0]
+                    if value > FashionMNISTScenes.foregroundThreshold {
+                        for channel in 0..<3 { factors[channel].append(Float(image[x, y, channel]) / Float(value)) }
+                    } else {
+                        for channel in 0..<3 { background.insert(image[x, y, channel]) }
+                    }
+                }
+            }
+            for channel in 0..<3 {
+                let (low, high) = (factors[channel].min()!, factors[channel].max()!)
+                XCTAssertTrue(low >= 0.5 && high <= 1 && high - low < 0.05, "image \(index) channel \(channel): \(low)…\(high)")
+            }
+            XCTAssertGreaterThan(background.count, 10, "image \(index)")
+            XCTAssertGreaterThan(background.max()!, 40, "image \(index)")
+        }
+    }
+
     func testMalformedIDXFilesAreErrorsNamingTheFile() throws {
         let labels = "\(folder)/t10k-labels-idx1-ubyte.gz", images = "\(folder)/t10k-images-idx3-ubyte.gz"
         XCTAssertThrowsError(try FashionMNISTDataset(split: .test, folder: folder)) { error in

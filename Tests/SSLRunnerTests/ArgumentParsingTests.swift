@@ -123,6 +123,17 @@ final class ArgumentParsingTests: XCTestCase {
         }
     }
 
+    func testBuiltInDataNamesOpenTheirDatasetsAndBadSidesAreRefused() throws {
+        let garments = try XCTUnwrap(try DataOptions.open("garments", split: .test) as? FashionMNISTGarments)
+        XCTAssertEqual(garments.source.split, .test)
+        XCTAssertEqual(garments.count, 10_000)
+        let scenes = try XCTUnwrap(try DataOptions.open("scenes:64") as? FashionMNISTScenes)
+        XCTAssertEqual([scenes.canvasSize, scenes.count], [64, 60_000])
+        XCTAssertThrowsError(try DataOptions.open("scenes:20")) { error in
+            XCTAssertTrue(SSLRun.message(for: error).contains("--data scenes:20: the canvas side must be"), SSLRun.message(for: error))
+        }
+    }
+
     func testHelpGroupsTheTrainingOptionsUnderTitles() {
         let help = SSLRun.helpMessage(for: SSLRun.Train.self, columns: 200)
         let titles = ["RECIPE:", "MODEL:", "CROPS:", "OPTIMISATION:", "DATA:", "RUN:"]

@@ -78,7 +78,7 @@ public struct FashionMNISTScenes: ImageDataset {
     public func scene(at index: Int) -> Scene {
         precondition(index >= 0 && index < count, "Scene \(index) is outside 0..<\(count).")
         var generator = RandomGenerator(seed: seed, path: [UInt64(index)])
-        var pixels = background(using: &generator)
+        var pixels = Self.background(canvasSize: canvasSize, span: canvasSize, using: &generator)
         var labels = [UInt8](repeating: 0, count: canvasSize * canvasSize)
         var garments: [Garment] = []
         for _ in 0..<Int.random(in: Self.garmentCounts, using: &generator) {
@@ -86,19 +86,12 @@ public struct FashionMNISTScenes: ImageDataset {
             let side = Int((Double(FashionMNISTDataset.side) * Double.random(in: Self.garmentScales, using: &generator)).rounded())
             let top = Int.random(in: 0...(canvasSize - side), using: &generator)
             let left = Int.random(in: 0...(canvasSize - side), using: &generator)
-            let tint = (0..<3).map { _ in Float.random(in: 0.55...1, using: &generator) }
+            let tint = Self.tint(using: &generator)
             let placement = Garment(item: item, garmentClass: Int(source.labels[item]), top: top, left: left, side: side, tint: tint)
             garments.append(placement)
-            let garment = garmentPicture(placement)
             let label = source.labels[item] + 1
-            for row in 0..<side {
-                for column in 0..<side {
-                    let grey = garment.pixels[3 * (row * side + column)]
-                    guard grey > Self.foregroundThreshold else { continue }
-                    let target = (top + row) * canvasSize + left + column
-                    labels[target] = label
-                    for channel in 0..<3 { pixels[3 * target + channel] = UInt8(Float(grey) * tint[channel]) }
-                }
+            Self.draw(garmentPicture(placement), tint: tint, top: top, left: left, onto: &pixels, canvasSize: canvasSize) { target in
+                labels[target] = label
             }
         }
         return Scene(image: Image(width: canvasSize, height: canvasSize, pixels: pixels), labels: labels, garments: garments)
@@ -116,12 +109,36 @@ public struct FashionMNISTScenes: ImageDataset {
             interpolation: .bilinear)
     }
 
-    /// A smooth background: per channel, a random base colour plus three plane waves of ½ to 2
-    /// cycles across the canvas, each channel mixing the waves with its own amplitudes.
-    private func background(using generator: inout RandomGenerator) -> [UInt8] {
+    /// Draws the grey `garment` tinted by `tint` (a factor per channel) with its top-left corner
+    /// at (`top`, `left`) of the RGB `pixels` of a `canvasSize` square, where its grey value exceeds
+    /// ``foregroundThreshold``, calling `drawn` with the index of each pixel drawn.
+    static func draw(
+        _ garment: Image, tint: [Float], top: Int, left: Int, onto pixels: inout [UInt8], canvasSize: Int,
+        drawn: (Int) -> Void = { _ in }
+    ) {
+        for row in 0..<garment.height {
+            for column in 0..<garment.width {
+                let grey = garment.pixels[3 * (row * garment.width + column)]
+                guard grey > foregroundThreshold else { continue }
+                let target = (top + row) * canvasSize + left + column
+                drawn(target)
+                for channel in 0..<3 { pixels[3 * target + channel] = UInt8(Float(grey) * tint[channel]) }
+            }
+        }
+    }
+
+    /// A random garment tint: a factor in 0.55…1 per channel.
+    static func tint(using generator: inout RandomGenerator) -> [Float] {
+        (0..<3).map { _ in Float.random(in: 0.55...1, using: &generator) }
+    }
+
+    /// A smooth background for a `canvasSize` square: per channel, a random base colour plus three
+    /// plane waves of ½ to 2 cycles per `span` pixels, each channel mixing the waves with its own
+    /// amplitudes.
+    static func background(canvasSize: Int, span: Int, using generator: inout RandomGenerator) -> [UInt8] {
         let waves = (0..<3).map { _ in
             let direction = Float.random(in: 0..<(2 * .pi), using: &generator)
-            let frequency = Float.random(in: 0.5...2, using: &generator) * 2 * .pi / Float(canvasSize)
+            let frequency = Float.random(in: 0.5...2, using: &generator) * 2 * .pi / Float(span)
             return (x: frequency * cosf(direction), y: frequency * sinf(direction), phase: Float.random(in: 0..<(2 * .pi), using: &generator))
         }
         let base = (0..<3).map { _ in Float.random(in: 60...150, using: &generator) }

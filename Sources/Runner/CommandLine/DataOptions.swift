@@ -6,7 +6,9 @@ import SSLCore
 struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "Training images: a folder of JPEG/PNG files (subfolders as classes), a CIFAR-10/100 binary folder, "
-            + "or an HDF5 file of uint8 images. Default: Fashion-MNIST from the dataset-fashion-mnist package.",
+            + "or an HDF5 file of uint8 images; or built from Fashion-MNIST: scenes (scenes:SIDE for the canvas side) "
+            + "or garments (tinted on the scenes' textured backgrounds). Default: Fashion-MNIST from the "
+            + "dataset-fashion-mnist package.",
         valueName: "path"))
     var data: String?
     @Option(parsing: .unconditional, help: "Train on this many images of the dataset (a seeded subset), e.g. for quick runs.")
@@ -38,6 +40,7 @@ struct DataOptions: ParsableArguments {
     static func open(_ path: String?, split: FashionMNISTDataset.Split = .train) throws -> any ImageDataset {
         guard let path else { return try FashionMNISTDataset(split: split) }
         if path == "scenes" || path.hasPrefix("scenes:") { return try scenes(path, split: split) }
+        if path == "garments" { return FashionMNISTGarments(source: try FashionMNISTDataset(split: split), seed: 0) }
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
             // Arguments that are not UTF-8 reach the program with U+FFFD in place of the bytes.
