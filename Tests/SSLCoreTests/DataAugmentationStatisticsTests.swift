@@ -75,6 +75,37 @@ final class DataAugmentationStatisticsTests: XCTestCase {
         XCTAssertEqual(changedShare(jitter, seed: 6), 0.8, accuracy: 0.03)
     }
 
+    func testRandomBackgroundRedrawsTheDarkPixelsAndTintsTheRest() throws {
+        XCTAssertEqual(changedShare(RandomBackground(probability: 0.3), seed: 9), 0.3, accuracy: 0.03)
+        let original = try FashionMNISTDataset(split: .test).image(at: 0)
+        var generator = RandomGenerator(seed: 10)
+        var tints: Set<[Int]> = []
+        for _ in 0..<20 {
+            var image = original
+            RandomBackground(probability: 1).apply(to: &image, generator: &generator)
+            var background = Set<UInt8>(), factors: [[Float]] = [[], [], []]
+            for pixel in 0..<(28 * 28) {
+                let grey = original.pixels[3 * pixel]
+                for channel in 0..<3 {
+                    let value = image.pixels[3 * pixel + channel]
+                    if grey <= RandomBackground.threshold {
+                        background.insert(value)
+                    } else {
+                        factors[channel].append(Float(value) / Float(grey))
+                    }
+                }
+            }
+            XCTAssertGreaterThan(background.count, 10, "the background is textured, not flat")
+            XCTAssertGreaterThan(background.max()!, 40, "the background is not black")
+            for channel in 0..<3 {
+                let (low, high) = (factors[channel].min()!, factors[channel].max()!)
+                XCTAssertTrue(low >= 0.5 && high <= 1 && high - low < 0.05, "one tint per channel in 0.55…1: \(low)…\(high)")
+            }
+            tints.insert(factors.map { Int($0.max()! * 100) })
+        }
+        XCTAssertGreaterThan(tints.count, 15, "each redraw draws its own tint")
+    }
+
     func testJitterFactorsAreUniformInTheirRanges() {
         // Brightness alone on a flat grey image: the output is trunc(100 × factor), factor ∈ [0.6, 1.4].
         let jitter = ColorJitter(probability: 1, brightness: 0.4, contrast: 0, saturation: 0, hue: 0)

@@ -65,6 +65,31 @@ final class AugmentationChoiceTests: XCTestCase {
         }
     }
 
+    func testTheRandomBackgroundIsStoredCheckedKeptAndReachesTheCrops() throws {
+        let redrawn = try recipe(["--random-background", "0.8"])
+        XCTAssertEqual(redrawn.augmentation?.background, 0.8)
+        XCTAssertTrue(try XCTUnwrap(redrawn.augmentation).summary.hasSuffix("backgrounds redrawn with p 0.8"))
+        for view in try crops(redrawn).views {
+            XCTAssertEqual(view.backgroundProbability, 0.8)
+            XCTAssertEqual(view.augmentations.compactMap { $0 as? RandomBackground }, [RandomBackground(probability: 0.8)])
+        }
+        XCTAssertEqual(try recipe(["--random-background", "1", "--tasks", "dino,koleo"]).augmentation?.background, 1)
+        // The references' crops have no such step, so their random draws are unchanged.
+        XCTAssertEqual(try recipe([]).augmentation?.background, 0)
+        XCTAssertTrue(try crops(try recipe([])).views.allSatisfy { !$0.augmentations.contains { $0 is RandomBackground } })
+        // A configuration written before the background was stored reads as the references'.
+        let encoded = try JSONEncoder().encode(AugmentationRecipe(hue: 0.3))
+        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: encoded) as? [String: Any])
+        object["background"] = nil
+        let decoded = try JSONDecoder().decode(AugmentationRecipe.self, from: try JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(decoded, AugmentationRecipe(hue: 0.3))
+        for bad in ["-0.1", "1.5", "nan", "x"] {
+            XCTAssertThrowsError(try recipe(["--random-background", bad]), bad) { error in
+                XCTAssertTrue(SSLRun.message(for: error).contains("--random-background"), SSLRun.message(for: error))
+            }
+        }
+    }
+
     func testConfigurationsKeepTheirAugmentation() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("augmentation-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -29,22 +29,28 @@ public struct AugmentationRecipe: Codable, Sendable, Equatable {
     /// 0.5 (any hue) for images whose colours say nothing about their content. Grey images are
     /// unchanged by it.
     public var hue: Double
+    /// The probability that a crop's dark background is redrawn (``RandomBackground``): 0 in the
+    /// references; for images of light content on black, such as Fashion-MNIST, it keeps the
+    /// background from telling views apart.
+    public var background: Double
 
     public init(
         family: Family = .multiCrop, globalScale: ClosedRange<Double> = 0.4...1, localScale: ClosedRange<Double> = 0.05...0.4,
-        hue: Double = Self.referenceHue
+        hue: Double = Self.referenceHue, background: Double = 0
     ) {
         self.family = family
         self.globalScale = globalScale
         self.localScale = localScale
         self.hue = hue
+        self.background = background
     }
 
     private enum CodingKeys: String, CodingKey {
-        case family, globalScale, localScale, hue
+        case family, globalScale, localScale, hue, background
     }
 
-    /// Decodes a recipe; one written before the hue was stored has the references' hue.
+    /// Decodes a recipe; one written before the hue or the background was stored has the
+    /// references' values.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         family = try container.decode(Family.self, forKey: .family)
@@ -54,6 +60,12 @@ public struct AugmentationRecipe: Codable, Sendable, Equatable {
         guard Self.hueRange.contains(hue) else {
             throw DecodingError.dataCorruptedError(
                 forKey: .hue, in: container, debugDescription: "The augmentation's hue must be in 0…0.5 (turns), got \(hue).")
+        }
+        background = try container.decodeIfPresent(Double.self, forKey: .background) ?? 0
+        guard (0...1).contains(background) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .background, in: container,
+                debugDescription: "The augmentation's background probability must be in 0…1, got \(background).")
         }
     }
 
@@ -97,18 +109,20 @@ public struct AugmentationRecipe: Codable, Sendable, Equatable {
             let radius = groups[index].recipe.blurRadius
             groups[index].recipe.blurRadius = (radius.lowerBound * resolution)...(radius.upperBound * resolution)
             groups[index].recipe.hue = hue
+            groups[index].recipe.backgroundProbability = background
         }
         return MultiCropRecipe(groups)
     }
 
     /// The family and scales in one line, e.g. `multi-crop, global scale 0.4…1, local scale 0.05…0.4`,
-    /// and the hue when it is not the references'.
+    /// and the hue and background when they are not the references'.
     public var summary: String {
         func range(_ scale: ClosedRange<Double>) -> String {
             String(format: "%g…%g", scale.lowerBound, scale.upperBound)
         }
         let hueText = hue == Self.referenceHue ? "" : String(format: ", hue %g", hue)
-        return "\(family.rawValue), global scale \(range(globalScale)), local scale \(range(localScale))\(hueText)"
+        let backgroundText = background == 0 ? "" : String(format: ", backgrounds redrawn with p %g", background)
+        return "\(family.rawValue), global scale \(range(globalScale)), local scale \(range(localScale))\(hueText)\(backgroundText)"
     }
 
     /// The global crop size the reference recipes were tuned at.

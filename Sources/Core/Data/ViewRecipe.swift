@@ -1,5 +1,6 @@
-/// How one crop (view) of an image is made: a random resized crop, then flip, colour jitter,
-/// greyscale, blur and solarisation each with its probability, then normalisation.
+/// How one crop (view) of an image is made: a random resized crop, then flip, a redrawn
+/// background (off by default), colour jitter, greyscale, blur and solarisation each with its
+/// probability, then normalisation.
 ///
 /// The order is DINO's (crop, flip, jitter, greyscale, blur, solarize); with ``flipLast`` the
 /// flip comes after solarisation, as in MoCo v3.
@@ -20,6 +21,9 @@ public struct ViewRecipe: Sendable, Equatable {
     public var jitterProbability = 0.8
     /// Colour-jitter strengths.
     public var brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1
+    /// The probability of redrawing a dark background (``RandomBackground``), right after the
+    /// crop and DINO's flip; 0, the references' choice, leaves the step out.
+    public var backgroundProbability = 0.0
     /// The probability of converting to greyscale.
     public var greyscaleProbability = 0.2
     /// The probability of a Gaussian blur.
@@ -50,6 +54,7 @@ public struct ViewRecipe: Sendable, Equatable {
             RandomResizedCrop(size: cropSize, scale: scale, ratio: ratio, interpolation: interpolation)
         ]
         if !flipLast { steps.append(flip) }
+        if backgroundProbability > 0 { steps.append(RandomBackground(probability: backgroundProbability)) }
         steps += [
             ColorJitter(
                 probability: jitterProbability, brightness: brightness, contrast: contrast, saturation: saturation, hue: hue),

@@ -150,6 +150,11 @@ struct CropOptions: ParsableArguments {
     var localScale: String?
     @Option(parsing: .unconditional, help: "Largest hue rotation of the colour jitter, in turns: 0.1 as in DINO, up to 0.5 (any hue) when colours do not tell the content.")
     var hue: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Probability of redrawing a crop's dark background as random smooth waves and tinting the rest, for images "
+            + "of light content on black such as Fashion-MNIST (0, the default, as in the references).",
+        valueName: "probability"))
+    var randomBackground: Double?
 
     func validate() throws {
         if let globalScale { _ = try Self.scale(globalScale, flag: "--global-scale") }
@@ -157,13 +162,16 @@ struct CropOptions: ParsableArguments {
         if let hue, !AugmentationRecipe.hueRange.contains(hue) {
             throw ValidationError("--hue expects a rotation in turns from 0 to 0.5 (0.5 allows any hue), got \(hue).")
         }
+        if let randomBackground, !(0...1).contains(randomBackground) {
+            throw ValidationError("--random-background expects a probability from 0 to 1, got \(randomBackground).")
+        }
     }
 
     var givenFlags: [String] {
         flagsGiven([
             ("--global-crops", globalCrops), ("--global-size", globalSize), ("--local-crops", localCrops), ("--local-size", localSize),
             ("--augmentation", augmentation), ("--global-scale", globalScale), ("--local-scale", localScale),
-            ("--hue", hue),
+            ("--hue", hue), ("--random-background", randomBackground),
         ])
     }
 
@@ -180,16 +188,17 @@ struct CropOptions: ParsableArguments {
 
     /// Sets the augmentation: the one named, else the one the tasks agree on when the tasks
     /// were chosen on the command line or the starting recipe has none (a configuration file
-    /// from before it was stored keeps its own), keeping the starting recipe's hue; then the
-    /// scales and hue given.
+    /// from before it was stored keeps its own), keeping the starting recipe's hue and
+    /// background; then the scales, hue and background given.
     func applyAugmentation(to recipe: inout TrainingRecipe, registry: TaskRegistry, tasksChosen: Bool, fromConfiguration: Bool) throws {
-        let startingHue = recipe.augmentation?.hue
+        let startingHue = recipe.augmentation?.hue, startingBackground = recipe.augmentation?.background
         if let augmentation {
             recipe.augmentation = .standard(augmentation)
         } else if tasksChosen || (!fromConfiguration && recipe.augmentation == nil) {
             recipe.augmentation = try registry.augmentation(agreedBy: recipe.tasks.map(\.name))
         }
         if let startingHue { recipe.augmentation?.hue = startingHue }
+        if let startingBackground { recipe.augmentation?.background = startingBackground }
         if let globalScale {
             recipe.augmentation = try recipe.augmentation(registry: registry)
             recipe.augmentation!.globalScale = try Self.scale(globalScale, flag: "--global-scale")
@@ -201,6 +210,10 @@ struct CropOptions: ParsableArguments {
         if let hue {
             recipe.augmentation = try recipe.augmentation(registry: registry)
             recipe.augmentation!.hue = hue
+        }
+        if let randomBackground {
+            recipe.augmentation = try recipe.augmentation(registry: registry)
+            recipe.augmentation!.background = randomBackground
         }
     }
 
