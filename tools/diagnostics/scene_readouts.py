@@ -85,7 +85,7 @@ class ViT:
 
     @torch.no_grad()
     def __call__(self, x):
-        """Returns list of token tensors after each block (pre-norm), and the final normed."""
+        """The tokens after each block, and after the final norm."""
         p = self.p
         for i in range(len(self.stem)):
             x = F.gelu(F.conv2d(x, p[f"patch_embed.stem.{2 * i}.weight"], p[f"patch_embed.stem.{2 * i}.bias"], padding=1))
@@ -109,7 +109,7 @@ class ViT:
             y = self.ln(x, q + "norm2")
             x = x + F.linear(F.gelu(F.linear(y, p[q + "mlp.fc1.weight"], p[q + "mlp.fc1.bias"])), p[q + "mlp.fc2.weight"], p[q + "mlp.fc2.bias"])
             outs.append(x)
-        return outs, self.ln(x, "norm"), (h, w)
+        return outs, self.ln(x, "norm")
 
 
 def soft_labels(lab, grid):
@@ -165,7 +165,7 @@ def slide(x, model, size, stride):
     total = torch.zeros(B, g, g, 0); count = torch.zeros(1, g, g, 1)
     for top in starts:
         for left in starts:
-            _, normed, _ = model(x[:, :, top:top + size, left:left + size])
+            _, normed = model(x[:, :, top:top + size, left:left + size])
             t = normed[:, 1:].reshape(B, wg, wg, -1)
             if total.shape[-1] == 0: total = torch.zeros(B, g, g, t.shape[-1])
             total[:, top // P:top // P + wg, left // P:left // P + wg] += t
