@@ -3,17 +3,15 @@
 ///
 /// Training on these teaches a backbone the scenes' look — coloured garments on textured ground
 /// rather than grey ones on black — while every image still holds one whole garment, as the
-/// image-level objectives expect. Image `i` follows from `RandomGenerator(seed:path: [i])` and
-/// source image `i` alone; the background's waves have the scenes' wavelengths (½ to 2 cycles per
-/// 56 pixels), so a garment looks as it does in a 56-pixel scene.
+/// image-level objectives expect. Image `i` is source image `i` through
+/// ``RandomBackground/redraw(_:using:)`` with `RandomGenerator(seed:path: [i])`, whose waves have
+/// the scenes' wavelengths (½ to 2 cycles per 56 pixels), so a garment looks as it does in a
+/// 56-pixel scene.
 public struct FashionMNISTGarments: ImageDataset {
     /// The Fashion-MNIST split the garments come from.
     public let source: FashionMNISTDataset
     /// The seed every background and tint derives from.
     public let seed: UInt64
-
-    /// The span of the background's waves, that of the scenes' default canvas.
-    static let backgroundSpan = 56
 
     public init(source: FashionMNISTDataset, seed: UInt64) {
         self.source = source
@@ -26,11 +24,9 @@ public struct FashionMNISTGarments: ImageDataset {
     public func image(at index: Int) throws -> Image {
         precondition(index >= 0 && index < count, "Garment \(index) is outside 0..<\(count).")
         var generator = RandomGenerator(seed: seed, path: [UInt64(index)])
-        let side = FashionMNISTDataset.side
-        var pixels = FashionMNISTScenes.background(canvasSize: side, span: Self.backgroundSpan, using: &generator)
-        let tint = FashionMNISTScenes.tint(using: &generator)
-        FashionMNISTScenes.draw(try source.image(at: index), tint: tint, top: 0, left: 0, onto: &pixels, canvasSize: side)
-        return Image(width: side, height: side, pixels: pixels)
+        var image = try source.image(at: index)
+        RandomBackground.redraw(&image, using: &generator)
+        return image
     }
 
     public func label(at index: Int) -> Int? { source.label(at: index) }

@@ -89,9 +89,16 @@ public struct FashionMNISTScenes: ImageDataset {
             let tint = Self.tint(using: &generator)
             let placement = Garment(item: item, garmentClass: Int(source.labels[item]), top: top, left: left, side: side, tint: tint)
             garments.append(placement)
+            let garment = garmentPicture(placement)
             let label = source.labels[item] + 1
-            Self.draw(garmentPicture(placement), tint: tint, top: top, left: left, onto: &pixels, canvasSize: canvasSize) { target in
-                labels[target] = label
+            for row in 0..<side {
+                for column in 0..<side {
+                    let grey = garment.pixels[3 * (row * side + column)]
+                    guard grey > Self.foregroundThreshold else { continue }
+                    let target = (top + row) * canvasSize + left + column
+                    labels[target] = label
+                    for channel in 0..<3 { pixels[3 * target + channel] = UInt8(Float(grey) * tint[channel]) }
+                }
             }
         }
         return Scene(image: Image(width: canvasSize, height: canvasSize, pixels: pixels), labels: labels, garments: garments)
@@ -107,24 +114,6 @@ public struct FashionMNISTScenes: ImageDataset {
         return original.resized(
             region: PixelRegion(top: 0, left: 0, height: side, width: side), width: garment.side, height: garment.side,
             interpolation: .bilinear)
-    }
-
-    /// Draws the grey `garment` tinted by `tint` (a factor per channel) with its top-left corner
-    /// at (`top`, `left`) of the RGB `pixels` of a `canvasSize` square, where its grey value exceeds
-    /// ``foregroundThreshold``, calling `drawn` with the index of each pixel drawn.
-    static func draw(
-        _ garment: Image, tint: [Float], top: Int, left: Int, onto pixels: inout [UInt8], canvasSize: Int,
-        drawn: (Int) -> Void = { _ in }
-    ) {
-        for row in 0..<garment.height {
-            for column in 0..<garment.width {
-                let grey = garment.pixels[3 * (row * garment.width + column)]
-                guard grey > foregroundThreshold else { continue }
-                let target = (top + row) * canvasSize + left + column
-                drawn(target)
-                for channel in 0..<3 { pixels[3 * target + channel] = UInt8(Float(grey) * tint[channel]) }
-            }
-        }
     }
 
     /// A random garment tint: a factor in 0.55…1 per channel.

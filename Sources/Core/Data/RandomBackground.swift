@@ -21,8 +21,14 @@ public struct RandomBackground: ImageAugmentation, Equatable {
 
     public func apply(to image: inout Image, generator: inout RandomGenerator) {
         guard generator.nextUniformDouble() < probability else { return }
+        Self.redraw(&image, using: &generator)
+    }
+
+    /// Redraws `image`'s background and tints the rest, unconditionally, with the random choices
+    /// drawn from `generator`.
+    public static func redraw(_ image: inout Image, using generator: inout RandomGenerator) {
         // The scenes' waves make ½ to 2 cycles per 56 pixels around a 28-pixel garment: the same
-        // per twice the view's side.
+        // per twice the image's side.
         let side = max(image.width, image.height)
         let background = FashionMNISTScenes.background(canvasSize: side, span: 2 * side, using: &generator)
         let tint = FashionMNISTScenes.tint(using: &generator)
@@ -32,7 +38,7 @@ public struct RandomBackground: ImageAugmentation, Equatable {
                 let brightest = max(image.pixels[pixel], image.pixels[pixel + 1], image.pixels[pixel + 2])
                 for channel in 0..<3 {
                     image.pixels[pixel + channel] =
-                        brightest <= Self.threshold
+                        brightest <= threshold
                         ? background[source + channel] : UInt8(Float(image.pixels[pixel + channel]) * tint[channel])
                 }
             }
