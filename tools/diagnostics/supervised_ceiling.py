@@ -23,7 +23,7 @@ import argparse, json, math, os, sys, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F, h5py
 
 sys.path.insert(0, os.path.dirname(__file__))
-from scene_readouts import ROOT, idx, scenes, normalise  # noqa: E402
+from scene_readouts import ROOT, idx, scenes, normalise, soft_labels  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -54,7 +54,6 @@ class ViT(nn.Module):
     def __init__(self, config):
         super().__init__()
         dim, patch, grid = config["embedDimension"], config["patchSize"], config["imageSize"] // config["patchSize"]
-        assert not config.get("stemChannels"), "the convolutional stem is not modelled here"
         self.patch = patch
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(3, dim, patch, patch)
@@ -111,15 +110,6 @@ def augment(x, rng):
     return out
 
 
-def patch_soft_labels(labels, patch, classes=11):
-    """The share of each class among each patch's pixels: count, patches, classes."""
-    count, side, _ = labels.shape
-    grid = side // patch
-    one_hot = F.one_hot(torch.tensor(labels), classes).float()
-    blocks = one_hot.reshape(count, grid, patch, grid, patch, classes).mean((2, 4))
-    return blocks.reshape(count, grid * grid, classes)
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint", help="a run's checkpoint.h5: the architecture to train")
@@ -134,6 +124,9 @@ def main():
 
     with h5py.File(arguments.checkpoint) as file:
         config = json.loads(file.attrs["configuration"])["backbone"]
+    if config.get("stemChannels"):
+        sys.exit(f"{arguments.checkpoint}: its backbone has a convolutional stem, which this tool does not model; "
+                 "give a checkpoint of a run without --stem.")
     torch.manual_seed(arguments.seed)
     rng = np.random.default_rng(arguments.seed)
     model = ViT(config)
@@ -158,7 +151,7 @@ def main():
         else:
             canvas = (56 + config["patchSize"] - 1) // config["patchSize"] * config["patchSize"]
             pixels, pixel_labels = scenes(images, labels, arguments.batch, canvas=canvas, rng=rng)
-            targets = patch_soft_labels(pixel_labels, config["patchSize"])
+            targets = torch.tensor(soft_labels(pixel_labels, canvas // config["patchSize"]))
             logits = head(model(normalise(pixels))[:, 1:])
             loss = -(targets * F.log_softmax(logits, -1)).sum(-1).mean()
         optimizer.zero_grad()
