@@ -1,7 +1,7 @@
 import SSLCore
 
 extension TaskRegistry {
-    /// A registry with the tasks this package ships: `dino`, `selfpatch`, `moco`, `koleo`, `ibot`.
+    /// A registry with the tasks this package ships: `dino`, `selfpatch`, `moco`, `koleo`, `ibot`, `regiondino`.
     public static var builtIn: TaskRegistry {
         var registry = TaskRegistry()
         registry.register(DINOTask.self)
@@ -9,6 +9,7 @@ extension TaskRegistry {
         registry.register(MoCoTask.self)
         registry.register(KoLeoTask.self)
         registry.register(IBOTTask.self)
+        registry.register(RegionDistillationTask.self)
         return registry
     }
 }

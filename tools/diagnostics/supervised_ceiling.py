@@ -12,11 +12,14 @@ segmentation, beside the random backbone and raw pixels). Three kinds of supervi
   textured background, as `RandomBackground` draws them): image-level labels, the scenes' look;
 * `dense`: per-patch soft labels of the scenes themselves (a numpy replica of
   `FashionMNISTScenes`, another random stream), a linear head on each patch token: what this
-  architecture's patch tokens can hold about the scenes at all.
+  architecture's patch tokens can hold about the scenes at all;
+* `region`: one label per class region of each scene, a linear head on the patch tokens pooled
+  over the region (each patch weighted by its share of the region's pixels): what an objective
+  on mask-pooled patch tokens (DetCon's family) passes into the patches, given true masks.
 
 Usage:
   python3 tools/diagnostics/supervised_ceiling.py CHECKPOINT OUTPUT.h5 image --look plain [--steps N]
-  python3 tools/diagnostics/supervised_ceiling.py CHECKPOINT OUTPUT.h5 dense [--steps N]
+  python3 tools/diagnostics/supervised_ceiling.py CHECKPOINT OUTPUT.h5 dense|region [--steps N]
 """
 
 import argparse, json, math, os, sys, time
@@ -114,7 +117,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint", help="a run's checkpoint.h5: the architecture to train")
     parser.add_argument("output", help="the backbone file to write")
-    parser.add_argument("task", choices=["image", "dense"])
+    parser.add_argument("task", choices=["image", "dense", "region"])
     parser.add_argument("--look", choices=["plain", "garments"], default="plain")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=64)
@@ -152,8 +155,16 @@ def main():
             canvas = (56 + config["patchSize"] - 1) // config["patchSize"] * config["patchSize"]
             pixels, pixel_labels = scenes(images, labels, arguments.batch, canvas=canvas, rng=rng)
             targets = torch.tensor(soft_labels(pixel_labels, canvas // config["patchSize"]))
-            logits = head(model(normalise(pixels))[:, 1:])
-            loss = -(targets * F.log_softmax(logits, -1)).sum(-1).mean()
+            patches = model(normalise(pixels))[:, 1:]
+            if arguments.task == "dense":
+                loss = -(targets * F.log_softmax(head(patches), -1)).sum(-1).mean()
+            else:
+                # The regions' pooled tokens: [scenes, classes, dim], weights normalised over patches.
+                shares = targets.float()
+                present = shares.sum(1) > 0
+                pooled = torch.einsum("bpc,bpd->bcd", shares / shares.sum(1, keepdim=True).clamp_min(1e-8), patches)
+                classes_present = torch.arange(classes).expand(len(pooled), -1)[present]
+                loss = F.cross_entropy(head(pooled[present]), classes_present)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
