@@ -15,11 +15,14 @@ segmentation, beside the random backbone and raw pixels). Three kinds of supervi
   architecture's patch tokens can hold about the scenes at all;
 * `region`: one label per class region of each scene, a linear head on the patch tokens pooled
   over the region (each patch weighted by its share of the region's pixels): what an objective
-  on mask-pooled patch tokens (DetCon's family) passes into the patches, given true masks.
+  on mask-pooled patch tokens (DetCon's family) passes into the patches, given true masks;
+* `colour-region`: the same with the masks an unsupervised grouping gives instead: k-means into
+  4 regions over each scene's patches by their raw pixels (`region_purity.kmeans`), each region's
+  target the mean soft label of its patches: what such masks cost against true ones.
 
 Usage:
   python3 tools/diagnostics/supervised_ceiling.py CHECKPOINT OUTPUT.h5 image --look plain [--steps N]
-  python3 tools/diagnostics/supervised_ceiling.py CHECKPOINT OUTPUT.h5 dense|region [--steps N]
+  python3 tools/diagnostics/supervised_ceiling.py CHECKPOINT OUTPUT.h5 dense|region|colour-region [--steps N]
 """
 
 import argparse, json, math, os, sys, time
@@ -27,6 +30,7 @@ import numpy as np, torch, torch.nn as nn, torch.nn.functional as F, h5py
 
 sys.path.insert(0, os.path.dirname(__file__))
 from scene_readouts import ROOT, idx, scenes, normalise, soft_labels  # noqa: E402
+from region_purity import kmeans  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -117,7 +121,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint", help="a run's checkpoint.h5: the architecture to train")
     parser.add_argument("output", help="the backbone file to write")
-    parser.add_argument("task", choices=["image", "dense", "region"])
+    parser.add_argument("task", choices=["image", "dense", "region", "colour-region"])
     parser.add_argument("--look", choices=["plain", "garments"], default="plain")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=64)
@@ -158,6 +162,17 @@ def main():
             patches = model(normalise(pixels))[:, 1:]
             if arguments.task == "dense":
                 loss = -(targets * F.log_softmax(head(patches), -1)).sum(-1).mean()
+            elif arguments.task == "colour-region":
+                patch = config["patchSize"]; grid = canvas // patch
+                x = normalise(pixels)
+                cells = x.reshape(len(x), 3, grid, patch, grid, patch).permute(0, 2, 4, 1, 3, 5).reshape(len(x), grid * grid, -1).numpy()
+                regions = np.stack([kmeans(c - c.mean(1, keepdims=True)) for c in cells])  # scenes, patches
+                members = torch.tensor(np.eye(4, dtype=np.float32)[regions])  # scenes, patches, regions
+                present = members.sum(1) > 0
+                weights = members / members.sum(1, keepdim=True).clamp_min(1)
+                pooled = torch.einsum("bpr,bpd->brd", weights, patches)[present]
+                region_targets = torch.einsum("bpr,bpc->brc", weights, targets.float())[present]
+                loss = -(region_targets * F.log_softmax(head(pooled), -1)).sum(-1).mean()
             else:
                 # The regions' pooled tokens: [scenes, classes, dim], weights normalised over patches.
                 shares = targets.float()
