@@ -4,7 +4,7 @@ import SSLCore
 ///
 /// The student's image embedding of every view is trained to match the teacher's centred,
 /// sharpened prototype distribution of every other global view.
-public final class DINOTask: PretextTask {
+public final class DINOTask: DistillingTask {
     public struct Configuration: TaskConfiguration {
         public var distillation = DistillationSettings(outputDimension: 65536)
         /// Update the centre with the teacher's outputs on every crop, as SelfPatch does,
@@ -54,14 +54,6 @@ public final class DINOTask: PretextTask {
 
     public var requirements: TaskRequirements {
         TaskRequirements(minimumGlobalViews: 2, needsImageEmbedding: true)
-    }
-
-    public var state: [(name: String, tensor: Tensor)] { [("center", distillation.targets.center)] }
-
-    public func isFrozen(_ name: String, iteration: Int) -> Bool { distillation.isFrozen(name, iteration: iteration) }
-
-    public func loggedScheduleValues(iteration: Int) -> [String: Double] {
-        ["teacher_temperature": distillation.teacherTemperature(iteration: iteration)]
     }
 
     public func loss(_ step: TaskStep) -> TaskLoss {

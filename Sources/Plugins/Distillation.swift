@@ -1,7 +1,7 @@
 import SSLCore
 
-/// The options of a DINO-style distillation head, shared by `dino` (image level) and
-/// `selfpatch` (patch level); the coding keys are the command-line names.
+/// The options of a DINO-style distillation head, shared by `dino` (image level), `selfpatch`
+/// (patch level), `regiondino` (region level) and `ibot`; the coding keys are the command-line names.
 public struct DistillationSettings: Codable, Sendable, Equatable {
     public var outputDimension: Int
     public var hiddenDimension = 2048
@@ -125,5 +125,27 @@ public final class Distillation {
     /// Whether the head parameter `name` is held fixed at `iteration` (the last layer, early on).
     public func isFrozen(_ name: String, iteration: Int) -> Bool {
         iteration < frozenIterations && name.contains("last_layer")
+    }
+}
+
+/// A pretext task trained through one ``Distillation``: the distillation's centre is the task's
+/// state in checkpoints, and the head's last-layer freeze and the teacher-temperature schedule
+/// are the task's.
+public protocol DistillingTask: PretextTask {
+    /// The head and targets the task trains through.
+    var distillation: Distillation { get }
+    /// The name of the centre in the task's checkpointed state (`center` unless the task says).
+    static var centerName: String { get }
+}
+
+extension DistillingTask {
+    public static var centerName: String { "center" }
+
+    public var state: [(name: String, tensor: Tensor)] { [(Self.centerName, distillation.targets.center)] }
+
+    public func isFrozen(_ name: String, iteration: Int) -> Bool { distillation.isFrozen(name, iteration: iteration) }
+
+    public func loggedScheduleValues(iteration: Int) -> [String: Double] {
+        ["teacher_temperature": distillation.teacherTemperature(iteration: iteration)]
     }
 }

@@ -17,7 +17,7 @@ import SSLCore
 /// (``CropGeometry/correspondingPatches(from:to:sourceGrid:targetGrid:)``); the mean of the
 /// student tokens of a region is its student embedding. Every pooled token therefore has to
 /// say what the whole region is, wherever the crop cuts it.
-public final class RegionDistillationTask: PretextTask {
+public final class RegionDistillationTask: DistillingTask {
     public struct Configuration: TaskConfiguration {
         /// The head and its targets.
         public var distillation = DistillationSettings(outputDimension: 4096)
@@ -87,14 +87,6 @@ public final class RegionDistillationTask: PretextTask {
         TaskRequirements(needsPatchTokens: true, minimumPatchGrid: 2, needsCropGeometry: true)
     }
 
-    public var state: [(name: String, tensor: Tensor)] { [("center", distillation.targets.center)] }
-
-    public func isFrozen(_ name: String, iteration: Int) -> Bool { distillation.isFrozen(name, iteration: iteration) }
-
-    public func loggedScheduleValues(iteration: Int) -> [String: Double] {
-        ["teacher_temperature": distillation.teacherTemperature(iteration: iteration)]
-    }
-
     public func loss(_ step: TaskStep) -> TaskLoss {
         let forward = step.forward
         var total: Tensor?
@@ -119,9 +111,10 @@ public final class RegionDistillationTask: PretextTask {
             for view in 0..<forward.views.count where view != target {
                 let student = forward.student(view)
                 let studentGrid = PatchGrid(of: student)
+                let studentCrops = forward.cropGeometry(view), teacherCrops = forward.cropGeometry(target)
                 let studentRegions = (0..<forward.batchSize).map { image in
                     CropGeometry.correspondingPatches(
-                        from: forward.cropGeometry(view)[image], to: forward.cropGeometry(target)[image],
+                        from: studentCrops[image], to: teacherCrops[image],
                         sourceGrid: studentGrid, targetGrid: teacherGrid
                     ).map { match in match.map { assignment.region(image: image, patch: $0) } }
                 }
@@ -241,7 +234,7 @@ struct RegionAssignment {
     /// The region of `patch` in `image`.
     func region(image: Int, patch: Int) -> Int { labels[image][patch] }
 
-    /// The row of `regiondino`, one of the regions of `image`, among all regions.
+    /// The row of `region`, one of the regions of `image`, among all regions.
     func row(image: Int, region: Int) -> Int { firstRow[image] + region }
 
     /// The `[regionCount, images · patchesPerImage]` matrix whose product with the patch tokens

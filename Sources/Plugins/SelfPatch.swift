@@ -14,7 +14,7 @@ import SSLCore
 /// embedding of other tasks (`dino`); that image-level loss is what trains the head. Without
 /// it nothing would train class attention, so the summary is the mean of the chosen
 /// neighbours (through the head's final norm, like the student's tokens).
-public final class SelfPatchTask: PretextTask {
+public final class SelfPatchTask: DistillingTask {
     public struct Configuration: TaskConfiguration {
         /// The patch head (K_p prototypes) and its targets.
         public var distillation = DistillationSettings(outputDimension: 4096)
@@ -99,13 +99,7 @@ public final class SelfPatchTask: PretextTask {
             needsPatchTokens: true, providesImageEmbedding: configuration.imageEmbedding, minimumPatchGrid: 3)
     }
 
-    public var state: [(name: String, tensor: Tensor)] { [("patch_center", distillation.targets.center)] }
-
-    public func isFrozen(_ name: String, iteration: Int) -> Bool { distillation.isFrozen(name, iteration: iteration) }
-
-    public func loggedScheduleValues(iteration: Int) -> [String: Double] {
-        ["teacher_temperature": distillation.teacherTemperature(iteration: iteration)]
-    }
+    public static let centerName = "patch_center"
 
     public func imageEmbedding(of features: BackboneFeatures, role: NetworkRole) -> Tensor? {
         guard configuration.imageEmbedding else { return nil }
