@@ -2,7 +2,8 @@
 """Do the `regiondino` task's k-means regions follow the garments? A diagnostic, not a probe of record.
 
 Each scene of the numpy replica (`scene_readouts.scenes`, 56 px) is shown whole at the training
-crop size (28 px, a 4 x 4 grid at patch 7), as the largest global crop shows it. The teacher's
+crop size (28 px by default, a 4 x 4 grid at patch 7; 56 for runs with `--global-size 56`), as the
+largest global crop shows it. The teacher's
 patch tokens after the final norm are grouped as `RegionDistillationTask` groups them (cosine
 k-means, farthest-point seeding from the patch least similar to the mean token, 10 Lloyd
 iterations, 4 regions). Each patch takes the class covering most of its pixels (background
@@ -10,7 +11,7 @@ included); a region's purity is the share of its patches whose class is the regi
 common one, over all patches and over the garment patches alone. Printed beside the same k-means on each patch's raw pixels and on random regions
 of the same sizes.
 
-Usage: python3 tools/diagnostics/region_purity.py CHECKPOINT [scenes, default 500]
+Usage: python3 tools/diagnostics/region_purity.py CHECKPOINT [scenes, default 500] [crop size, default 28]
 """
 
 import os, sys
@@ -57,11 +58,12 @@ def purity(assignments, classes, garments_only=False):
 def main():
     checkpoint = sys.argv[1]
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 500
+    size = int(sys.argv[3]) if len(sys.argv) > 3 else 28
     images, labels = idx(f"{ROOT}/train-images-idx3-ubyte.gz"), idx(f"{ROOT}/train-labels-idx1-ubyte.gz")
     pixels, pixel_labels = scenes(images, labels, count)
     model = ViT(checkpoint)
-    grid = 28 // model.patch
-    x = F.interpolate(normalise(pixels), size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
+    grid = size // model.patch
+    x = F.interpolate(normalise(pixels), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     tokens = model(x)[1][:, 1:].numpy()
     classes = soft_labels(pixel_labels, grid).argmax(-1)
     patch_pixels = x.reshape(count, 3, grid, model.patch, grid, model.patch).permute(0, 2, 4, 1, 3, 5).reshape(count, grid * grid, -1).numpy()
@@ -72,7 +74,7 @@ def main():
         "raw patch pixels": [kmeans(p - p.mean(1, keepdims=True)) for p in patch_pixels],
         "random, same sizes": [rng.permutation(t) for t in teacher],
     }
-    print(f"{count} scenes at 28 px ({grid}x{grid} patches); purity of 4 k-means regions, all patches | garment patches only:")
+    print(f"{count} scenes at {size} px ({grid}x{grid} patches); purity of 4 k-means regions, all patches | garment patches only:")
     for name, grouping in groupings.items():
         print(f"  {name:22s} {purity(grouping, classes):.3f} | {purity(grouping, classes, garments_only=True):.3f}")
     print(f"  patches whose class is background: {(classes == 0).mean():.3f}")
