@@ -47,8 +47,9 @@ public final class DINOTask: DistillingTask {
         }
         self.configuration = configuration
         var generator = setup.generator(for: Self.name)
-        distillation = Distillation(
-            settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup, generator: &generator)
+        distillation = try Distillation(
+            task: Self.name, settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup,
+            generator: &generator)
         heads = TaskHeads([.head("head", distillation.head, teacher: distillation.teacherHead)])
     }
 

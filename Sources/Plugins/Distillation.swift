@@ -56,6 +56,23 @@ public struct DistillationSettings: Codable, Sendable, Equatable {
     ]
 }
 
+extension DistillationSettings {
+    /// Throws when an option would leave the targets or the loss undefined: a temperature that is
+    /// not positive (the logits are divided by it) or a centre momentum outside 0…1.
+    func validate(task: String) throws {
+        let temperatures = [
+            ("teacher-temp", teacherTemperature), ("warmup-teacher-temp", warmupTeacherTemperature),
+            ("student-temp", studentTemperature),
+        ]
+        for (option, value) in temperatures where !(value > 0) {
+            throw TaskConfigurationError("--\(task).\(option) must be positive (the logits are divided by it), got \(value).")
+        }
+        guard (0...1).contains(centerMomentum) else {
+            throw TaskConfigurationError("--\(task).center-momentum must lie in 0…1, got \(centerMomentum).")
+        }
+    }
+}
+
 /// Self-distillation through a projection head, as DINO defines it (`DINOHead` and `DINOLoss` in facebookresearch/dino): a student
 /// and a teacher ``DINOHead``, the teacher's outputs centred and sharpened into targets, the
 /// centre's EMA, the teacher-temperature warm-up and the last layer's freeze.
@@ -74,7 +91,13 @@ public final class Distillation {
     private let frozenIterations: Int
 
     /// A distillation head for `inputDimension`-wide embeddings in the run `setup` describes.
-    public init(settings: DistillationSettings, inputDimension: Int, setup: TaskSetup, generator: inout RandomGenerator) {
+    ///
+    /// - Throws: ``TaskConfigurationError`` naming `task`'s option when a temperature is not
+    ///   positive or the centre's momentum lies outside 0…1.
+    public init(
+        task: String, settings: DistillationSettings, inputDimension: Int, setup: TaskSetup, generator: inout RandomGenerator
+    ) throws {
+        try settings.validate(task: task)
         self.settings = settings
         func makeHead(_ generator: inout RandomGenerator) -> DINOHead {
             DINOHead(
@@ -96,7 +119,10 @@ public final class Distillation {
     /// A distillation through `other`'s student and teacher heads with targets of its own: a
     /// centre and teacher temperatures from `settings` (whose head options do not apply), and
     /// no freeze of its own (`other`'s holds for the shared head).
-    public init(settings: DistillationSettings, sharingHeadsOf other: Distillation, setup: TaskSetup) {
+    ///
+    /// - Throws: ``TaskConfigurationError`` as the other initialiser does.
+    public init(task: String, settings: DistillationSettings, sharingHeadsOf other: Distillation, setup: TaskSetup) throws {
+        try settings.validate(task: task)
         self.settings = settings
         head = other.head
         teacherHead = other.teacherHead

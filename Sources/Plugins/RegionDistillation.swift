@@ -77,8 +77,8 @@ public final class RegionDistillationTask: DistillingTask {
         }
         self.configuration = configuration
         var generator = setup.generator(for: Self.name)
-        distillation = Distillation(
-            settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup,
+        distillation = try Distillation(
+            task: Self.name, settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup,
             generator: &generator)
         heads = TaskHeads([.head("head", distillation.head, teacher: distillation.teacherHead)])
     }
@@ -181,7 +181,8 @@ struct RegionClustering {
                 var label = [Int](repeating: 0, count: patchesPerImage)
                 for _ in 0..<iterations {
                     for patch in 0..<patchesPerImage {
-                        label[patch] = centers.indices.max { dot(patch, centers[$0]) < dot(patch, centers[$1]) }!
+                        let similarities = centers.map { dot(patch, $0) }
+                        label[patch] = similarities.indices.max { similarities[$0] < similarities[$1] }!
                     }
                     for center in centers.indices {
                         var sum = [Float](repeating: 0, count: dimension)

@@ -85,7 +85,8 @@ public final class SelfPatchTask: DistillingTask {
         let blocks = configuration.imageEmbedding ? configuration.aggregationBlocks : 0
         aggregator = PatchAggregationHead(dimension: dimension, heads: headCount, blocks: blocks, generator: &generator)
         teacherAggregator = PatchAggregationHead(dimension: dimension, heads: headCount, blocks: blocks, generator: &generator)
-        distillation = Distillation(settings: configuration.distillation, inputDimension: dimension, setup: setup, generator: &generator)
+        distillation = try Distillation(
+            task: Self.name, settings: configuration.distillation, inputDimension: dimension, setup: setup, generator: &generator)
         heads = TaskHeads([
             .head("ca_head", aggregator, teacher: teacherAggregator),
             .head("p_head", distillation.head, teacher: distillation.teacherHead),

@@ -134,8 +134,8 @@ public final class IBOTTask: ConnectingTask {
             heads = TaskHeads([.head("mask", maskToken)])
         } else {
             var generator = setup.generator(for: Self.name)
-            let distillation = Distillation(
-                settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup,
+            let distillation = try Distillation(
+                task: Self.name, settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup,
                 generator: &generator)
             ownDistillation = distillation
             heads = TaskHeads([.head("head", distillation.head, teacher: distillation.teacherHead), .head("mask", maskToken)])
@@ -159,7 +159,8 @@ public final class IBOTTask: ConnectingTask {
         guard let dino = tasks.lazy.compactMap({ $0 as? DINOTask }).first else {
             throw ConfigurationError("--ibot.shared-head true shares dino's head, but dino is not among the tasks; add it to --tasks.")
         }
-        sharedDistillation = Distillation(settings: configuration.distillation, sharingHeadsOf: dino.distillation, setup: setup)
+        sharedDistillation = try Distillation(
+            task: Self.name, settings: configuration.distillation, sharingHeadsOf: dino.distillation, setup: setup)
     }
 
     public var requirements: TaskRequirements {

@@ -31,6 +31,28 @@ final class TypedConfigurationTests: XCTestCase {
                        String(decoding: try encoder.encode(configuration), as: UTF8.self))
     }
 
+    /// A temperature that is not positive, a centre momentum outside 0…1 or an unknown centring
+    /// is refused when the task is built, with the option's name, for every task that distils
+    /// through a head.
+    func testDistillationOptionsThatLeaveTheTargetsUndefinedAreRefusedByName() {
+        let cases = [
+            ("dino", "teacher-temp", "0", "--dino.teacher-temp must be positive (the logits are divided by it), got 0.0."),
+            ("selfpatch", "student-temp", "-0.1", "--selfpatch.student-temp must be positive (the logits are divided by it), got -0.1."),
+            ("regiondino", "warmup-teacher-temp", "0", "--regiondino.warmup-teacher-temp must be positive"),
+            ("ibot", "center-momentum", "1.5", "--ibot.center-momentum must lie in 0…1, got 1.5."),
+            ("dino", "centering", "mean", "--dino.centering: expects ema or sinkhorn, got 'mean'."),
+        ]
+        for (task, option, value, message) in cases {
+            let recipe = TrainingRecipe(
+                backbone: VisionTransformerConfiguration(embedDimension: 24, depth: 1, heads: 2, patchSize: 8, imageSize: 32),
+                views: ViewPlan(globalCount: 2, globalSize: 32),
+                tasks: [TaskSelection(name: task, options: [option: value, "out-dim": "16"])], epochs: 1, batchSize: 4)
+            XCTAssertThrowsError(try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 2), "\(task).\(option)") { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+    }
+
     func testADefaultConfigurationHasNoOptions() {
         XCTAssertEqual(TaskSelection(DINOTask.self, configuration: DINOTask.Configuration()).options, [:])
         XCTAssertEqual(TaskSelection(KoLeoTask.self, configuration: KoLeoTask.Configuration()).weight, 0.1)

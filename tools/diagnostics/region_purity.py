@@ -62,6 +62,8 @@ def main():
     images, labels = idx(f"{ROOT}/train-images-idx3-ubyte.gz"), idx(f"{ROOT}/train-labels-idx1-ubyte.gz")
     pixels, pixel_labels = scenes(images, labels, count)
     model = ViT(checkpoint)
+    if size % model.patch:
+        sys.exit(f"region_purity.py: the crop size {size} is not a multiple of the checkpoint's patch size {model.patch}; give one that is.")
     grid = size // model.patch
     x = F.interpolate(normalise(pixels), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     tokens = model(x)[1][:, 1:].numpy()
