@@ -168,6 +168,15 @@ final class OperationGradientTests: XCTestCase {
         }
     }
 
+    /// Heads of 16 features, which run on the fused kernels where the processor has AVX-512
+    /// (and on the BLAS path elsewhere).
+    func testAttentionWithHeadsOfSixteenFeatures() {
+        checkGradients(of: [random([2, 5, 96])]) { Tensor.selfAttention(qkv: $0[0], heads: 2).output }
+        checkGradients(of: [random([2, 3, 32]), random([2, 7, 32]), random([2, 7, 32])]) {
+            Tensor.attention(query: $0[0], key: $0[1], value: $0[2], heads: 2).output
+        }
+    }
+
     func testSelfAttentionMatchesComposedOperations() {
         let qkv = random([2, 5, 12])
         let fused = Tensor.selfAttention(qkv: qkv, heads: 2)

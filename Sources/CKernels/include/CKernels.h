@@ -95,6 +95,28 @@ float ssl_bf16_dot_product_probe(int64_t iterations);
 /// float32 counterpart of `ssl_bf16_dot_product_probe`.
 float ssl_fp32_fma_probe(int64_t iterations);
 
+/// 1 when the fused attention kernels below run on this processor (AVX-512 F) for heads of
+/// `headDimension` features (a positive multiple of 16).
+int ssl_attention_supported(int64_t headDimension);
+/// The floats of scratch memory one call of either attention kernel needs.
+int64_t ssl_attention_scratch_count(int64_t queryLength, int64_t keyLength, int64_t headDimension);
+/// One (sample, head) of scaled dot-product attention: `probabilities` (queryLength × keyLength,
+/// contiguous) = softmax(scale · Q·Kᵀ) by rows, `output` = probabilities · V. Q, K, V and the
+/// output are headDimension columns of rows `…Stride` floats apart. Only call it when
+/// `ssl_attention_supported(headDimension)`.
+void ssl_attention_forward_head(const float *query, int64_t queryStride, const float *key, int64_t keyStride,
+                                const float *value, int64_t valueStride, float *output, int64_t outputStride,
+                                float *probabilities, int64_t queryLength, int64_t keyLength,
+                                int64_t headDimension, float scale, float *scratch);
+/// The backward pass of `ssl_attention_forward_head` for the output gradient dO: writes dQ, dK
+/// and dV (the same layouts as Q, K, V; their other columns untouched). Only call it when
+/// `ssl_attention_supported(headDimension)`.
+void ssl_attention_backward_head(const float *query, int64_t queryStride, const float *key, int64_t keyStride,
+                                 const float *value, int64_t valueStride, const float *probabilities,
+                                 const float *outputGradient, int64_t outputStride, float *queryGradient,
+                                 float *keyGradient, float *valueGradient, int64_t queryLength,
+                                 int64_t keyLength, int64_t headDimension, float scale, float *scratch);
+
 /// A chunk of a parallel region: `function(context, chunk)`.
 typedef void (*ssl_chunk_function)(void *context, int64_t chunk);
 

@@ -19,15 +19,40 @@ struct AttentionLayout {
     func probabilities(_ b: Int, _ h: Int) -> Int { (b * heads + h) * queryLength * keyLength }
 }
 
-/// Multi-head scaled dot-product attention with hand-written forward and backward passes: one
-/// small GEMM pair per (sample, head), split across cores.
+/// Multi-head scaled dot-product attention with hand-written forward and backward passes, the
+/// (sample, head) pairs split across cores.
+///
+/// On processors with AVX-512 and heads of a multiple of 16 features, each pair runs as one
+/// fused kernel (`Sources/CKernels/attention.c`), which reads a head's operands into cache once
+/// and runs the Q·Kᵀ products as fast as the others; elsewhere each pair runs as small BLAS
+/// products and the row kernels between them.
 enum AttentionKernel {
+    /// Whether `layout`'s heads run on the fused kernels (unless `fused` is `false`, which tests
+    /// use to compare the two paths).
+    static func runsFused(_ layout: AttentionLayout, fused: Bool = true) -> Bool {
+        fused && ssl_attention_supported(Int64(layout.headDimension)) != 0
+    }
+
     static func forward(
         _ layout: AttentionLayout, query: UnsafePointer<Float>, key: UnsafePointer<Float>,
         value: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-        probabilities: UnsafeMutablePointer<Float>
+        probabilities: UnsafeMutablePointer<Float>, fused: Bool = true
     ) {
         let l = layout
+        if runsFused(l, fused: fused) {
+            let scratchSize = Int(ssl_attention_scratch_count(Int64(l.queryLength), Int64(l.keyLength), Int64(l.headDimension)))
+            let scratch = TensorStorage(uninitializedCount: scratchSize * Parallel.threadCount)
+            let pointers = UncheckedSendable((query, key, value, output, probabilities, scratch.base))
+            forEachHead(l) { b, h, chunk in
+                let (q, k, v, o, p, scratchBase) = pointers.value
+                ssl_attention_forward_head(
+                    q + l.query(b, h), Int64(l.queryRowStride), k + l.key(b, h), Int64(l.keyRowStride),
+                    v + l.value(b, h), Int64(l.valueRowStride), o + l.output(b, h), Int64(l.outputRowStride),
+                    p + l.probabilities(b, h), Int64(l.queryLength), Int64(l.keyLength), Int64(l.headDimension),
+                    l.scale, scratchBase + chunk * scratchSize)
+            }
+            return
+        }
         let pointers = UncheckedSendable((query, key, value, output, probabilities))
         forEachHead(l) { b, h in
             let (q, k, v, o, p) = pointers.value
@@ -50,9 +75,25 @@ enum AttentionKernel {
         _ layout: AttentionLayout, query: UnsafePointer<Float>, key: UnsafePointer<Float>,
         value: UnsafePointer<Float>, probabilities: UnsafePointer<Float>,
         outputGradient: UnsafePointer<Float>, queryGradient: UnsafeMutablePointer<Float>,
-        keyGradient: UnsafeMutablePointer<Float>, valueGradient: UnsafeMutablePointer<Float>
+        keyGradient: UnsafeMutablePointer<Float>, valueGradient: UnsafeMutablePointer<Float>, fused: Bool = true
     ) {
         let l = layout
+        if runsFused(l, fused: fused) {
+            let scratchSize = Int(ssl_attention_scratch_count(Int64(l.queryLength), Int64(l.keyLength), Int64(l.headDimension)))
+            let scratch = TensorStorage(uninitializedCount: scratchSize * Parallel.threadCount)
+            let pointers = UncheckedSendable(
+                (query, key, value, probabilities, outputGradient, queryGradient, keyGradient, valueGradient, scratch.base))
+            forEachHead(l) { b, h, chunk in
+                let (q, k, v, p, dO, dQ, dK, dV, scratchBase) = pointers.value
+                ssl_attention_backward_head(
+                    q + l.query(b, h), Int64(l.queryRowStride), k + l.key(b, h), Int64(l.keyRowStride),
+                    v + l.value(b, h), Int64(l.valueRowStride), p + l.probabilities(b, h), dO + l.output(b, h),
+                    Int64(l.outputRowStride), dQ + l.query(b, h), dK + l.key(b, h), dV + l.value(b, h),
+                    Int64(l.queryLength), Int64(l.keyLength), Int64(l.headDimension), l.scale,
+                    scratchBase + chunk * scratchSize)
+            }
+            return
+        }
         let scratchSize = l.queryLength * l.keyLength
         let scratch = TensorStorage(uninitializedCount: scratchSize * Parallel.threadCount)
         let pointers = UncheckedSendable(

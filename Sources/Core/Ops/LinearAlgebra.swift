@@ -59,9 +59,13 @@ extension Tensor {
         let result = Tensor(uninitializedShape: Array(shape.dropLast()) + [n])
         let out = result.storage.base
         if let bias {
-            // Start from the bias in every row and accumulate the product onto it.
-            let b = bias.storage.base
-            for row in 0..<m { (out + row * n).update(from: b, count: n) }
+            // Start from the bias in every row and accumulate the product onto it. The rows are
+            // filled on every core: on one, the others would wait for it.
+            let pointers = UncheckedSendable((bias.storage.base, out))
+            Parallel.forEachChunk(of: m, minimumChunk: max(1, 65_536 / max(n, 1))) { _, rows in
+                let (b, out) = pointers.value
+                for row in rows { (out + row * n).update(from: b, count: n) }
+            }
         }
         BLAS.gemm(
             transposeB: true, m: m, n: n, k: k, a: storage.base, lda: k, b: weight.storage.base,
