@@ -1,7 +1,8 @@
 import SSLCore
 
 extension TaskRegistry {
-    /// A registry with the tasks this package ships: `dino`, `selfpatch`, `moco`, `koleo`, `ibot`, `regiondino`.
+    /// A registry with the tasks this package ships: `dino`, `selfpatch`, `moco`, `koleo`, `ibot`, `regiondino`,
+    /// `pastedino`.
     public static var builtIn: TaskRegistry {
         var registry = TaskRegistry()
         registry.register(DINOTask.self)
@@ -10,6 +11,7 @@ extension TaskRegistry {
         registry.register(KoLeoTask.self)
         registry.register(IBOTTask.self)
         registry.register(RegionDistillationTask.self)
+        registry.register(PastedDistillationTask.self)
         return registry
     }
 }

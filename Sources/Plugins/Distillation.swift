@@ -1,7 +1,8 @@
 import SSLCore
 
 /// The options of a DINO-style distillation head, shared by `dino` (image level), `selfpatch`
-/// (patch level), `regiondino` (region level) and `ibot`; the coding keys are the command-line names.
+/// (patch level), `regiondino` (region level), `pastedino` (pasted garments) and `ibot`; the
+/// coding keys are the command-line names.
 public struct DistillationSettings: Codable, Sendable, Equatable {
     public var outputDimension: Int
     public var hiddenDimension = 2048
@@ -173,5 +174,62 @@ extension DistillingTask {
 
     public func loggedScheduleValues(iteration: Int) -> [String: Double] {
         ["teacher_temperature": distillation.teacherTemperature(iteration: iteration)]
+    }
+}
+
+/// The distillation of a task that can share `dino`'s head (`--<task>.shared-head true`, as
+/// iBOT's `shared_head`): a head of its own with its teacher copy, or `dino`'s heads with the
+/// task's own centre and temperatures, known once the run's tasks are connected.
+public final class SharableDistillation {
+    /// The task's own head and targets; `nil` when it shares `dino`'s head.
+    public let own: Distillation?
+    private var shared: Distillation?
+    private let task: String, settings: DistillationSettings, setup: TaskSetup
+
+    /// A distillation of `task` with `settings`: a head of its own, unless `sharesHead`.
+    public init(task: String, settings: DistillationSettings, sharesHead: Bool, inputDimension: Int, setup: TaskSetup) throws {
+        self.task = task
+        self.settings = settings
+        self.setup = setup
+        if sharesHead {
+            try settings.validate(task: task)
+            own = nil
+        } else {
+            var generator = setup.generator(for: task)
+            own = try Distillation(task: task, settings: settings, inputDimension: inputDimension, setup: setup, generator: &generator)
+        }
+    }
+
+    /// The head and targets: the task's own, or, after ``connect(to:)``, `dino`'s heads with the
+    /// task's targets.
+    public var distillation: Distillation {
+        guard let distillation = own ?? shared else {
+            preconditionFailure("\(task) with a shared head reads dino's head, which it has after connect(to:).")
+        }
+        return distillation
+    }
+
+    /// The task's own head and its teacher copy as `head`, or nothing with a shared head.
+    public var heads: [TaskHeads.Member] {
+        own.map { [.head("head", $0.head, teacher: $0.teacherHead)] } ?? []
+    }
+
+    /// The centre to checkpoint under `name`, once there is one.
+    public func state(centerName name: String) -> [(name: String, tensor: Tensor)] {
+        (own ?? shared).map { [(name, $0.targets.center)] } ?? []
+    }
+
+    /// Whether the task's own head parameter `name` is held fixed (a shared head follows `dino`'s freeze).
+    public func isFrozen(_ name: String, iteration: Int) -> Bool { own?.isFrozen(name, iteration: iteration) ?? false }
+
+    /// With a shared head, takes the heads of the `dino` task among the run's `tasks`.
+    ///
+    /// - Throws: ``ConfigurationError`` when the run has no `dino` task.
+    public func connect(to tasks: [any PretextTask]) throws {
+        guard own == nil else { return }
+        guard let dino = tasks.lazy.compactMap({ $0 as? DINOTask }).first else {
+            throw ConfigurationError("--\(task).shared-head true shares dino's head, but dino is not among the tasks; add it to --tasks.")
+        }
+        shared = try Distillation(task: task, settings: settings, sharingHeadsOf: dino.distillation, setup: setup)
     }
 }

@@ -105,10 +105,8 @@ public final class IBOTTask: ConnectingTask {
     public let maskToken: MaskToken
     public let heads: TaskHeads
     private let setup: TaskSetup
-    /// The patch head with its own teacher copy, centre and temperatures; `nil` with a shared head.
-    private let ownDistillation: Distillation?
-    /// With a shared head: DINO's head with this task's centre and temperatures, once connected.
-    private var sharedDistillation: Distillation?
+    /// The patch head with its own teacher copy, or DINO's head, with this task's centre and temperatures.
+    private let patchDistillation: SharableDistillation
 
     public init(configuration: Configuration, setup: TaskSetup) throws {
         let ratios = configuration.predictionRatios, spreads = configuration.predictionRatioSpreads
@@ -129,49 +127,28 @@ public final class IBOTTask: ConnectingTask {
         self.configuration = configuration
         self.setup = setup
         maskToken = MaskToken(dimension: setup.backbone.embedDimension)
-        if configuration.sharedHead {
-            ownDistillation = nil
-            heads = TaskHeads([.head("mask", maskToken)])
-        } else {
-            var generator = setup.generator(for: Self.name)
-            let distillation = try Distillation(
-                task: Self.name, settings: configuration.distillation, inputDimension: setup.backbone.embedDimension, setup: setup,
-                generator: &generator)
-            ownDistillation = distillation
-            heads = TaskHeads([.head("head", distillation.head, teacher: distillation.teacherHead), .head("mask", maskToken)])
-        }
+        patchDistillation = try SharableDistillation(
+            task: Self.name, settings: configuration.distillation, sharesHead: configuration.sharedHead,
+            inputDimension: setup.backbone.embedDimension, setup: setup)
+        heads = TaskHeads(patchDistillation.heads + [.head("mask", maskToken)])
     }
 
     /// The patch head (student and teacher), its centre and its teacher temperatures: iBOT's
     /// own, or DINO's head with iBOT's own centre and temperatures (`--ibot.shared-head`).
-    public var distillation: Distillation {
-        guard let distillation = ownDistillation ?? sharedDistillation else {
-            preconditionFailure("ibot with a shared head reads dino's head, which it has after connect(to:).")
-        }
-        return distillation
-    }
+    public var distillation: Distillation { patchDistillation.distillation }
 
     /// With a shared head, takes the run's DINO task's head as the patch head.
     ///
     /// - Throws: ``ConfigurationError`` when the run has no `dino` task.
-    public func connect(to tasks: [any PretextTask]) throws {
-        guard configuration.sharedHead else { return }
-        guard let dino = tasks.lazy.compactMap({ $0 as? DINOTask }).first else {
-            throw ConfigurationError("--ibot.shared-head true shares dino's head, but dino is not among the tasks; add it to --tasks.")
-        }
-        sharedDistillation = try Distillation(
-            task: Self.name, settings: configuration.distillation, sharingHeadsOf: dino.distillation, setup: setup)
-    }
+    public func connect(to tasks: [any PretextTask]) throws { try patchDistillation.connect(to: tasks) }
 
     public var requirements: TaskRequirements {
         TaskRequirements(needsPatchTokens: true)
     }
 
-    public var state: [(name: String, tensor: Tensor)] {
-        (ownDistillation ?? sharedDistillation).map { [("patch_center", $0.targets.center)] } ?? []
-    }
+    public var state: [(name: String, tensor: Tensor)] { patchDistillation.state(centerName: "patch_center") }
 
-    public func isFrozen(_ name: String, iteration: Int) -> Bool { ownDistillation?.isFrozen(name, iteration: iteration) ?? false }
+    public func isFrozen(_ name: String, iteration: Int) -> Bool { patchDistillation.isFrozen(name, iteration: iteration) }
 
     public func loggedScheduleValues(iteration: Int) -> [String: Double] {
         ["teacher_patch_temperature": distillation.teacherTemperature(iteration: iteration)]

@@ -90,6 +90,36 @@ final class AugmentationChoiceTests: XCTestCase {
         }
     }
 
+    func testThePasteIsStoredCheckedAndReachesTheLocalCropsOnly() throws {
+        let pasted = try recipe(["--paste", "0.5", "--tasks", "dino,pastedino"])
+        XCTAssertEqual(pasted.augmentation?.paste, 0.5)
+        XCTAssertTrue(try XCTUnwrap(pasted.augmentation).summary.hasSuffix("local crops pasted among distractors with p 0.5"))
+        XCTAssertEqual(
+            try crops(pasted).views.map(\.pasteProbability),
+            Array(repeating: 0, count: pasted.views.globalCount) + Array(repeating: 0.5, count: pasted.views.localCount))
+        XCTAssertEqual(try recipe(["--paste", "1", "--augmentation", "two-view", "--local-crops", "2"]).augmentation?.paste, 1)
+        // Off, it is not written: configurations and checkpoints of runs without it stay as they were.
+        let plain = try recipe([])
+        XCTAssertEqual(plain.augmentation?.paste, 0)
+        XCTAssertFalse(try plain.prettyJSON().contains("paste"))
+        // Written when on, and read back from a configuration file.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("paste-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try pasted.prettyJSON().write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try TrainingRecipe(jsonFile: path), pasted)
+        for bad in ["2", "-0.1", "nan", "x"] {
+            XCTAssertThrowsError(try recipe(["--paste", bad]), bad) { error in
+                let message = SSLRun.message(for: error)
+                XCTAssertTrue(message.contains("--paste"), message)
+                XCTAssertFalse(message.contains("\n"), message)
+            }
+        }
+        // Only local crops are pasted: a run without any is refused.
+        XCTAssertThrowsError(try recipe(["--paste", "1", "--local-crops", "0"]).validate(registry: .builtIn)) { error in
+            XCTAssertTrue("\(error)".contains("--paste") && "\(error)".contains("--local-crops"), "\(error)")
+        }
+    }
+
     func testConfigurationsKeepTheirAugmentation() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("augmentation-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -33,24 +33,29 @@ public struct AugmentationRecipe: Codable, Sendable, Equatable {
     /// references; for images of light content on black, such as Fashion-MNIST, it keeps the
     /// background from telling views apart.
     public var background: Double
+    /// The probability that a local crop is pasted among distractor garments on a scene-like
+    /// canvas (``RandomPaste``, after CP² and InsLoc): 0 in the references; stored only when
+    /// positive, so that recipes without it are written as before.
+    public var paste: Double
 
     public init(
         family: Family = .multiCrop, globalScale: ClosedRange<Double> = 0.4...1, localScale: ClosedRange<Double> = 0.05...0.4,
-        hue: Double = Self.referenceHue, background: Double = 0
+        hue: Double = Self.referenceHue, background: Double = 0, paste: Double = 0
     ) {
         self.family = family
         self.globalScale = globalScale
         self.localScale = localScale
         self.hue = hue
         self.background = background
+        self.paste = paste
     }
 
     private enum CodingKeys: String, CodingKey {
-        case family, globalScale, localScale, hue, background
+        case family, globalScale, localScale, hue, background, paste
     }
 
-    /// Decodes a recipe; one written before the hue or the background was stored has the
-    /// references' values.
+    /// Decodes a recipe; one written before the hue, the background or the paste was stored has
+    /// the references' values.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         family = try container.decode(Family.self, forKey: .family)
@@ -67,6 +72,22 @@ public struct AugmentationRecipe: Codable, Sendable, Equatable {
                 forKey: .background, in: container,
                 debugDescription: "The augmentation's background probability must be in 0…1, got \(background).")
         }
+        paste = try container.decodeIfPresent(Double.self, forKey: .paste) ?? 0
+        guard (0...1).contains(paste) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .paste, in: container, debugDescription: "The augmentation's paste probability must be in 0…1, got \(paste).")
+        }
+    }
+
+    /// Encodes the recipe, the paste probability only when it is positive.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(family, forKey: .family)
+        try container.encode(globalScale, forKey: .globalScale)
+        try container.encode(localScale, forKey: .localScale)
+        try container.encode(hue, forKey: .hue)
+        try container.encode(background, forKey: .background)
+        if paste != 0 { try container.encode(paste, forKey: .paste) }
     }
 
     /// DINO's multi-crop with its scales (global 0.4…1, local 0.05…0.4): the augmentation of a
@@ -102,6 +123,7 @@ public struct AugmentationRecipe: Codable, Sendable, Equatable {
             var local = reference.count > 2 ? reference[2] : reference[0]
             local.cropSize = plan.localSize
             local.scale = localScale
+            local.pasteProbability = paste
             groups.append(MultiCropRecipe.Group(local, count: plan.localCount))
         }
         let resolution = Double(plan.globalSize) / Self.referenceGlobalSize
@@ -115,14 +137,16 @@ public struct AugmentationRecipe: Codable, Sendable, Equatable {
     }
 
     /// The family and scales in one line, e.g. `multi-crop, global scale 0.4…1, local scale 0.05…0.4`,
-    /// and the hue and background when they are not the references'.
+    /// and the hue, background and paste when they are not the references'.
     public var summary: String {
         func range(_ scale: ClosedRange<Double>) -> String {
             String(format: "%g…%g", scale.lowerBound, scale.upperBound)
         }
         let hueText = hue == Self.referenceHue ? "" : String(format: ", hue %g", hue)
         let backgroundText = background == 0 ? "" : String(format: ", backgrounds redrawn with p %g", background)
-        return "\(family.rawValue), global scale \(range(globalScale)), local scale \(range(localScale))\(hueText)\(backgroundText)"
+        let pasteText = paste == 0 ? "" : String(format: ", local crops pasted among distractors with p %g", paste)
+        return "\(family.rawValue), global scale \(range(globalScale)), local scale \(range(localScale))"
+            + "\(hueText)\(backgroundText)\(pasteText)"
     }
 
     /// The global crop size the reference recipes were tuned at.

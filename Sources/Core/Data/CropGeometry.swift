@@ -6,19 +6,30 @@
 /// ``ImageAugmentation/apply(to:geometry:generator:)``); ``DataLoader/Batch/geometry`` holds it
 /// per view and image, and tasks read it through ``SharedForward/cropGeometry(_:)``. A view
 /// point (x, y), also in 0…1 of the view, shows the source point ``sourcePoint(x:y:)``.
+///
+/// A view pasted onto a canvas (``RandomPaste``) shows its source only in the pasted square: its
+/// box, the canvas's, reaches beyond the source, and ``pastedBox`` is the part of it the pasted
+/// picture shows; ``shownSourcePoint(x:y:)`` and ``viewPoint(x:y:)`` leave the rest out.
 public struct CropGeometry: Sendable, Equatable {
     /// The box's edges in the source, normalised.
     public var left, top, right, bottom: Double
     /// Whether the view is mirrored left to right.
     public var isFlipped: Bool
+    /// For a view pasted onto a canvas, the part of the source the pasted picture shows, in the
+    /// same coordinates (the view's box before the paste); `nil` when the whole box shows the source.
+    public var pastedBox: SourceBox?
 
-    /// The box from `left` to `right` and `top` to `bottom`, in normalised source coordinates.
-    public init(left: Double, top: Double, right: Double, bottom: Double, isFlipped: Bool = false) {
+    /// The box from `left` to `right` and `top` to `bottom`, in normalised source coordinates,
+    /// showing the source only inside `pastedBox` when there is one.
+    public init(
+        left: Double, top: Double, right: Double, bottom: Double, isFlipped: Bool = false, pastedBox: SourceBox? = nil
+    ) {
         self.left = left
         self.top = top
         self.right = right
         self.bottom = bottom
         self.isFlipped = isFlipped
+        self.pastedBox = pastedBox
     }
 
     /// The whole image, unflipped: the geometry of a view before any crop.
@@ -30,39 +41,87 @@ public struct CropGeometry: Sendable, Equatable {
         return (isFlipped ? right - x * width : left + x * width, top + y * (bottom - top))
     }
 
+    /// The source point shown at the view point (`x`, `y`), or `nil` where a pasted view shows
+    /// something else (the canvas around the pasted picture).
+    public func shownSourcePoint(x: Double, y: Double) -> (x: Double, y: Double)? {
+        let point = sourcePoint(x: x, y: y)
+        guard pastedBox?.contains(x: point.x, y: point.y) ?? true else { return nil }
+        return point
+    }
+
     /// The view point showing the source point (`x`, `y`), or `nil` when the crop does not
-    /// contain it (the box's right and bottom edges excluded).
+    /// contain it (the box's right and bottom edges excluded) or, pasted, does not show it.
     public func viewPoint(x: Double, y: Double) -> (x: Double, y: Double)? {
-        guard (left..<right).contains(x), (top..<bottom).contains(y) else { return nil }
+        guard (left..<right).contains(x), (top..<bottom).contains(y), pastedBox?.contains(x: x, y: y) ?? true else {
+            return nil
+        }
         let along = (x - left) / (right - left)
         return (isFlipped ? 1 - along : along, (y - top) / (bottom - top))
     }
 
     /// This geometry after cropping the view to the box `region` of a `width × height` view.
     public func cropped(to region: PixelRegion, width: Int, height: Int) -> CropGeometry {
-        let first = sourcePoint(x: Double(region.left) / Double(width), y: Double(region.top) / Double(height))
-        let last = sourcePoint(
-            x: Double(region.left + region.width) / Double(width), y: Double(region.top + region.height) / Double(height))
+        reframed(
+            left: Double(region.left) / Double(width), top: Double(region.top) / Double(height),
+            right: Double(region.left + region.width) / Double(width), bottom: Double(region.top + region.height) / Double(height))
+    }
+
+    /// The geometry of a `canvasSize`-pixel square canvas on which the view is drawn, scaled, into
+    /// the square of side `side` whose top-left pixel is (`left`, `top`): the canvas's box reaches
+    /// beyond this view's, and ``pastedBox`` is this view's box.
+    public func pasted(top: Int, left: Int, side: Int, canvasSize: Int) -> CropGeometry {
+        let scale = Double(canvasSize) / Double(side)
+        let origin = (x: -Double(left) / Double(side), y: -Double(top) / Double(side))
+        var canvas = reframed(left: origin.x, top: origin.y, right: origin.x + scale, bottom: origin.y + scale)
+        canvas.pastedBox = pastedBox ?? SourceBox(left: self.left, top: self.top, right: right, bottom: bottom)
+        return canvas
+    }
+
+    /// This geometry for a view whose box is the rectangle from (`left`, `top`) to (`right`,
+    /// `bottom`) in this view's normalised coordinates (beyond 0…1 where it reaches outside it).
+    private func reframed(left: Double, top: Double, right: Double, bottom: Double) -> CropGeometry {
+        let first = sourcePoint(x: left, y: top), last = sourcePoint(x: right, y: bottom)
         return CropGeometry(
-            left: min(first.x, last.x), top: first.y, right: max(first.x, last.x), bottom: last.y, isFlipped: isFlipped)
+            left: min(first.x, last.x), top: first.y, right: max(first.x, last.x), bottom: last.y, isFlipped: isFlipped,
+            pastedBox: pastedBox)
     }
 
     /// For each patch of the view `source` (row-major over `sourceGrid`), the index of the
     /// patch of the view `target` (row-major over `targetGrid`) that shows the source image's
-    /// point at the patch's centre, or `nil` when `target` does not show it. Both views must be
-    /// crops of the same image.
+    /// point at the patch's centre, or `nil` when `target` does not show it (or `source`, pasted,
+    /// shows no point of the image there). Both views must be crops of the same image.
     public static func correspondingPatches(
         from source: CropGeometry, to target: CropGeometry, sourceGrid: PatchGrid, targetGrid: PatchGrid
     ) -> [Int?] {
         (0..<sourceGrid.count).map { patch in
             let row = patch / sourceGrid.width, column = patch % sourceGrid.width
-            let point = source.sourcePoint(
-                x: (Double(column) + 0.5) / Double(sourceGrid.width), y: (Double(row) + 0.5) / Double(sourceGrid.height))
-            guard let seen = target.viewPoint(x: point.x, y: point.y) else { return nil }
+            guard
+                let point = source.shownSourcePoint(
+                    x: (Double(column) + 0.5) / Double(sourceGrid.width), y: (Double(row) + 0.5) / Double(sourceGrid.height)),
+                let seen = target.viewPoint(x: point.x, y: point.y)
+            else { return nil }
             let targetRow = min(Int(seen.y * Double(targetGrid.height)), targetGrid.height - 1)
             let targetColumn = min(Int(seen.x * Double(targetGrid.width)), targetGrid.width - 1)
             return targetRow * targetGrid.width + targetColumn
         }
+    }
+}
+
+/// A rectangle of a source image, in coordinates normalised to its width and height (0…1, x to
+/// the right, y down).
+public struct SourceBox: Sendable, Equatable {
+    public var left, top, right, bottom: Double
+
+    public init(left: Double, top: Double, right: Double, bottom: Double) {
+        self.left = left
+        self.top = top
+        self.right = right
+        self.bottom = bottom
+    }
+
+    /// Whether the point (`x`, `y`) lies inside, the right and bottom edges excluded.
+    public func contains(x: Double, y: Double) -> Bool {
+        (left..<right).contains(x) && (top..<bottom).contains(y)
     }
 }
 

@@ -13,7 +13,8 @@ import Glibc
 ///   from the shuffle and rank `r` takes the `r`-th slice of each.
 /// - **Determinism:** the crops of image `i` in epoch `e` are drawn from
 ///   `RandomGenerator(seed:path: [e, i])` alone, so batches are bit-identical whatever the
-///   thread count or timing, and a run restored with ``seek(to:)`` sees the same data.
+///   thread count or timing, and a run restored with ``seek(to:)`` sees the same data. Crops
+///   that paste (``ViewRecipe/pasteProbability``) draw their distractors from the same dataset.
 /// - **Bad files:** an image that fails to decode is reported once on stderr, counted in
 ///   ``skippedFileCount(epoch:)``, and its slot is filled by the next readable image of the
 ///   shuffle (cropped with the failed image's random stream).
@@ -283,7 +284,7 @@ private final class LoaderState: @unchecked Sendable {
             guard let image = readableImage(index) else { continue }
             var geometry: [CropGeometry] = []
             for (recipe, storage) in zip(views, batch.storages) {
-                let crop = recipe.crop(image, generator: &generator)
+                let crop = recipe.crop(image, distractors: dataset, generator: &generator)
                 let size = 3 * recipe.cropSize * recipe.cropSize
                 recipe.normalization.write(crop.image, to: storage.base + slot * size)
                 geometry.append(crop.geometry)

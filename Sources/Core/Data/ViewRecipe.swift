@@ -1,6 +1,6 @@
-/// How one crop (view) of an image is made: a random resized crop, then flip, a redrawn
-/// background (off by default), colour jitter, greyscale, blur and solarisation each with its
-/// probability, then normalisation.
+/// How one crop (view) of an image is made: a random resized crop, then flip, a paste among
+/// distractors and a redrawn background (both off by default), colour jitter, greyscale, blur and
+/// solarisation each with its probability, then normalisation.
 ///
 /// The order is DINO's (crop, flip, jitter, greyscale, blur, solarize); with ``flipLast`` the
 /// flip comes after solarisation, as in MoCo v3.
@@ -21,8 +21,13 @@ public struct ViewRecipe: Sendable, Equatable {
     public var jitterProbability = 0.8
     /// Colour-jitter strengths.
     public var brightness = 0.4, contrast = 0.4, saturation = 0.2, hue = 0.1
+    /// The probability of pasting the crop among distractor garments on a scene-like canvas
+    /// (``RandomPaste``), right after the crop and DINO's flip; 0, the references' choice, leaves
+    /// the step out. The distractors come from the dataset the crops are made of (see
+    /// ``augmentations(distractors:)``).
+    public var pasteProbability = 0.0
     /// The probability of redrawing a dark background (``RandomBackground``), right after the
-    /// crop and DINO's flip; 0, the references' choice, leaves the step out.
+    /// crop, DINO's flip and the paste; 0, the references' choice, leaves the step out.
     public var backgroundProbability = 0.0
     /// The probability of converting to greyscale.
     public var greyscaleProbability = 0.2
@@ -47,13 +52,23 @@ public struct ViewRecipe: Sendable, Equatable {
         self.solarizeProbability = solarizeProbability
     }
 
-    /// The augmentations in the order they run.
-    public var augmentations: [any ImageAugmentation] {
+    /// The augmentations in the order they run, of a recipe that pastes nothing.
+    public var augmentations: [any ImageAugmentation] { augmentations(distractors: nil) }
+
+    /// The augmentations in the order they run; a paste draws its distractors from `distractors`,
+    /// which it needs when ``pasteProbability`` is positive.
+    public func augmentations(distractors: (any ImageDataset)?) -> [any ImageAugmentation] {
         let flip = RandomHorizontalFlip(probability: flipProbability)
         var steps: [any ImageAugmentation] = [
             RandomResizedCrop(size: cropSize, scale: scale, ratio: ratio, interpolation: interpolation)
         ]
         if !flipLast { steps.append(flip) }
+        if pasteProbability > 0 {
+            guard let distractors else {
+                preconditionFailure("A view pasted with p \(pasteProbability) needs a dataset to draw its distractors from.")
+            }
+            steps.append(RandomPaste(probability: pasteProbability, distractors: distractors))
+        }
         if backgroundProbability > 0 { steps.append(RandomBackground(probability: backgroundProbability)) }
         steps += [
             ColorJitter(
@@ -67,10 +82,13 @@ public struct ViewRecipe: Sendable, Equatable {
     }
 
     /// A crop of `image` made with the random choices drawn from `generator`, before
-    /// normalisation, and the region of `image` it shows.
-    public func crop(_ image: Image, generator: inout RandomGenerator) -> (image: Image, geometry: CropGeometry) {
+    /// normalisation, and the region of `image` it shows; a paste draws its distractors from
+    /// `distractors` (see ``augmentations(distractors:)``).
+    public func crop(
+        _ image: Image, distractors: (any ImageDataset)? = nil, generator: inout RandomGenerator
+    ) -> (image: Image, geometry: CropGeometry) {
         var view = image, geometry = CropGeometry.wholeImage
-        for step in augmentations { step.apply(to: &view, geometry: &geometry, generator: &generator) }
+        for step in augmentations(distractors: distractors) { step.apply(to: &view, geometry: &geometry, generator: &generator) }
         return (view, geometry)
     }
 }

@@ -1,5 +1,5 @@
 /// How a teacher's logits are turned into targets.
-public enum TeacherCentering: String, Codable, Sendable, CaseIterable {
+public enum TeacherCentering: String, NamedOptionValue {
     /// DINO's centring: `softmax((t − c) / τ)` with `c` an EMA of the teacher's mean output
     /// (Caron et al., 2021).
     case ema
@@ -7,18 +7,6 @@ public enum TeacherCentering: String, Codable, Sendable, CaseIterable {
     /// facebookresearch/dinov2 `dinov2/loss/dino_clstoken_loss.py`, 3 iterations, after SwAV):
     /// the batch's targets are made an equipartition over the prototypes; there is no centre.
     case sinkhorn
-
-    /// Decodes a raw value, or fails with the values there are.
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let text = try container.decode(String.self)
-        guard let value = Self(rawValue: text) else {
-            throw DecodingError.dataCorruptedError(
-                in: container,
-                debugDescription: "expects \(Self.allCases.map(\.rawValue).joined(separator: " or ")), got '\(text)'.")
-        }
-        self = value
-    }
 }
 
 /// Teacher targets with centring and sharpening, as DINO computes them: probabilities

@@ -27,6 +27,9 @@ extension TrainingRecipe {
                 "\(flag) \(size) is not a multiple of the patch size \(backbone.patchSize); choose a multiple (e.g. "
                     + "\(max(1, size / backbone.patchSize) * backbone.patchSize)) or another --patch-size.")
         }
+        if let paste = augmentation?.paste, paste > 0, views.localCount == 0 {
+            throw ConfigurationError("--paste \(paste) pastes local crops, but the run has none; add some (--local-crops).")
+        }
         try Self.require(
             (1...Self.maximumEpochs).contains(epochs), "--epochs", epochs, "must be between 1 and \(Self.maximumEpochs)")
         try Self.require(batchSize >= 1, "--batch-size", batchSize, "must be positive")

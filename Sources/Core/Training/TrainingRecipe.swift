@@ -161,7 +161,7 @@ extension TrainingRecipe {
         var template = self
         // Optional keys, so that they count as known.
         template.data = DataSource(path: "", subset: 0)
-        template.augmentation = .multiCrop
+        template.augmentation = AugmentationRecipe(paste: 1)
         template.precision = .float32
         let known = try JSONSerialization.jsonObject(with: try JSONEncoder().encode(template))
         if let unknown = Self.unknownKey(in: object, known: known, path: "") {
@@ -179,7 +179,7 @@ extension TrainingRecipe {
         template.optimization.finalTeacherMomentum = 0.5
         template.optimization.clipGradient = 0.5
         template.data = DataSource(path: "", subset: 0)
-        template.augmentation = AugmentationRecipe(globalScale: 0.5...0.5, localScale: 0.5...0.5)
+        template.augmentation = AugmentationRecipe(globalScale: 0.5...0.5, localScale: 0.5...0.5, paste: 0.5)
         return try JSONSerialization.jsonObject(with: try JSONEncoder().encode(template))
     }
 

@@ -155,6 +155,12 @@ struct CropOptions: ParsableArguments {
             + "of light content on black such as Fashion-MNIST (0, the default, as in the references).",
         valueName: "probability"))
     var randomBackground: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Probability of pasting a local crop, resized, among 1–3 other garments of the training set on a textured "
+            + "canvas of the crop's size, as the scenes are drawn (copy-paste, after CP² and InsLoc; see the pastedino "
+            + "task); for images of light content on black such as Fashion-MNIST (0, the default, as in the references).",
+        valueName: "probability"))
+    var paste: Double?
 
     func validate() throws {
         if let globalScale { _ = try Self.scale(globalScale, flag: "--global-scale") }
@@ -165,13 +171,16 @@ struct CropOptions: ParsableArguments {
         if let randomBackground, !(0...1).contains(randomBackground) {
             throw ValidationError("--random-background expects a probability from 0 to 1, got \(randomBackground).")
         }
+        if let paste, !(0...1).contains(paste) {
+            throw ValidationError("--paste expects a probability from 0 to 1, got \(paste).")
+        }
     }
 
     var givenFlags: [String] {
         flagsGiven([
             ("--global-crops", globalCrops), ("--global-size", globalSize), ("--local-crops", localCrops), ("--local-size", localSize),
             ("--augmentation", augmentation), ("--global-scale", globalScale), ("--local-scale", localScale),
-            ("--hue", hue), ("--random-background", randomBackground),
+            ("--hue", hue), ("--random-background", randomBackground), ("--paste", paste),
         ])
     }
 
@@ -188,10 +197,11 @@ struct CropOptions: ParsableArguments {
 
     /// Sets the augmentation: the one named, else the one the tasks agree on when the tasks
     /// were chosen on the command line or the starting recipe has none (a configuration file
-    /// from before it was stored keeps its own), keeping the starting recipe's hue and
-    /// background; then the scales, hue and background given.
+    /// from before it was stored keeps its own), keeping the starting recipe's hue, background
+    /// and paste; then the scales, hue, background and paste given.
     func applyAugmentation(to recipe: inout TrainingRecipe, registry: TaskRegistry, tasksChosen: Bool, fromConfiguration: Bool) throws {
         let startingHue = recipe.augmentation?.hue, startingBackground = recipe.augmentation?.background
+        let startingPaste = recipe.augmentation?.paste
         if let augmentation {
             recipe.augmentation = .standard(augmentation)
         } else if tasksChosen || (!fromConfiguration && recipe.augmentation == nil) {
@@ -199,6 +209,7 @@ struct CropOptions: ParsableArguments {
         }
         if let startingHue { recipe.augmentation?.hue = startingHue }
         if let startingBackground { recipe.augmentation?.background = startingBackground }
+        if let startingPaste { recipe.augmentation?.paste = startingPaste }
         if let globalScale {
             recipe.augmentation = try recipe.augmentation(registry: registry)
             recipe.augmentation!.globalScale = try Self.scale(globalScale, flag: "--global-scale")
@@ -214,6 +225,10 @@ struct CropOptions: ParsableArguments {
         if let randomBackground {
             recipe.augmentation = try recipe.augmentation(registry: registry)
             recipe.augmentation!.background = randomBackground
+        }
+        if let paste {
+            recipe.augmentation = try recipe.augmentation(registry: registry)
+            recipe.augmentation!.paste = paste
         }
     }
 

@@ -1,0 +1,18 @@
+/// An option whose values are names (a `String` enumeration), such as `--dino.centering`:
+/// decoding an unknown name fails with the names there are, which the command line shows as
+/// `--<task>.<option>: expects ema or sinkhorn, got 'mean'.`
+public protocol NamedOptionValue: RawRepresentable, CaseIterable, Codable, Sendable where RawValue == String {}
+
+extension NamedOptionValue {
+    /// Decodes a name, or fails with the names there are.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let value = Self(rawValue: text) else {
+            throw DecodingError.dataCorruptedError(
+                in: container,
+                debugDescription: "expects \(Self.allCases.map(\.rawValue).joined(separator: " or ")), got '\(text)'.")
+        }
+        self = value
+    }
+}
