@@ -45,6 +45,18 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(try HDF5File(path: exported).shape(of: "blocks.0.attn.qkv.weight"), [144, 48])
         let stored = try Checkpoint.networkState(at: "\(folder)/checkpoint.h5", network: "teacher")
         XCTAssertEqual(backbone.positionTable.elements, stored["backbone.pos_embed"]!.elements)
+
+        // Features of a sample of the training split name each image's index in the data set.
+        let featuresFile = "\(folder)/features.h5"
+        let features = try CommandLine.run(
+            ["features", "--checkpoint", exported, "--split", "train", "--count", "12", "--output", featuresFile])
+        XCTAssertEqual(features.status, 0, features.output)
+        let written = try HDF5File(path: featuresFile)
+        XCTAssertEqual(try written.shape(of: "image_features"), [12, 48])
+        let indices = try written.readIntegers("dataset_indices"), labels = try written.readIntegers("labels")
+        let training = try FashionMNISTDataset(split: .train)
+        XCTAssertEqual(labels, indices.map { training.label(at: $0) ?? -1 })
+        XCTAssertGreaterThan(Set(indices).count, 1)
     }
 
     /// The original SelfPatch recipe has no backbone class token: its image feature is the

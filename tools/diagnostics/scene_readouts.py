@@ -112,10 +112,10 @@ class ViT:
         return outs, self.ln(x, "norm")
 
 
-def soft_labels(lab, grid):
+def soft_labels(lab, grid, classes=11):
     n, H, W = lab.shape; s = H // grid
-    oh = np.eye(11, dtype=np.float32)[lab]  # n H W 11
-    return oh.reshape(n, grid, s, grid, s, 11).mean((2, 4)).reshape(n, grid * grid, 11)
+    oh = np.eye(classes, dtype=np.float32)[lab]  # n H W classes
+    return oh.reshape(n, grid, s, grid, s, classes).mean((2, 4)).reshape(n, grid * grid, classes)
 
 
 def retrieval(train_f, train_lab, test_f, test_lab, grid, k=30, T=0.02):

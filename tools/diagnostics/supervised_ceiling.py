@@ -20,9 +20,17 @@ segmentation, beside the random backbone and raw pixels). Three kinds of supervi
   4 regions over each scene's patches by their raw pixels (`region_purity.kmeans`), each region's
   target the mean soft label of its patches: what such masks cost against true ones.
 
+`--pseudo-labels CLUSTERS.npy` (with `dense`) replaces each training image's class by its
+cluster: one integer per Fashion-MNIST training image, in the data set's order, e.g. k-means of
+a self-supervised teacher's image features (`ssl-run features --split train`, whose
+`dataset_indices` give the order). The scenes' pixels then carry the cluster of the garment they
+show: what a per-patch objective could reach if each patch knew which garment it lies on and
+that garment's target came from the teacher instead of a label.
+
 Usage:
   python3 tools/diagnostics/supervised_ceiling.py CHECKPOINT OUTPUT.h5 image --look plain [--steps N]
   python3 tools/diagnostics/supervised_ceiling.py CHECKPOINT OUTPUT.h5 dense|region|colour-region [--steps N]
+  python3 tools/diagnostics/supervised_ceiling.py CHECKPOINT OUTPUT.h5 dense --pseudo-labels CLUSTERS.npy
 """
 
 import argparse, json, math, os, sys, time
@@ -127,7 +135,10 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pseudo-labels", help="dense only: a .npy of one cluster per training image, used as its class")
     arguments = parser.parse_args()
+    if arguments.pseudo_labels and arguments.task != "dense":
+        sys.exit("--pseudo-labels goes with the dense task only.")
 
     with h5py.File(arguments.checkpoint) as file:
         config = json.loads(file.attrs["configuration"])["backbone"]
@@ -137,14 +148,18 @@ def main():
     torch.manual_seed(arguments.seed)
     rng = np.random.default_rng(arguments.seed)
     model = ViT(config)
-    classes = 10 if arguments.task == "image" else 11
+    images = idx(f"{ROOT}/train-images-idx3-ubyte.gz")
+    labels = idx(f"{ROOT}/train-labels-idx1-ubyte.gz").astype(np.int64)
+    if arguments.pseudo_labels:
+        labels = np.load(arguments.pseudo_labels).astype(np.int64)
+        if labels.shape != (len(images),) or labels.min() < 0:
+            sys.exit(f"{arguments.pseudo_labels}: expected {len(images)} non-negative cluster numbers, got shape {labels.shape}.")
+    classes = 10 if arguments.task == "image" else int(labels.max()) + 2  # the scenes' background is class 0
     head = nn.Linear(config["embedDimension"], classes)
     parameters = list(model.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=arguments.learning_rate, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, arguments.learning_rate, total_steps=arguments.steps, pct_start=0.05)
 
-    images = idx(f"{ROOT}/train-images-idx3-ubyte.gz")
-    labels = idx(f"{ROOT}/train-labels-idx1-ubyte.gz").astype(np.int64)
     started = time.time()
     for step in range(arguments.steps):
         if arguments.task == "image":
@@ -158,7 +173,7 @@ def main():
         else:
             canvas = (56 + config["patchSize"] - 1) // config["patchSize"] * config["patchSize"]
             pixels, pixel_labels = scenes(images, labels, arguments.batch, canvas=canvas, rng=rng)
-            targets = torch.tensor(soft_labels(pixel_labels, canvas // config["patchSize"]))
+            targets = torch.tensor(soft_labels(pixel_labels, canvas // config["patchSize"], classes))
             patches = model(normalise(pixels))[:, 1:]
             if arguments.task == "dense":
                 loss = -(targets * F.log_softmax(head(patches), -1)).sum(-1).mean()
@@ -192,7 +207,8 @@ def main():
         file.attrs["format_version"] = 1.0
         file.attrs["kind"] = np.bytes_("backbone")  # fixed-length strings, as the library writes them
         file.attrs["architecture"] = np.bytes_(json.dumps(config))
-        file.attrs["source"] = np.bytes_(f"tools/diagnostics/supervised_ceiling.py {arguments.task} look={arguments.look} steps={arguments.steps}")
+        file.attrs["source"] = np.bytes_(f"tools/diagnostics/supervised_ceiling.py {arguments.task} look={arguments.look} "
+                                         f"steps={arguments.steps} pseudo-labels={arguments.pseudo_labels}")
         for key, value in model.state_dict().items():
             file.create_dataset(key, data=value.detach().numpy(), fletcher32=True)
     os.replace(temporary, arguments.output)

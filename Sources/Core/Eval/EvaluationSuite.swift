@@ -3,11 +3,15 @@ public struct EvaluationImages {
     /// `[count, 3, size, size]`.
     public var images: Tensor
     public var labels: [Int]
+    /// Each image's index in the dataset it was read from (`nil` for images made in memory).
+    public var datasetIndices: [Int]?
 
-    public init(images: Tensor, labels: [Int]) {
+    public init(images: Tensor, labels: [Int], datasetIndices: [Int]? = nil) {
         precondition(images.rank == 4 && images.shape[0] == labels.count, "EvaluationImages: \(labels.count) labels for images \(images.describe).")
+        precondition(datasetIndices.map { $0.count == labels.count } ?? true, "EvaluationImages: one dataset index per image.")
         self.images = images
         self.labels = labels
+        self.datasetIndices = datasetIndices
     }
 
     /// The first `count` images of a seeded shuffle of `dataset` (all when `nil`), each resized
@@ -30,7 +34,7 @@ public struct EvaluationImages {
                               width: size, height: size, interpolation: .bicubic),
                 to: images.storage.base + position * 3 * size * size)
         }
-        return EvaluationImages(images: images, labels: labels)
+        return EvaluationImages(images: images, labels: labels, datasetIndices: subset.indices)
     }
 }
 

@@ -73,6 +73,8 @@ extension SSLRun {
         @Option(help: "The image feature.")
         var readout: FeatureReadout = .classToken
         @Option(help: "The images (default: Fashion-MNIST test).") var data: String?
+        @Option(help: "The split of Fashion-MNIST, the scenes or a CIFAR folder to read; image folders and .h5 files have one.")
+        var split: FashionMNISTDataset.Split = .test
         @Option(help: "At most this many images.") var count: Int?
         @Flag(help: "Also store every patch token.") var patches = false
         @Option(help: "The file to write.") var output: String
@@ -84,7 +86,7 @@ extension SSLRun {
         func run() throws {
             let probed = try FeatureNetwork.load(checkpoint, network: network)
             try probed.validate(readout, flag: "--readout")
-            let dataset = try DataOptions.open(data, split: .test)
+            let dataset = try DataOptions.open(data, split: split)
             let images = try EvaluationImages.classification(
                 LabelOptionalDataset(dataset), count: count, size: probed.backbone.configuration.imageSize, seed: 0)
             let progress = ProgressReporter(title: "features", totalSteps: FeatureNetwork.featureBatchCount(images.images.shape[0]))
@@ -94,6 +96,7 @@ extension SSLRun {
                 try file.write(features.images, at: "image_features")
                 if let patchFeatures = features.patches { try file.write(patchFeatures.tokens, at: "patch_features") }
                 try file.write(integers: images.labels, at: "labels")
+                if let indices = images.datasetIndices { try file.write(integers: indices, at: "dataset_indices") }
                 try file.setAttribute("source", checkpoint)
                 try file.setAttribute("readout", readout.rawValue)
             }
@@ -112,3 +115,5 @@ struct LabelOptionalDataset: ImageDataset {
     func image(at index: Int) throws -> Image { try base.image(at: index) }
     func label(at index: Int) -> Int? { base.label(at: index) ?? -1 }
 }
+
+extension FashionMNISTDataset.Split: ExpressibleByArgument {}
