@@ -23,6 +23,10 @@ public final class PastedDistillationTask: DistillingTask, ConnectingTask {
         /// Every patch token on the pasted garment on its own (CP²'s dense loss, where each
         /// foreground pixel's embedding is pulled toward the pasted image's).
         case patch
+        /// Every patch token on any garment of the canvas on its own, toward the teacher's view of
+        /// the image that garment is: the pasted one or a distractor, which in training is another
+        /// image of the batch (``RandomPaste``). Patches on the background are left out.
+        case scene
     }
 
     public struct Configuration: TaskConfiguration {
@@ -64,7 +68,8 @@ public final class PastedDistillationTask: DistillingTask, ConnectingTask {
 
         public static let help = DistillationSettings.help.merging([
             "out-dim": "Prototypes K of the pasted-garment head.",
-            "pooling": "garment (the mean of the patch tokens on the pasted garment, as InsLoc) or patch (each of them on its own, as CP²).",
+            "pooling": "garment (the mean of the patch tokens on the pasted garment, as InsLoc), patch (each of them on its own, "
+                + "as CP²) or scene (each patch on any garment of the canvas, toward the teacher's view of that garment's image).",
             "shared-head": "Use dino's head (student and teacher) instead of one of its own; dino's head options apply, pastedino's "
                 + "centre and temperatures stay its own.",
         ]) { $1 }
@@ -121,20 +126,26 @@ public final class PastedDistillationTask: DistillingTask, ConnectingTask {
             let grid = PatchGrid(of: student)
             let crops = forward.cropGeometry(view)
             pastedCrops += crops.filter { $0.pastedBox != nil }.count
-            let garmentPatches = crops.map { Self.garmentPatches(of: $0, grid: grid) }
-            pooledPatches += garmentPatches.joined().filter { $0 }.count
-            pooledCrops += garmentPatches.filter { $0.contains(true) }.count
-            // One region per crop (its garment), or one per patch on the garment.
-            let regions = garmentPatches.map { patches in
-                patches.enumerated().map { patch, onGarment in
-                    onGarment ? (configuration.pooling == .garment ? 0 : patch) : nil
-                }
+            // The image each patch is distilled toward (its crop's, or with `scene` pooling that of
+            // the garment it shows), or nil.
+            let patchImages = crops.enumerated().map { image, crop in
+                configuration.pooling == .scene
+                    ? Self.shownImages(of: crop, image: image, batchSize: forward.batchSize, grid: grid)
+                    : Self.garmentPatches(of: crop, grid: grid).map { $0 ? image : nil }
+            }
+            pooledPatches += patchImages.joined().filter { $0 != nil }.count
+            pooledCrops += patchImages.filter { $0.contains { $0 != nil } }.count
+            // One region per crop (its garment), or one per patch on a garment.
+            let regions = patchImages.map { images in
+                images.enumerated().map { patch, image in image.map { _ in configuration.pooling == .garment ? 0 : patch } }
             }
             let pooling = RegionPooling(regions: regions, patchesPerImage: grid.count)
             guard !pooling.rows.isEmpty else { continue }
             let tokens = student.outputPatches.reshaped([-1, student.outputPatches.shape[2]])
             pooledTokens.append(pooling.matrix.matmul(tokens))
-            pooledImages += pooling.rows.map(\.image)
+            pooledImages += pooling.rows.map { row in
+                configuration.pooling == .garment ? row.image : patchImages[row.image][row.region]!
+            }
         }
         let crops = Double(localCount * forward.batchSize)
         let terms = [
@@ -155,6 +166,22 @@ public final class PastedDistillationTask: DistillingTask, ConnectingTask {
             distillation.loss(studentLogits: studentLogits, targets: targets.gatherRows(pooledImages))
         }
         return TaskLoss(total: losses.dropFirst().reduce(losses[0], +) / Float(globalCount), terms: terms, health: health)
+    }
+
+    /// The batch image each patch of crop `image`'s view (row-major over `grid`) shows at its
+    /// centre: for a pasted crop, `image` on the pasted garment, a distractor's batch position on
+    /// a distractor (`nil` for a distractor from outside a batch of `batchSize`) and `nil` on the
+    /// background; for another crop, `image` everywhere.
+    static func shownImages(of crop: CropGeometry, image: Int, batchSize: Int, grid: PatchGrid) -> [Int?] {
+        guard let pictures = crop.canvasPictures else { return Array(repeating: image, count: grid.count) }
+        return (0..<grid.count).map { patch in
+            let x = (Double(patch % grid.width) + 0.5) / Double(grid.width), y = (Double(patch / grid.width) + 0.5) / Double(grid.height)
+            switch pictures.picture(x: x, y: y) {
+            case .background: return nil
+            case .view: return image
+            case .distractor(let position): return position < batchSize ? position : nil
+            }
+        }
     }
 
     /// Whether each patch of a view (row-major over `grid`) shows its source image at its centre:

@@ -58,6 +58,58 @@ final class RandomPasteTests: XCTestCase {
         XCTAssertEqual(geometry.pastedBox, SourceBox(left: 0, top: 0, right: 1, bottom: 1))
     }
 
+    /// The canvas's picture map: each pixel shows the last picture drawn there with its
+    /// foreground (the view over the distractors, in drawing order), else the background; a flip
+    /// after the paste mirrors the map with the canvas.
+    func testThePictureMapSaysWhatEachPixelShows() throws {
+        let paste = RandomPaste(probability: 1, distractors: distractors)
+        var checked = Set<CanvasPictures.Picture>()
+        for seed in 0..<6 {
+            var generator = RandomGenerator(seed: UInt64(seed))
+            var copy = generator
+            _ = copy.nextUniformDouble()
+            let layout = paste.layout(canvasSize: 56, generator: &copy)
+            let view = Self.garment(size: 56)
+            var canvas = view, geometry = CropGeometry.wholeImage
+            paste.apply(to: &canvas, geometry: &geometry, generator: &generator)
+            let pictures = try XCTUnwrap(geometry.canvasPictures)
+
+            var expected = [CanvasPictures.Picture](repeating: .background, count: 56 * 56)
+            let drawn = layout.distractors.map { (try! distractors.image(at: $0.item), CanvasPictures.Picture.distractor($0.item), $0.placement) }
+                + [(view, .view, layout.view)]
+            for (picture, shown, placement) in drawn {
+                let resized = picture.resized(
+                    region: PixelRegion(top: 0, left: 0, height: picture.height, width: picture.width), width: placement.side,
+                    height: placement.side, interpolation: .bilinear)
+                for row in 0..<placement.side {
+                    for column in 0..<placement.side where resized[column, row, 0] > FashionMNISTScenes.foregroundThreshold {
+                        expected[(placement.top + row) * 56 + placement.left + column] = shown
+                    }
+                }
+            }
+            for row in 0..<56 {
+                for column in 0..<56 {
+                    XCTAssertEqual(pictures[column, row], expected[row * 56 + column], "seed \(seed), pixel (\(column), \(row))")
+                }
+            }
+            checked.formUnion(expected)
+
+            var mirrored = canvas, mirroredGeometry = geometry
+            var flipGenerator = RandomGenerator(seed: 1)
+            RandomHorizontalFlip(probability: 1).apply(to: &mirrored, geometry: &mirroredGeometry, generator: &flipGenerator)
+            let mirroredPictures = try XCTUnwrap(mirroredGeometry.canvasPictures)
+            for row in 0..<56 {
+                for column in 0..<56 { XCTAssertEqual(mirroredPictures[column, row], pictures[55 - column, row]) }
+            }
+            XCTAssertEqual(mirroredPictures.picture(x: 0.99, y: 0.5), pictures[0, 28])
+        }
+        XCTAssertTrue(checked.contains(.view) && checked.contains(.background) && checked.contains { $0 != .view && $0 != .background })
+        // A crop of a pasted canvas cannot say what its pixels show any more.
+        var geometry = CropGeometry.wholeImage.pasted(top: 0, left: 0, side: 28, canvasSize: 56)
+        geometry.canvasPictures = CanvasPictures(side: 56)
+        XCTAssertNil(geometry.cropped(to: PixelRegion(top: 0, left: 0, height: 28, width: 28), width: 56, height: 56).canvasPictures)
+    }
+
     func testTheGeometryMapsThePastedSquareOntoTheViewsSource() throws {
         let paste = RandomPaste(probability: 1, distractors: distractors)
         for (seed, crop) in [(3, CropGeometry.wholeImage), (4, CropGeometry(left: 0.2, top: 0.1, right: 0.6, bottom: 0.7, isFlipped: true))] {
@@ -158,6 +210,33 @@ final class RandomPasteTests: XCTestCase {
         }
         let again = try DataLoader(dataset: distractors, recipe: recipe, batchSize: 3, seed: 2, threadCount: 1).next()
         XCTAssertEqual(again.views[3].elements, batch.views[3].elements, "whatever the thread count")
+    }
+
+    /// In training a paste draws its distractors from the crop's batch, and the picture map
+    /// numbers them by their place in it: of a dataset where only the images of even index show
+    /// a garment, every distractor on a canvas is an even image of the batch.
+    func testTheLoaderDrawsDistractorsFromTheBatch() throws {
+        let garments = Garments(images: (0..<8).map { $0 % 2 == 0 ? Self.garment(size: 28) : Image(width: 28, height: 28, pixels: Array(repeating: 0, count: 28 * 28 * 3)) })
+        let plan = ViewPlan(globalCount: 1, globalSize: 28, localCount: 3, localSize: 56)
+        let loader = try DataLoader(dataset: garments, recipe: AugmentationRecipe(paste: 1).crops(for: plan), batchSize: 4, seed: 3, threadCount: 2)
+        var distractorsSeen = 0
+        for _ in 0..<4 {
+            let batch = try loader.next()
+            for crops in batch.geometry.dropFirst() {
+                for crop in crops {
+                    let pictures = try XCTUnwrap(crop.canvasPictures)
+                    for row in 0..<56 {
+                        for column in 0..<56 {
+                            guard case .distractor(let position) = pictures[column, row] else { continue }
+                            distractorsSeen += 1
+                            XCTAssertTrue((0..<4).contains(position), "batch position \(position)")
+                            XCTAssertEqual(batch.indices[position] % 2, 0, "a distractor drawn from image \(batch.indices[position])")
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(distractorsSeen, 0)
     }
 }
 

@@ -38,12 +38,36 @@ final class PastedDistillationTests: XCTestCase {
         [
             Array(repeating: CropGeometry.wholeImage, count: 3),
             Array(repeating: CropGeometry(left: 0, top: 0, right: 1, bottom: 1, isFlipped: true), count: 3),
-        ] + locals.map { view in
-            view.map { local in
-                local.square.map { local.crop.pasted(top: $0.top, left: $0.left, side: $0.side, canvasSize: 24) } ?? local.crop
+        ] + locals.enumerated().map { view, crops in
+            crops.enumerated().map { image, local in
+                guard let square = local.square else { return local.crop }
+                var pasted = local.crop.pasted(top: square.top, left: square.left, side: square.side, canvasSize: 24)
+                pasted.canvasPictures = canvasPictures(view: view, image: image)
+                return pasted
             }
         }
     }
+
+    /// The picture map of a pasted local crop: the view on its pasted square; under and around it
+    /// the distractor ``distractor(view:image:)`` on the left half of the canvas, background elsewhere.
+    private func canvasPictures(view: Int, image: Int) -> CanvasPictures {
+        var pictures = CanvasPictures(side: 24)
+        let square = locals[view][image].square!
+        for row in 0..<24 {
+            for column in 0..<24 {
+                if (square.left..<(square.left + square.side)).contains(column) && (square.top..<(square.top + square.side)).contains(row) {
+                    pictures[column, row] = .view
+                } else if column < 12 {
+                    pictures[column, row] = .distractor(distractor(view: view, image: image))
+                }
+            }
+        }
+        return pictures
+    }
+
+    /// The batch position of the distractor on a pasted local crop: another image of the batch,
+    /// or in one crop the image itself (a batch may paste an image among its own copies).
+    private func distractor(view: Int, image: Int) -> Int { view == 1 && image == 2 ? 2 : (image + 1) % 3 }
 
     /// The patches of a 6 × 6 grid of 4-pixel patches whose centre pixel lies in `square`: all of
     /// them when there is none.
@@ -71,8 +95,16 @@ final class PastedDistillationTests: XCTestCase {
         try assertTheLossIsRecomputedByHand(pooling: "patch")
     }
 
+    /// As above with `scene` pooling: every patch on any garment of a canvas on its own, toward the
+    /// global crops of the image it shows (the pasted one on its square, the distractor's on the
+    /// left half, none on the background); every patch of the crop that was not pasted toward its
+    /// own image. Reading every patch as the crop's own image gives another loss.
+    func testScenePoolingDistilsEveryGarmentsPatchesTowardTheirOwnImage() throws {
+        try assertTheLossIsRecomputedByHand(pooling: "scene")
+    }
+
     private func assertTheLossIsRecomputedByHand(pooling: String) throws {
-        let perPatch = pooling == "patch"
+        let perPatch = pooling != "garment"
         let recipe = recipe(pooling: pooling)
         let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1)
         let task = try XCTUnwrap(trainer.tasks[0].task as? PastedDistillationTask)
@@ -87,23 +119,22 @@ final class PastedDistillationTests: XCTestCase {
             let logTotal = log(scaled.map { exp($0 - largest) }.reduce(0, +)) + largest
             return scaled.map { $0 - logTotal }
         }
-        /// The loss when the local crop `view` of `image` pools `pooled(view, image)`.
-        func expectedLoss(pooling pooled: (Int, Int) -> [Int]) -> Double {
+        /// The loss when the local crop `view` of `image` pools the groups `pooled(view, image)`,
+        /// each a set of its patches and the image whose global crops it is distilled toward.
+        func expectedLoss(pooling pooled: (Int, Int) -> [(patches: [Int], target: Int)]) -> Double {
             var losses: [Double] = []
-            for target in 0..<2 {
-                let teacherLogits = task.distillation.teacherHead(teacherTokens[target]).elements
+            for globalCrop in 0..<2 {
+                let teacherLogits = task.distillation.teacherHead(teacherTokens[globalCrop]).elements
                 let width = teacherLogits.count / 3
                 for view in 0..<2 {
                     let tokens = studentTokens[view].elements
                     for image in 0..<3 {
-                        let patches = pooled(view, image)
-                        guard !patches.isEmpty else { continue }
-                        let groups = perPatch ? patches.map { [$0] } : [patches]
-                        let targets = logSoftmax(Array(teacherLogits[(image * width)..<((image + 1) * width)]), temperature: 0.04)
-                            .map { exp($0) }
-                        for group in groups {
+                        for group in pooled(view, image) {
+                            let targets = logSoftmax(
+                                Array(teacherLogits[(group.target * width)..<((group.target + 1) * width)]), temperature: 0.04
+                            ).map { exp($0) }
                             let mean = (0..<24).map { index in
-                                group.map { tokens[(image * 36 + $0) * 24 + index] }.reduce(0, +) / Float(group.count)
+                                group.patches.map { tokens[(image * 36 + $0) * 24 + index] }.reduce(0, +) / Float(group.patches.count)
                             }
                             let studentLogits = task.distillation.head(Tensor(shape: [1, 24], elements: mean)).elements
                             let student = logSoftmax(studentLogits, temperature: 0.1)
@@ -115,16 +146,43 @@ final class PastedDistillationTests: XCTestCase {
             if !perPatch { XCTAssertEqual(losses.count, 10, "2 global crops × 5 local crops with pasted patches") }
             return losses.reduce(0, +) / Double(losses.count)
         }
+        /// The groups of patches `patches` of `image`: one, or one per patch.
+        func groups(_ patches: [Int], of image: Int) -> [(patches: [Int], target: Int)] {
+            guard !patches.isEmpty else { return [] }
+            return perPatch ? patches.map { ([$0], image) } : [(patches, image)]
+        }
+        /// The patches of a pasted crop on its distractor: centre on the left half, off the square.
+        func distractorPatches(view: Int, image: Int) -> [Int] {
+            let onSquare = Set(patches(in: locals[view][image].square))
+            return (0..<36).filter { $0 % 6 < 3 && !onSquare.contains($0) }
+        }
 
-        let expected = expectedLoss { view, image in self.patches(in: self.locals[view][image].square) }
+        let pooled: (Int, Int) -> [(patches: [Int], target: Int)] = { view, image in
+            var pooled = groups(self.patches(in: self.locals[view][image].square), of: image)
+            if pooling == "scene" && self.locals[view][image].square != nil {
+                pooled += distractorPatches(view: view, image: image).map { ([$0], self.distractor(view: view, image: image)) }
+            }
+            return pooled
+        }
+        let expected = expectedLoss(pooling: pooled)
         let loss = try XCTUnwrap(step.terms["pastedino.loss"])
         XCTAssertEqual(loss, expected, accuracy: 1e-5 * expected, "pastedino loss")
-        let wrong = expectedLoss { view, image in view == 0 && image == 1 ? [] : Array(0..<36) }
-        XCTAssertGreaterThan(abs(loss - wrong), 1e-3 * expected, "the pooled patches matter")
+        let wrong = expectedLoss { view, image in
+            pooling == "scene"
+                ? pooled(view, image).map { ($0.patches, image) }
+                : groups(view == 0 && image == 1 ? [] : Array(0..<36), of: image)
+        }
+        XCTAssertGreaterThan(abs(loss - wrong), 1e-3 * expected, "the pooled patches and their targets matter")
 
         XCTAssertEqual(step.terms["pastedino.pasted_crop_fraction"], 5.0 / 6)
-        XCTAssertEqual(step.terms["pastedino.pooled_crop_fraction"], 5.0 / 6)
-        XCTAssertEqual(try XCTUnwrap(step.terms["pastedino.pooled_patches"]), Double(9 + 36 + 12 + 9 + 36) / 5, accuracy: 1e-12)
+        // With `scene` pooling the crop whose square holds no patch centre still shows a distractor.
+        let pooledCrops = pooling == "scene" ? 6.0 : 5.0
+        XCTAssertEqual(step.terms["pastedino.pooled_crop_fraction"], pooledCrops / 6)
+        let distractorCount = pooling == "scene"
+            ? [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)].map { distractorPatches(view: $0.0, image: $0.1).count }.reduce(0, +) : 0
+        XCTAssertEqual(
+            try XCTUnwrap(step.terms["pastedino.pooled_patches"]), Double(9 + 36 + 12 + 9 + 36 + distractorCount) / pooledCrops,
+            accuracy: 1e-12)
         XCTAssertGreaterThan(trainer.backbone.blocks[0].attn.qkv.weight.gradient?.sumOfSquares ?? 0, 0)
     }
 

@@ -41,7 +41,7 @@ final class TypedConfigurationTests: XCTestCase {
             ("regiondino", "warmup-teacher-temp", "0", "--regiondino.warmup-teacher-temp must be positive"),
             ("ibot", "center-momentum", "1.5", "--ibot.center-momentum must lie in 0…1, got 1.5."),
             ("dino", "centering", "mean", "--dino.centering: expects ema or sinkhorn, got 'mean'."),
-            ("pastedino", "pooling", "mean", "--pastedino.pooling: expects garment or patch, got 'mean'."),
+            ("pastedino", "pooling", "mean", "--pastedino.pooling: expects garment, patch or scene, got 'mean'."),
         ]
         for (task, option, value, message) in cases {
             let recipe = TrainingRecipe(

@@ -10,6 +10,7 @@
 /// A view pasted onto a canvas (``RandomPaste``) shows its source only in the pasted square: its
 /// box, the canvas's, reaches beyond the source, and ``pastedBox`` is the part of it the pasted
 /// picture shows; ``shownSourcePoint(x:y:)`` and ``viewPoint(x:y:)`` leave the rest out.
+/// ``canvasPictures`` says which picture each pixel of the canvas shows.
 public struct CropGeometry: Sendable, Equatable {
     /// The box's edges in the source, normalised.
     public var left, top, right, bottom: Double
@@ -18,6 +19,9 @@ public struct CropGeometry: Sendable, Equatable {
     /// For a view pasted onto a canvas, the part of the source the pasted picture shows, in the
     /// same coordinates (the view's box before the paste); `nil` when the whole box shows the source.
     public var pastedBox: SourceBox?
+    /// For a view pasted onto a canvas, which picture each of its pixels shows: the pasted view,
+    /// a distractor or the background; `nil` for a view that was not pasted (or was cropped after).
+    public var canvasPictures: CanvasPictures?
 
     /// The box from `left` to `right` and `top` to `bottom`, in normalised source coordinates,
     /// showing the source only inside `pastedBox` when there is one.
@@ -59,7 +63,8 @@ public struct CropGeometry: Sendable, Equatable {
         return (isFlipped ? 1 - along : along, (y - top) / (bottom - top))
     }
 
-    /// This geometry after cropping the view to the box `region` of a `width × height` view.
+    /// This geometry after cropping the view to the box `region` of a `width × height` view (a
+    /// pasted canvas's picture map does not follow the crop: it is dropped).
     public func cropped(to region: PixelRegion, width: Int, height: Int) -> CropGeometry {
         reframed(
             left: Double(region.left) / Double(width), top: Double(region.top) / Double(height),
@@ -86,6 +91,14 @@ public struct CropGeometry: Sendable, Equatable {
             pastedBox: pastedBox)
     }
 
+    /// This geometry after mirroring the view left to right.
+    public func mirrored() -> CropGeometry {
+        var mirrored = self
+        mirrored.isFlipped.toggle()
+        mirrored.canvasPictures = canvasPictures?.mirrored()
+        return mirrored
+    }
+
     /// For each patch of the view `source` (row-major over `sourceGrid`), the index of the
     /// patch of the view `target` (row-major over `targetGrid`) that shows the source image's
     /// point at the patch's centre, or `nil` when `target` does not show it (or `source`, pasted,
@@ -104,6 +117,61 @@ public struct CropGeometry: Sendable, Equatable {
             let targetColumn = min(Int(seen.x * Double(targetGrid.width)), targetGrid.width - 1)
             return targetRow * targetGrid.width + targetColumn
         }
+    }
+}
+
+/// Which picture each pixel of a square canvas shows, as ``RandomPaste`` draws it: the pasted
+/// view, one of the distractors under it, or the background between them.
+public struct CanvasPictures: Sendable, Equatable {
+    /// What one pixel shows.
+    public enum Picture: Sendable, Equatable, Hashable {
+        case background
+        /// The pasted view: the crop's own image.
+        case view
+        /// The distractor read from this index of the images the paste draws from (in training,
+        /// an image's position in its batch: see ``DataLoader``).
+        case distractor(Int)
+    }
+
+    /// The canvas's side in pixels.
+    public let side: Int
+    /// Per pixel, row-major: −1 for the background, −2 for the view, else the distractor's index.
+    private var codes: [Int32]
+
+    /// A canvas of `side × side` pixels showing only background.
+    public init(side: Int) {
+        precondition(side > 0, "A canvas needs a positive side, got \(side).")
+        self.side = side
+        codes = Array(repeating: -1, count: side * side)
+    }
+
+    /// The picture shown at pixel (`column`, `row`).
+    public subscript(column: Int, row: Int) -> Picture {
+        get {
+            let code = codes[row * side + column]
+            return code == -1 ? .background : code == -2 ? .view : .distractor(Int(code))
+        }
+        set {
+            switch newValue {
+            case .background: codes[row * side + column] = -1
+            case .view: codes[row * side + column] = -2
+            case .distractor(let index): codes[row * side + column] = Int32(index)
+            }
+        }
+    }
+
+    /// The picture at the view point (`x`, `y`), both in 0…1 of the canvas.
+    public func picture(x: Double, y: Double) -> Picture {
+        self[min(max(Int(x * Double(side)), 0), side - 1), min(max(Int(y * Double(side)), 0), side - 1)]
+    }
+
+    /// The map of the canvas mirrored left to right.
+    public func mirrored() -> CanvasPictures {
+        var mirrored = self
+        for row in 0..<side {
+            for column in 0..<side { mirrored.codes[row * side + column] = codes[row * side + side - 1 - column] }
+        }
+        return mirrored
     }
 }
 

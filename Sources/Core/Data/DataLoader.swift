@@ -276,15 +276,18 @@ private final class LoaderState: @unchecked Sendable {
         number: Int, slot: Int, batch: PendingBatch, order: [Int]
     ) -> (index: Int, label: Int?, skipped: Bool, geometry: [CropGeometry])? {
         let epoch = number / batchesPerEpoch
-        let position = (number % batchesPerEpoch) * batchSize * worldSize + rank * batchSize + slot
+        let first = (number % batchesPerEpoch) * batchSize * worldSize + rank * batchSize
+        let position = first + slot
         let sampleIndex = order[position]
         var generator = RandomGenerator(seed: seed, path: [UInt64(epoch), UInt64(sampleIndex)])
+        // A paste draws its distractors from the batch, so that the step has every garment's own views.
+        let companions = BatchImages(dataset: dataset, indices: (first..<(first + batchSize)).map { order[$0 % order.count] })
         for offset in 0..<order.count {
             let index = order[(position + offset) % order.count]
             guard let image = readableImage(index) else { continue }
             var geometry: [CropGeometry] = []
             for (recipe, storage) in zip(views, batch.storages) {
-                let crop = recipe.crop(image, distractors: dataset, generator: &generator)
+                let crop = recipe.crop(image, distractors: companions, generator: &generator)
                 let size = 3 * recipe.cropSize * recipe.cropSize
                 recipe.normalization.write(crop.image, to: storage.base + slot * size)
                 geometry.append(crop.geometry)
@@ -305,4 +308,21 @@ private final class LoaderState: @unchecked Sendable {
             return nil
         }
     }
+}
+
+/// The images of one batch, numbered by their place in it: where ``RandomPaste`` draws the
+/// distractors of a pasted crop in training, so that a distractor's number in
+/// ``CanvasPictures`` is the batch position of the image it shows. (An image of the batch that
+/// could not be read was replaced by the next readable one of the shuffle; a paste reading it
+/// finds it unreadable and leaves its place to the background.)
+struct BatchImages: ImageDataset {
+    let dataset: any ImageDataset
+    /// The dataset index of each batch position.
+    let indices: [Int]
+
+    var count: Int { indices.count }
+    var classNames: [String] { dataset.classNames }
+    var description: String { "a batch of \(dataset.description)" }
+    func image(at index: Int) throws -> Image { try dataset.image(at: indices[index]) }
+    func label(at index: Int) -> Int? { dataset.label(at: indices[index]) }
 }

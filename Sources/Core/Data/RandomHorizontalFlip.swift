@@ -15,7 +15,7 @@ public struct RandomHorizontalFlip: ImageAugmentation, Equatable {
     public func apply(to image: inout Image, geometry: inout CropGeometry, generator: inout RandomGenerator) {
         guard generator.nextUniformDouble() < probability else { return }
         image.flipHorizontally()
-        geometry.isFlipped.toggle()
+        geometry = geometry.mirrored()
     }
 }
 

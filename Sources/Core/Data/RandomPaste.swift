@@ -12,7 +12,10 @@
 ///
 /// The geometry then maps the canvas to the view's source: its box reaches beyond the view's, and
 /// ``CropGeometry/pastedBox`` marks the part of the source the pasted view shows, so that
-/// ``CropGeometry/shownSourcePoint(x:y:)`` finds the patches that lie on it.
+/// ``CropGeometry/shownSourcePoint(x:y:)`` finds the patches that lie on it;
+/// ``CropGeometry/canvasPictures`` says which picture every pixel shows. In training the
+/// distractors are the other images of the view's batch (``DataLoader``), so that every garment
+/// on a canvas is one whose other views the step has.
 public struct RandomPaste: ImageAugmentation {
     /// Where one garment goes on the canvas and its colour.
     public struct Placement: Sendable, Equatable {
@@ -31,8 +34,9 @@ public struct RandomPaste: ImageAugmentation {
         }
 
         /// Draws `picture`, resized to this placement's square and tinted, on `canvas` where its
-        /// brightest channel exceeds the scenes' foreground threshold.
-        func draw(_ picture: Image, on canvas: inout Image) {
+        /// brightest channel exceeds the scenes' foreground threshold, and marks those pixels as
+        /// showing `shown` in `pictures`.
+        func draw(_ picture: Image, as shown: CanvasPictures.Picture, on canvas: inout Image, pictures: inout CanvasPictures) {
             let resized = picture.resized(
                 region: PixelRegion(top: 0, left: 0, height: picture.height, width: picture.width), width: side, height: side,
                 interpolation: .bilinear)
@@ -41,6 +45,7 @@ public struct RandomPaste: ImageAugmentation {
                     let pixel = 3 * (row * side + column)
                     let brightest = max(resized.pixels[pixel], resized.pixels[pixel + 1], resized.pixels[pixel + 2])
                     guard brightest > FashionMNISTScenes.foregroundThreshold else { continue }
+                    pictures[left + column, top + row] = shown
                     for channel in 0..<3 {
                         canvas[left + column, top + row, channel] = UInt8(Float(resized.pixels[pixel + channel]) * tint[channel])
                     }
@@ -98,12 +103,16 @@ public struct RandomPaste: ImageAugmentation {
         let size = image.width
         let layout = layout(canvasSize: size, generator: &generator)
         var canvas = Image(width: size, height: size, pixels: layout.background)
+        var pictures = CanvasPictures(side: size)
         for (item, placement) in layout.distractors {
             // An image that cannot be read leaves its place to the background.
-            if let distractor = try? distractors.image(at: item) { placement.draw(distractor, on: &canvas) }
+            if let distractor = try? distractors.image(at: item) {
+                placement.draw(distractor, as: .distractor(item), on: &canvas, pictures: &pictures)
+            }
         }
-        layout.view.draw(image, on: &canvas)
+        layout.view.draw(image, as: .view, on: &canvas, pictures: &pictures)
         image = canvas
         geometry = geometry.pasted(top: layout.view.top, left: layout.view.left, side: layout.view.side, canvasSize: size)
+        geometry.canvasPictures = pictures
     }
 }

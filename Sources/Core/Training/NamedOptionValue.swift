@@ -9,9 +9,10 @@ extension NamedOptionValue {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
         guard let value = Self(rawValue: text) else {
+            let names = Self.allCases.map(\.rawValue)
+            let choices = names.count > 1 ? names.dropLast().joined(separator: ", ") + " or " + names.last! : names.joined()
             throw DecodingError.dataCorruptedError(
-                in: container,
-                debugDescription: "expects \(Self.allCases.map(\.rawValue).joined(separator: " or ")), got '\(text)'.")
+                in: container, debugDescription: "expects \(choices), got '\(text)'.")
         }
         self = value
     }
