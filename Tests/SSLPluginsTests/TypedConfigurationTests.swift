@@ -42,6 +42,10 @@ final class TypedConfigurationTests: XCTestCase {
             ("ibot", "center-momentum", "1.5", "--ibot.center-momentum must lie in 0…1, got 1.5."),
             ("dino", "centering", "mean", "--dino.centering: expects ema or sinkhorn, got 'mean'."),
             ("pastedino", "pooling", "mean", "--pastedino.pooling: expects garment, patch or scene, got 'mean'."),
+            // Not a number: the message states no bound, since the task's own (at least 2 regions) comes later.
+            ("regiondino", "regions", "abc", "--regiondino.regions expects a whole number, got 'abc'."),
+            ("regiondino", "regions", "-1", "--regiondino.regions expects a whole number ≥ 0, got '-1'."),
+            ("regiondino", "regions", "1", "--regiondino.regions must be at least 2, got 1."),
         ]
         for (task, option, value, message) in cases {
             let recipe = TrainingRecipe(

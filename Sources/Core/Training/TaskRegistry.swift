@@ -181,9 +181,10 @@ public enum TaskOptionCoding {
         if isInteger {
             // Integer options count things (layers, epochs, neighbours) or size them (`*-dim`).
             let smallest = Self.isSize(option) ? 1 : 0
-            guard let value = Int(text), value >= smallest else {
-                throw TaskConfigurationError(
-                    "\(option) expects a whole number ≥ \(smallest), got '\(text)'.")
+            guard let value = Int(text) else { throw TaskConfigurationError("\(option) expects a whole number, got '\(text)'.") }
+            // The task may ask for more when it is built (e.g. at least 2 regions).
+            guard value >= smallest else {
+                throw TaskConfigurationError("\(option) expects a whole number ≥ \(smallest), got '\(text)'.")
             }
             return value
         }
