@@ -30,12 +30,12 @@ run: dependencies
 	.build/release/ssl-run eval --checkpoint $(RUN_FOLDER)/checkpoint.h5
 
 ## The hour recipe of the README: the `fashion-mnist` preset with patches of 7 pixels (local crops
-## of 21) after a 16-channel convolutional stem, products in bfloat16, for 5 passes over the
-## 60,000 training images (18,750 steps of 16), KoLeo's weight decaying from 0.5 to 0.1, with
+## of 21) after a 16-channel convolutional stem, products in bfloat16, for 7 passes over the
+## 60,000 training images (26,250 steps of 16), KoLeo's weight decaying from 0.5 to 0.1, with
 ## the online probe after each pass.
 long: dependencies
 	$(SWIFT_RELEASE) --product ssl-run
-	.build/release/ssl-run --preset fashion-mnist --patch-size 7 --local-size 21 --stem 16 --precision bf16 --epochs 5 \
+	.build/release/ssl-run --preset fashion-mnist --patch-size 7 --local-size 21 --stem 16 --precision bf16 --epochs 7 \
 		--weights koleo=0.5@0:0.1@100% --eval-every 1 --output runs/long
 	.build/release/ssl-run eval --checkpoint runs/long/checkpoint.h5
 
