@@ -175,8 +175,8 @@ public final class PastedDistillationTask: DistillingTask, ConnectingTask {
     static func shownImages(of crop: CropGeometry, image: Int, batchSize: Int, grid: PatchGrid) -> [Int?] {
         guard let pictures = crop.canvasPictures else { return Array(repeating: image, count: grid.count) }
         return (0..<grid.count).map { patch in
-            let x = (Double(patch % grid.width) + 0.5) / Double(grid.width), y = (Double(patch / grid.width) + 0.5) / Double(grid.height)
-            switch pictures.picture(x: x, y: y) {
+            let centre = grid.centre(of: patch)
+            switch pictures.picture(x: centre.x, y: centre.y) {
             case .background: return nil
             case .view: return image
             case .distractor(let position): return position < batchSize ? position : nil
@@ -188,9 +188,8 @@ public final class PastedDistillationTask: DistillingTask, ConnectingTask {
     /// for a pasted crop, the patches on the pasted garment; for another crop, all of them.
     static func garmentPatches(of crop: CropGeometry, grid: PatchGrid) -> [Bool] {
         (0..<grid.count).map { patch in
-            let row = patch / grid.width, column = patch % grid.width
-            return crop.shownSourcePoint(
-                x: (Double(column) + 0.5) / Double(grid.width), y: (Double(row) + 0.5) / Double(grid.height)) != nil
+            let centre = grid.centre(of: patch)
+            return crop.shownSourcePoint(x: centre.x, y: centre.y) != nil
         }
     }
 }

@@ -107,10 +107,9 @@ public struct CropGeometry: Sendable, Equatable {
         from source: CropGeometry, to target: CropGeometry, sourceGrid: PatchGrid, targetGrid: PatchGrid
     ) -> [Int?] {
         (0..<sourceGrid.count).map { patch in
-            let row = patch / sourceGrid.width, column = patch % sourceGrid.width
+            let centre = sourceGrid.centre(of: patch)
             guard
-                let point = source.shownSourcePoint(
-                    x: (Double(column) + 0.5) / Double(sourceGrid.width), y: (Double(row) + 0.5) / Double(sourceGrid.height)),
+                let point = source.shownSourcePoint(x: centre.x, y: centre.y),
                 let seen = target.viewPoint(x: point.x, y: point.y)
             else { return nil }
             let targetRow = min(Int(seen.y * Double(targetGrid.height)), targetGrid.height - 1)
@@ -211,4 +210,9 @@ public struct PatchGrid: Sendable, Equatable {
 
     /// The number of patches.
     public var count: Int { height * width }
+
+    /// The centre of `patch` (row-major) in coordinates normalised to the view (0…1).
+    public func centre(of patch: Int) -> (x: Double, y: Double) {
+        ((Double(patch % width) + 0.5) / Double(width), (Double(patch / width) + 0.5) / Double(height))
+    }
 }

@@ -150,6 +150,8 @@ private final class LoaderState: @unchecked Sendable {
     let dataset: any ImageDataset
     let recipe: MultiCropRecipe
     let views: [ViewRecipe]
+    /// Whether any view is pasted onto a canvas (and so needs its batch's images as distractors).
+    let pastes: Bool
     let batchSize: Int, seed: UInt64, rank: Int, worldSize: Int, batchesPerEpoch: Int, prefetchBatches: Int
 
     private let lock = ConditionLock()
@@ -174,6 +176,7 @@ private final class LoaderState: @unchecked Sendable {
         self.dataset = dataset
         self.recipe = recipe
         views = recipe.views
+        pastes = recipe.views.contains { $0.pasteProbability > 0 }
         self.batchSize = batchSize
         self.seed = seed
         self.rank = rank
@@ -281,7 +284,8 @@ private final class LoaderState: @unchecked Sendable {
         let sampleIndex = order[position]
         var generator = RandomGenerator(seed: seed, path: [UInt64(epoch), UInt64(sampleIndex)])
         // A paste draws its distractors from the batch, so that the step has every garment's own views.
-        let companions = BatchImages(dataset: dataset, indices: (first..<(first + batchSize)).map { order[$0 % order.count] })
+        let companions = pastes
+            ? BatchImages(dataset: dataset, indices: (first..<(first + batchSize)).map { order[$0 % order.count] }) : nil
         for offset in 0..<order.count {
             let index = order[(position + offset) % order.count]
             guard let image = readableImage(index) else { continue }
