@@ -2,7 +2,7 @@ import SSLCore
 
 extension TaskRegistry {
     /// A registry with the tasks this package ships: `dino`, `selfpatch`, `moco`, `koleo`, `ibot`, `regiondino`,
-    /// `pastedino`.
+    /// `pastedino`, `pasteembed`.
     public static var builtIn: TaskRegistry {
         var registry = TaskRegistry()
         registry.register(DINOTask.self)
@@ -12,6 +12,7 @@ extension TaskRegistry {
         registry.register(IBOTTask.self)
         registry.register(RegionDistillationTask.self)
         registry.register(PastedDistillationTask.self)
+        registry.register(PastedEmbeddingTask.self)
         return registry
     }
 }

@@ -186,6 +186,62 @@ final class PastedDistillationTests: XCTestCase {
         XCTAssertGreaterThan(trainer.backbone.blocks[0].attn.qkv.weight.gradient?.sumOfSquares ?? 0, 0)
     }
 
+    /// `pasteembed`: every patch that `scene` pooling distils (on the pasted square toward the
+    /// crop's image, on a distractor toward that image, every patch of a crop that was not pasted
+    /// toward its own image) is compared by cosine with the teacher's class token of each global
+    /// crop of that image; the loss is one minus the mean. Taking the crop's own image for every
+    /// patch gives another loss.
+    func testPastedEmbeddingPullsEachGarmentsPatchesTowardItsImagesTeacherEmbedding() throws {
+        let backbone = VisionTransformerConfiguration(embedDimension: 24, depth: 1, heads: 2, patchSize: 4, imageSize: 16)
+        let recipe = TrainingRecipe(
+            backbone: backbone, views: ViewPlan(globalCount: 2, globalSize: 16, localCount: 2, localSize: 24),
+            tasks: [TaskSelection(name: "pasteembed")], epochs: 1, batchSize: 3)
+        let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1)
+        // Each image's views get an offset of their own, so that the images' class tokens differ.
+        var generator = RandomGenerator(seed: 5)
+        let offsets = Tensor(shape: [3, 1, 1, 1], elements: [-2, 0, 2])
+        let views = recipe.views.sizes.map { Tensor.randomNormal([recipe.batchSize, 3, $0, $0], generator: &generator) + offsets }
+        let teacherTokens = try views.prefix(2).map { try XCTUnwrap(trainer.teacherBackbone!.features($0).classToken).elements }
+        let studentTokens = views.suffix(2).map { trainer.backbone.features($0).outputPatches.elements }
+        let step = try trainer.lossAndGradients(views: views, geometry: geometry, epoch: 0, iteration: 0)
+
+        func cosine(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Double {
+            let dot = zip(a, b).map { Double($0) * Double($1) }.reduce(0, +)
+            let norms = (a.map { Double($0 * $0) }.reduce(0, +) * b.map { Double($0 * $0) }.reduce(0, +)).squareRoot()
+            return dot / norms
+        }
+        /// One minus the mean cosine over (global crop, patch) pairs, each patch of local crop
+        /// (view, image) compared with the class token of image `target(view, image, patch)`.
+        func expectedLoss(target: (Int, Int, Int) -> Int?) -> (loss: Double, patches: Int) {
+            var similarities: [Double] = []
+            for teacher in teacherTokens {
+                for (view, tokens) in studentTokens.enumerated() {
+                    for image in 0..<3 {
+                        for patch in 0..<36 {
+                            guard let target = target(view, image, patch) else { continue }
+                            let row = (image * 36 + patch) * 24
+                            similarities.append(cosine(tokens[row..<(row + 24)], teacher[(target * 24)..<((target + 1) * 24)]))
+                        }
+                    }
+                }
+            }
+            return (1 - similarities.reduce(0, +) / Double(similarities.count), similarities.count / 2)
+        }
+        let shown: (Int, Int, Int) -> Int? = { view, image, patch in
+            let local = self.locals[view][image]
+            guard local.square != nil else { return image }
+            if self.patches(in: local.square).contains(patch) { return image }
+            return patch % 6 < 3 ? self.distractor(view: view, image: image) : nil
+        }
+        let expected = expectedLoss(target: shown)
+        let loss = try XCTUnwrap(step.terms["pasteembed.loss"])
+        XCTAssertEqual(loss, expected.loss, accuracy: 1e-5, "pasteembed loss")
+        let ownImage = expectedLoss { view, image, patch in shown(view, image, patch).map { _ in image } }
+        XCTAssertGreaterThan(abs(loss - ownImage.loss), 1e-3, "each patch is compared with the image it shows")
+        XCTAssertEqual(try XCTUnwrap(step.terms["pasteembed.aligned_patches_per_crop"]), Double(expected.patches) / 6, accuracy: 1e-12)
+        XCTAssertGreaterThan(trainer.backbone.blocks[0].attn.qkv.weight.gradient?.sumOfSquares ?? 0, 0)
+    }
+
     func testTheHeadHasItsOwnDefaultsAndTheDistillationsOptionNames() throws {
         let defaults = PastedDistillationTask.Configuration().distillation
         XCTAssertEqual(
