@@ -109,55 +109,32 @@ public final class SelfPatchTask: DistillingTask {
 
     public func loss(_ step: TaskStep) -> TaskLoss {
         let forward = step.forward
-        let viewCount = forward.views.count
-        // Each view's chosen neighbours (the teacher's) and patch tokens (the student's); the
-        // heads then run once over the rows of every view, as the official code runs its heads
-        // over all crops together (`MultiCropWrapper`), and each view's rows count 1/views.
-        var neighborSets: [Tensor] = [], studentTokens: [Tensor] = [], rowCounts: [Int] = []
-        for view in 0..<viewCount {
+        var total: Tensor?
+        var teacherLogits: [Tensor] = []
+        // The patch targets of the first view show whether the patch teacher collapses.
+        var health = TaskHealth()
+        for view in 0..<forward.views.count {
             let teacherFeatures = forward.teacher(view)
             let table = neighborTable(height: teacherFeatures.gridHeight, width: teacherFeatures.gridWidth)
             let teacherPatches = teacherFeatures.lastBlockPatches
-            let dimension = teacherPatches.shape[2]
-            neighborSets.append(GradientMode.withoutGradient {
+            let logits = GradientMode.withoutGradient { () -> Tensor in
                 let chosen = table.mostSimilarNeighbors(teacherPatches, count: configuration.neighbors)
-                return teacherPatches.reshaped([-1, dimension]).gatherRows(chosen)
+                let dimension = teacherPatches.shape[2]
+                let neighbors = teacherPatches.reshaped([-1, dimension]).gatherRows(chosen)
                     .reshaped([-1, configuration.neighbors, dimension])
-            })
-            let studentPatches = forward.student(view).lastBlockPatches
-            studentTokens.append(studentPatches.reshaped([-1, dimension]))
-            rowCounts.append(studentPatches.shape[0] * studentPatches.shape[1])
-        }
-        let teacherLogits = GradientMode.withoutGradient {
-            distillation.teacherHead(teacherAggregator.summary(of: Tensor.concatenate(neighborSets)))
-        }
-        let studentLogits = distillation.head(aggregator.norm(Tensor.concatenate(studentTokens)))
-        let targets = teacherTargets(teacherLogits, rowCounts: rowCounts, step: step)
-        let rowLosses = studentLogits.softCrossEntropy(
-            targets: targets, temperature: Float(distillation.settings.studentTemperature))
-        let rowWeights = Tensor(
-            shape: [rowLosses.count],
-            elements: rowCounts.flatMap { Array(repeating: 1 / Float(viewCount * $0), count: $0) })
-        let loss = (rowLosses * rowWeights).sum()
-        distillation.targets.update(with: teacherLogits, collective: step.collective)
-        // The patch targets of the first view show whether the patch teacher collapses.
-        let firstView = GradientMode.withoutGradient { targets.sliced(0..<rowCounts[0]) }
-        return TaskLoss(total: loss, health: TaskHealth(teacher: TeacherDistribution(probabilities: firstView)))
-    }
-
-    /// The targets of every view's rows (`rowCounts` of them per view, in order). DINO's centring
-    /// treats each row on its own; Sinkhorn-Knopp normalises each view's rows together.
-    private func teacherTargets(_ teacherLogits: Tensor, rowCounts: [Int], step: TaskStep) -> Tensor {
-        switch distillation.settings.centering {
-        case .ema:
-            return distillation.teacherTargets(teacherLogits, iteration: step.iteration, collective: step.collective)
-        case .sinkhorn:
-            return GradientMode.withoutGradient {
-                Tensor.concatenate(teacherLogits.split(sizes: rowCounts).map {
-                    distillation.teacherTargets($0, iteration: step.iteration, collective: step.collective)
-                })
+                return distillation.teacherHead(teacherAggregator.summary(of: neighbors))
             }
+            teacherLogits.append(logits)
+            let studentPatches = forward.student(view).lastBlockPatches
+            let studentLogits = distillation.head(aggregator.norm(studentPatches).reshaped([-1, studentPatches.shape[2]]))
+            let targets = distillation.teacherTargets(logits, iteration: step.iteration, collective: step.collective)
+            if view == 0 { health.teacher = TeacherDistribution(probabilities: targets) }
+            let term = distillation.loss(studentLogits: studentLogits, targets: targets)
+            total = total.map { $0 + term } ?? term
         }
+        let loss = total! / Float(forward.views.count)
+        distillation.targets.update(with: teacherLogits, collective: step.collective)
+        return TaskLoss(total: loss, health: health)
     }
 
     private func neighborTable(height: Int, width: Int) -> NeighborTable {

@@ -3,8 +3,9 @@ import SSLCore
 import SSLPlugins
 import XCTest
 
-/// SelfPatch runs its heads once over the patches of every view; the loss must stay the mean
-/// over views of each view's mean over its patches, with targets made view by view.
+/// SelfPatch's loss is the mean over views of each view's mean over its patches, with targets
+/// made view by view: views of different sizes count alike, and Sinkhorn-Knopp normalises each
+/// view's rows on their own.
 final class SelfPatchLossTests: XCTestCase {
     /// Global crops of 4 × 4 patches and local crops of 3 × 3, so views hold different numbers
     /// of rows.
