@@ -10,28 +10,45 @@ public final class DINOTask: DistillingTask {
         /// Update the centre with the teacher's outputs on every crop, as SelfPatch does,
         /// instead of the global crops only.
         public var centerOverAllCrops = false
+        /// The student crops the teacher's targets are distilled into.
+        public var studentCrops = StudentCrops.all
 
         public init() {}
 
         enum CodingKeys: String, CodingKey {
             case centerOverAllCrops = "center-all-crops"
+            case studentCrops = "student-crops"
         }
 
         // The distillation options sit beside this task's own, under the same names.
         public init(from decoder: Decoder) throws {
             distillation = try DistillationSettings(from: decoder)
-            centerOverAllCrops = try decoder.container(keyedBy: CodingKeys.self).decode(Bool.self, forKey: .centerOverAllCrops)
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            centerOverAllCrops = try container.decode(Bool.self, forKey: .centerOverAllCrops)
+            studentCrops = try container.decode(StudentCrops.self, forKey: .studentCrops)
         }
 
         public func encode(to encoder: Encoder) throws {
             try distillation.encode(to: encoder)
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(centerOverAllCrops, forKey: .centerOverAllCrops)
+            try container.encode(studentCrops, forKey: .studentCrops)
         }
 
         public static let help = DistillationSettings.help.merging([
             "center-all-crops": "Update the centre with teacher outputs of all crops (SelfPatch) rather than the global ones.",
+            "student-crops": "Student crops trained toward the teacher: all (DINO) or global (the local crops are left to other tasks).",
         ]) { $1 }
+    }
+
+    /// Which of the student's crops DINO's loss reads.
+    public enum StudentCrops: String, NamedOptionValue {
+        /// Every crop, global and local, as in DINO.
+        case all
+        /// The global crops only: each distilled into the other, so a run can keep its local
+        /// crops for other objectives (copy-paste canvases, say) without DINO's image embedding
+        /// learning from them.
+        case global
     }
 
     public static let name = "dino"
@@ -60,7 +77,8 @@ public final class DINOTask: DistillingTask {
     public func loss(_ step: TaskStep) -> TaskLoss {
         let forward = step.forward
         let viewCount = forward.views.count, globalCount = forward.globalViewCount, batch = forward.batchSize
-        let studentEmbeddings = Tensor.concatenate((0..<viewCount).map { forward.imageEmbedding($0, role: .student) })
+        let studentViews = configuration.studentCrops == .all ? viewCount : globalCount
+        let studentEmbeddings = Tensor.concatenate((0..<studentViews).map { forward.imageEmbedding($0, role: .student) })
         let studentLogits = distillation.head(studentEmbeddings)
         let teacherViews = configuration.centerOverAllCrops ? viewCount : globalCount
         let teacherLogits = GradientMode.withoutGradient {
@@ -68,7 +86,7 @@ public final class DINOTask: DistillingTask {
         }
         let probabilities = distillation.teacherTargets(
             teacherLogits.sliced(0..<(globalCount * batch)), iteration: step.iteration, collective: step.collective)
-        let studentBlocks = studentLogits.chunked(viewCount)
+        let studentBlocks = studentLogits.chunked(studentViews)
         let teacherBlocks = probabilities.chunked(globalCount)
         var total: Tensor?
         var pairs = 0

@@ -290,3 +290,102 @@ final class FeatureNetworkTests: XCTestCase {
                        "a random network is the recipe's initialisation")
     }
 }
+
+/// Weight-space interpolation of a run's checkpoint with the one it started from.
+final class CheckpointInterpolationTests: XCTestCase {
+    private var folder: String!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("interpolation-\(getpid())-\(name.hashValue)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    private let head = ["out-dim": "32", "hidden-dim": "16", "bottleneck-dim": "8"]
+
+    private func recipe(tasks: [String], embedDimension: Int = 24) -> TrainingRecipe {
+        TrainingRecipe(
+            backbone: VisionTransformerConfiguration(embedDimension: embedDimension, depth: 1, heads: 2, patchSize: 8, imageSize: 32),
+            views: ViewPlan(globalCount: 2, globalSize: 32, localCount: 2, localSize: 24),
+            tasks: tasks.map { TaskSelection(name: $0, weight: $0 == "dino" ? 1 : 0.1, options: head) }, epochs: 1, batchSize: 2)
+    }
+
+    /// Trains `recipe` for one step from `initial` (when given) and saves it as `name`.
+    private func checkpoint(_ recipe: TrainingRecipe, named name: String, from initial: String? = nil, seed: UInt64) throws -> String {
+        let trainer = try recipe.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1)
+        if let initial { _ = trainer.initialize(from: try Checkpoint.initializationState(from: initial)) }
+        var generator = RandomGenerator(seed: seed)
+        _ = try trainer.step(views: recipe.views.sizes.map { Tensor.randomNormal([2, 3, $0, $0], generator: &generator) }, epoch: 0, iterationInEpoch: 0)
+        let path = "\(folder!)/\(name).h5"
+        try Checkpoint.save(trainer, recipe: recipe, progress: TrainingProgress(epoch: 1), to: path)
+        return path
+    }
+
+    func testEveryNetworkTensorLiesBetweenTheTwoAndTheRestIsTheSecondRuns() throws {
+        let first = try checkpoint(recipe(tasks: ["dino"]), named: "first", seed: 1)
+        let second = try checkpoint(recipe(tasks: ["dino", "selfpatch"]), named: "second", from: first, seed: 2)
+        let output = "\(folder!)/interpolated.h5"
+        try Checkpoint.interpolate(from: first, to: second, weight: 0.75, output: output)
+        for network in ["student", "teacher"] {
+            let start = try Checkpoint.networkState(at: first, network: network)
+            let end = try Checkpoint.networkState(at: second, network: network)
+            let result = try Checkpoint.networkState(at: output, network: network)
+            XCTAssertEqual(Set(result.keys), Set(end.keys))
+            for (key, tensor) in result {
+                if let initial = start[key] {
+                    let expected = zip(initial.elements, end[key]!.elements).map { 0.25 * $0 + 0.75 * $1 }
+                    for (value, wanted) in zip(tensor.elements, expected) {
+                        XCTAssertEqual(value, wanted, accuracy: 1e-6 * max(1, abs(wanted)), "\(network) \(key)")
+                    }
+                } else {
+                    XCTAssertTrue(key.hasPrefix("selfpatch."), key)
+                    XCTAssertEqual(tensor.elements, end[key]!.elements, "\(network) \(key) kept from the second run")
+                }
+            }
+            XCTAssertNotEqual(start["backbone.pos_embed"]!.elements, end["backbone.pos_embed"]!.elements, "the runs differ")
+        }
+        let endFile = try HDF5File(path: second), resultFile = try HDF5File(path: output)
+        XCTAssertEqual(try resultFile.readTensor("optimizer/exp_avg/backbone/pos_embed").elements,
+                       try endFile.readTensor("optimizer/exp_avg/backbone/pos_embed").elements)
+        XCTAssertEqual(try resultFile.readTensor("tasks/dino/center").elements, try endFile.readTensor("tasks/dino/center").elements)
+        XCTAssertEqual(try Checkpoint.recipe(at: output), try Checkpoint.recipe(at: second))
+        XCTAssertTrue(try resultFile.stringAttribute("interpolation").hasPrefix("0.75 × \(second) + 0.25 × \(first)"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix(".") }, [],
+                       "no temporary file left behind")
+    }
+
+    func testTheEndsGiveEitherCheckpointsWeights() throws {
+        let first = try checkpoint(recipe(tasks: ["dino"]), named: "first", seed: 1)
+        let second = try checkpoint(recipe(tasks: ["dino"]), named: "second", from: first, seed: 2)
+        for (weight, source) in [(0.0, first), (1.0, second)] {
+            let output = "\(folder!)/at-\(weight).h5"
+            try Checkpoint.interpolate(from: first, to: second, weight: weight, output: output)
+            let expected = try Checkpoint.networkState(at: source, network: "teacher")
+            for (key, tensor) in try Checkpoint.networkState(at: output, network: "teacher") {
+                XCTAssertEqual(tensor.elements, expected[key]!.elements, "weight \(weight): \(key)")
+            }
+        }
+    }
+
+    func testMismatchesAndOverwritingAnInputAreRefusedWithoutWriting() throws {
+        let first = try checkpoint(recipe(tasks: ["dino"]), named: "first", seed: 1)
+        let second = try checkpoint(recipe(tasks: ["dino"]), named: "second", from: first, seed: 2)
+        let wider = try checkpoint(recipe(tasks: ["dino"], embedDimension: 32), named: "wider", seed: 3)
+        let output = "\(folder!)/interpolated.h5"
+        XCTAssertThrowsError(try Checkpoint.interpolate(from: wider, to: second, weight: 0.5, output: output)) { error in
+            XCTAssertTrue("\(error)".contains("another backbone architecture"), "\(error)")
+        }
+        XCTAssertThrowsError(try Checkpoint.interpolate(from: first, to: second, weight: 1.5, output: output)) { error in
+            XCTAssertTrue("\(error)".contains("must lie between 0 and 1"), "\(error)")
+        }
+        let before = try Data(contentsOf: URL(fileURLWithPath: second))
+        XCTAssertThrowsError(try Checkpoint.interpolate(from: first, to: second, weight: 0.5, output: "\(folder!)/./second.h5")) { error in
+            XCTAssertTrue("\(error)".contains("would be overwritten"), "\(error)")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: second)), before)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output))
+    }
+}

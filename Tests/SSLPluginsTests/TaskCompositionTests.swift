@@ -105,6 +105,23 @@ final class TaskCompositionTests: XCTestCase {
         XCTAssertNotEqual(dino, selfPatch, accuracy: 1e-9)
     }
 
+    func testDINOOnGlobalStudentCropsIgnoresTheLocalCrops() throws {
+        // With `student-crops global` the local crops change nothing: the loss and every
+        // gradient equal those of a run that has no local crops at all.
+        let globalOnly = microRecipe(tasks: [TaskSelection(name: "dino", options: ["student-crops": "global"])])
+        var withoutLocalCrops = microRecipe(tasks: [TaskSelection(name: "dino")])
+        withoutLocalCrops.views = ViewPlan(globalCount: 2, globalSize: 32, localCount: 0, localSize: 24)
+        let inputs = views(globalOnly)
+        let measured = try gradients(try globalOnly.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1), views: inputs)
+        let expected = try gradients(try withoutLocalCrops.makeTrainer(registry: .builtIn, iterationsPerEpoch: 1),
+                                     views: Array(inputs.prefix(2)))
+        XCTAssertEqual(measured.loss, expected.loss, accuracy: 1e-6 * abs(expected.loss))
+        assertSameGradients(measured.gradients, expected.gradients)
+        let allCrops = try gradients(try microRecipe(tasks: [TaskSelection(name: "dino")]).makeTrainer(registry: .builtIn, iterationsPerEpoch: 1),
+                                     views: inputs)
+        XCTAssertNotEqual(allCrops.loss, measured.loss, accuracy: 1e-4 * abs(measured.loss))
+    }
+
     func testTrainerStepsAndLogsEveryNamedTerm() throws {
         let recipe = microRecipe(tasks: [TaskSelection(name: "dino"), TaskSelection(name: "selfpatch", weight: 0.1),
                                          TaskSelection(name: "moco", options: ["dim": "8", "mlp-dim": "16"])])

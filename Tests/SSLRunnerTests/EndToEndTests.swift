@@ -46,6 +46,13 @@ final class EndToEndTests: XCTestCase {
         let stored = try Checkpoint.networkState(at: "\(folder)/checkpoint.h5", network: "teacher")
         XCTAssertEqual(backbone.positionTable.elements, stored["backbone.pos_embed"]!.elements)
 
+        // A checkpoint interpolated with itself keeps its weights; the output's folder is made.
+        let interpolated = "\(folder)/interpolated/checkpoint.h5"
+        let interpolate = try CommandLine.run(
+            ["interpolate", "\(folder)/checkpoint.h5", "\(folder)/checkpoint.h5", "--weight", "0.5", "--output", interpolated])
+        XCTAssertEqual(interpolate.status, 0, interpolate.output)
+        XCTAssertEqual(try Checkpoint.networkState(at: interpolated)["backbone.pos_embed"]!.elements, stored["backbone.pos_embed"]!.elements)
+
         // Features of a sample of the training split name each image's index in the data set.
         let featuresFile = "\(folder)/features.h5"
         let features = try CommandLine.run(

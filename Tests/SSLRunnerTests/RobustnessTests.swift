@@ -226,6 +226,10 @@ final class RobustnessTests: XCTestCase {
             (["report", "\(folder)/run"], "metrics.jsonl line \(lines): not a metrics record"),
             (["export", "--checkpoint", "\(folder)/run/checkpoint.h5", "--from", "bogus", "--output", "\(folder)/x.h5"],
              "invalid for '--from <from>'. Please provide one of 'teacher' and 'student'"),
+            (["interpolate", "\(folder)/run/checkpoint.h5", metrics, "--weight", "0.5", "--output", "\(folder)/x.h5"],
+             "Checkpoint \(metrics) is not a readable HDF5 file"),
+            (["interpolate", "\(folder)/run/checkpoint.h5", "\(folder)/run/checkpoint.h5", "--weight", "2", "--output", "\(folder)/x.h5"],
+             "--weight must lie between 0 and 1, got 2.0"),
             (Self.tiny + ["--arch", "64x1", "--subset", "16", "--init-from", "\(folder)/run/checkpoint.h5", "--output", "\(folder)/other"],
              "has no backbone tensor of this run's shapes"),
         ]

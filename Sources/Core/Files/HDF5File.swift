@@ -270,6 +270,22 @@ public final class HDF5File {
             data: UnsafeRawPointer(tensor.storage.base))
     }
 
+    /// Writes `tensor` into the existing float32 dataset at `datasetPath`, which must have the
+    /// tensor's shape; the dataset keeps its storage and filters (its checksum is recomputed).
+    public func overwrite(_ tensor: Tensor, at datasetPath: String) throws {
+        try withDataset(datasetPath) { dataset in
+            let shape = try shape(ofDataset: dataset, datasetPath)
+            guard shape == tensor.shape else {
+                throw error(datasetPath, "has shape \(shape) and cannot take a tensor of shape \(tensor.shape)")
+            }
+            errno = 0
+            if tensor.count > 0,
+               H5Dwrite(dataset, ssl_h5t_native_float(), H5S_ALL, H5S_ALL, hid_t(H5P_DEFAULT), UnsafeRawPointer(tensor.storage.base)) < 0 {
+                throw error(datasetPath, "dataset could not be written\(Self.systemReason())")
+            }
+        }
+    }
+
     /// Writes integers as an int64 dataset.
     public func write(integers: [Int], shape: [Int]? = nil, at datasetPath: String) throws {
         let values = integers.map { Int64($0) }

@@ -20,7 +20,7 @@ public struct SSLRun: ParsableCommand {
               ssl-run --tasks dino,selfpatch --weights dino=1,selfpatch=0.1
             Task options are namespaced: --dino.out-dim 4096, --selfpatch.k-num 2 (see `ssl-run tasks`).
             """,
-        subcommands: [Train.self, Evaluate.self, Report.self, Export.self, Features.self, Tasks.self],
+        subcommands: [Train.self, Evaluate.self, Report.self, Export.self, Features.self, Interpolate.self, Tasks.self],
         defaultSubcommand: Train.self)
 
     public init() {}
