@@ -357,6 +357,30 @@ final class CheckpointInterpolationTests: XCTestCase {
                        "no temporary file left behind")
     }
 
+    func testTheDepthProfileRaisesTheSecondsShareBlockByBlock() throws {
+        var twoBlocks = recipe(tasks: ["dino"])
+        twoBlocks.backbone.depth = 2
+        let first = try checkpoint(twoBlocks, named: "first", seed: 1)
+        let second = try checkpoint(twoBlocks, named: "second", from: first, seed: 2)
+        let output = "\(folder!)/interpolated.h5"
+        try Checkpoint.interpolate(from: first, to: second, weight: 0.4, profile: .depth, output: output)
+        let start = try Checkpoint.networkState(at: first), end = try Checkpoint.networkState(at: second)
+        let result = try Checkpoint.networkState(at: output)
+        // Input side 0.4; block 0 halfway from 0.4 to 1; block 1, the final norm and the head 1.
+        let shares = ["backbone.pos_embed": 0.4, "backbone.cls_token": 0.4, "backbone.patch_embed.proj.weight": 0.4,
+                      "backbone.blocks.0.attn.qkv.weight": 0.7, "backbone.blocks.0.norm1.bias": 0.7,
+                      "backbone.blocks.1.mlp.fc2.weight": 1, "backbone.norm.weight": 1, "dino.head.mlp.0.weight": 1]
+        for (key, share) in shares {
+            let expected = zip(start[key]!.elements, end[key]!.elements).map { Float(1 - share) * $0 + Float(share) * $1 }
+            for (value, wanted) in zip(result[key]!.elements, expected) {
+                XCTAssertEqual(value, wanted, accuracy: 1e-6 * max(1, abs(wanted)), key)
+            }
+        }
+        for key in ["backbone.pos_embed", "backbone.blocks.0.attn.qkv.weight", "backbone.blocks.1.mlp.fc2.weight", "dino.head.mlp.0.weight"] {
+            XCTAssertNotEqual(start[key]!.elements, end[key]!.elements, "\(key) differs between the runs")
+        }
+    }
+
     func testTheEndsGiveEitherCheckpointsWeights() throws {
         let first = try checkpoint(recipe(tasks: ["dino"]), named: "first", seed: 1)
         let second = try checkpoint(recipe(tasks: ["dino"]), named: "second", from: first, seed: 2)

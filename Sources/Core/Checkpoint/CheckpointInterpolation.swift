@@ -1,9 +1,34 @@
 import Foundation
 
+/// How ``Checkpoint/interpolate(from:to:weight:profile:output:)`` spreads the second
+/// checkpoint's share over a network's tensors.
+public enum InterpolationProfile: String, Sendable, CaseIterable {
+    /// Every tensor takes the given share.
+    case uniform
+    /// The share rises linearly with depth: the given share at the input side of the backbone
+    /// (the patch embedding, position table and class token), `share + (1 − share) · (i + 1) / depth`
+    /// in block `i`, and all of the second checkpoint from the last block on (the final norm
+    /// and the tasks' heads). A second phase's changes to the first layers cost most of what
+    /// the first phase's image embedding knew, and its last layers hold most of what it taught.
+    case depth
+
+    /// The second checkpoint's share for the tensor `key` of `module` (`backbone`, or a task).
+    func share(_ weight: Double, module: String, key: String, depth: Int) -> Double {
+        guard self == .depth else { return weight }
+        guard module == "backbone" else { return 1 }
+        if key.hasPrefix("norm.") { return 1 }
+        if key.hasPrefix("blocks."), let index = Int(key.dropFirst("blocks.".count).prefix { $0 != "." }) {
+            return weight + (1 - weight) * Double(index + 1) / Double(depth)
+        }
+        return weight
+    }
+}
+
 extension Checkpoint {
     /// Writes to `output` the checkpoint at `end` with its networks' weights moved back toward
     /// those at `start`: every tensor of the student and the teacher becomes
-    /// `(1 − weight) · start + weight · end`.
+    /// `(1 − w) · start + w · end`, with `w = weight` (or, with the `depth` profile, rising from
+    /// `weight` at the input to 1 at the last block).
     ///
     /// This is weight-space ensembling of a fine-tuned network with the one it started from
     /// (WiSE-FT: Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022). When the
@@ -17,7 +42,9 @@ extension Checkpoint {
     /// - Throws: ``CheckpointError`` when either file is not a readable checkpoint, when their
     ///   backbones differ, when a tensor has another shape in `start`, when `weight` is outside
     ///   0…1, or when `output` names one of the inputs.
-    public static func interpolate(from start: String, to end: String, weight: Double, output: String) throws {
+    public static func interpolate(
+        from start: String, to end: String, weight: Double, profile: InterpolationProfile = .uniform, output: String
+    ) throws {
         guard weight.isFinite, (0...1).contains(weight) else {
             throw CheckpointError(path: end, problem: "cannot be interpolated with weight \(weight): the weight of the second checkpoint must lie between 0 and 1")
         }
@@ -26,7 +53,8 @@ extension Checkpoint {
             throw CheckpointError(path: input, problem: "is an input of the interpolation and would be overwritten; write it to another file")
         }
         let startFile = try open(start), endFile = try open(end)
-        guard try backboneConfiguration(at: start) == backboneConfiguration(at: end) else {
+        let backbone = try backboneConfiguration(at: end)
+        guard try backboneConfiguration(at: start) == backbone else {
             throw CheckpointError(path: start, problem: "has another backbone architecture than \(end); only checkpoints of one architecture can be interpolated")
         }
         var interpolated: [(dataset: String, tensor: Tensor)] = []
@@ -42,7 +70,8 @@ extension Checkpoint {
                     guard first.shape == second.shape else {
                         throw CheckpointError(path: start, problem: "has '\(dataset)' of shape \(first.shape), where \(end) has \(second.shape); it cannot be interpolated")
                     }
-                    interpolated.append((dataset, Float(1 - weight) * first + Float(weight) * second))
+                    let share = profile.share(weight, module: module, key: key, depth: backbone.depth)
+                    interpolated.append((dataset, Float(1 - share) * first + Float(share) * second))
                 }
             }
         }
@@ -54,7 +83,8 @@ extension Checkpoint {
             defer { file.close() }
             for (dataset, tensor) in interpolated { try file.overwrite(tensor, at: dataset) }
             let weights = [weight, 1 - weight].map { String(format: "%.6g", $0) }
-            try file.setAttribute("interpolation", "\(weights[0]) × \(end) + \(weights[1]) × \(start)")
+            let rising = profile == .depth ? ", the second's share rising with depth to 1 at the last block" : ""
+            try file.setAttribute("interpolation", "\(weights[0]) × \(end) + \(weights[1]) × \(start)\(rising)")
             try file.flush()
         }
     }

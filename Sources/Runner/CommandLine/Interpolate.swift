@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import SSLCore
 
+extension InterpolationProfile: ExpressibleByArgument {}
+
 extension SSLRun {
     struct Interpolate: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -9,9 +11,10 @@ extension SSLRun {
             discussion: """
                 Weight-space ensembling of a fine-tuned network with its starting point (WiSE-FT,
                 Wortsman et al., CVPR 2022): every student and teacher tensor becomes
-                (1 - weight) * first + weight * second. For a second phase started with
-                --init-from, it keeps part of what each phase gave:
-                  ssl-run interpolate runs/first/checkpoint.h5 runs/second/checkpoint.h5 --weight 0.9 --output runs/blend/checkpoint.h5
+                (1 - weight) * first + weight * second, or, with --profile depth, a weight that
+                rises from --weight at the patch embedding to 1 at the last block. For a second
+                phase started with --init-from, it keeps part of what each phase gave:
+                  ssl-run interpolate runs/first/checkpoint.h5 runs/second/checkpoint.h5 --weight 0.8 --profile depth --output runs/blend/checkpoint.h5
                 """)
 
         @Argument(help: "The checkpoint the second run started from.") var first: String
@@ -19,6 +22,8 @@ extension SSLRun {
         var second: String
         @Option(help: "The second checkpoint's share, from 0 (the first checkpoint's weights) to 1 (the second's).")
         var weight: Double
+        @Option(help: "uniform: every tensor takes --weight; depth: the share rises from --weight at the patch embedding to 1 at the last block (and the heads).")
+        var profile: InterpolationProfile = .uniform
         @Option(help: "The checkpoint file to write (its folder is created).") var output: String
 
         func validate() throws {
@@ -29,9 +34,10 @@ extension SSLRun {
 
         func run() throws {
             try RunFolder.create(URL(fileURLWithPath: output).deletingLastPathComponent().path)
-            try Checkpoint.interpolate(from: first, to: second, weight: weight, output: output)
+            try Checkpoint.interpolate(from: first, to: second, weight: weight, profile: profile, output: output)
             let shares = [weight, 1 - weight].map { String(format: "%.6g", $0) }
-            print("Wrote \(output): \(shares[0]) of \(second)'s weights and \(shares[1]) of \(first)'s.")
+            let rising = profile == .depth ? ", rising with depth to all of the second's at the last block" : ""
+            print("Wrote \(output): \(shares[0]) of \(second)'s weights and \(shares[1]) of \(first)'s\(rising).")
         }
     }
 }
