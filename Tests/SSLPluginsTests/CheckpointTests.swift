@@ -405,6 +405,11 @@ final class CheckpointInterpolationTests: XCTestCase {
         XCTAssertThrowsError(try Checkpoint.interpolate(from: first, to: second, weight: 1.5, output: output)) { error in
             XCTAssertTrue("\(error)".contains("must lie between 0 and 1"), "\(error)")
         }
+        let backboneFile = "\(folder!)/backbone.h5"
+        try BackboneFile.write(try BackboneFile.load(first), to: backboneFile)
+        XCTAssertThrowsError(try Checkpoint.interpolate(from: backboneFile, to: second, weight: 0.5, output: output)) { error in
+            XCTAssertTrue("\(error)".contains("holds no student network"), "\(error)")
+        }
         let before = try Data(contentsOf: URL(fileURLWithPath: second))
         XCTAssertThrowsError(try Checkpoint.interpolate(from: first, to: second, weight: 0.5, output: "\(folder!)/./second.h5")) { error in
             XCTAssertTrue("\(error)".contains("would be overwritten"), "\(error)")

@@ -13,6 +13,8 @@ import argparse
 import json
 import pathlib
 
+from figures import save_atomically
+
 PANELS = [
     ("loss", "total loss"),
     ("dino.teacher_entropy", "DINO teacher entropy (nats)"),
@@ -71,12 +73,7 @@ def main():
         axis.legend(fontsize=8)
     if arguments.title:
         figure.suptitle(arguments.title)
-    figure.tight_layout()
-    output = pathlib.Path(arguments.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(output.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=110)
-    temporary.replace(output)
+    save_atomically(figure, arguments.output)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,9 @@ extension Checkpoint {
             throw CheckpointError(path: input, problem: "is an input of the interpolation and would be overwritten; write it to another file")
         }
         let startFile = try open(start), endFile = try open(end)
+        for (path, file) in [(start, startFile), (end, endFile)] where !file.contains("student") {
+            throw CheckpointError(path: path, problem: "holds no student network (an exported backbone?); interpolate two checkpoints written by training")
+        }
         let backbone = try backboneConfiguration(at: end)
         guard try backboneConfiguration(at: start) == backbone else {
             throw CheckpointError(path: start, problem: "has another backbone architecture than \(end); only checkpoints of one architecture can be interpolated")
