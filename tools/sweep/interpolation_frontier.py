@@ -53,7 +53,7 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7.5, 5.5))
+    figure, axis = plt.subplots(figsize=(10, 5.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     print(f"{'run':<28} {'profile':<8} {'W':>5} {'k-NN@20':>8} {'retrieval':>9} {'linear':>7}")
     for index, pair in enumerate(arguments.pairs):
@@ -83,7 +83,7 @@ def main():
     axis.set_xlabel("scene retrieval mIoU (%)")
     axis.set_ylabel("k-NN@20 (%)")
     axis.set_title("Checkpoints between the two phases (dotted: the aims)")
-    axis.legend(fontsize=7, loc="lower left")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     save_atomically(figure, arguments.output)
 
 
