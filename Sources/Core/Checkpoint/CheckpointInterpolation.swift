@@ -39,12 +39,14 @@ extension Checkpoint {
     /// position are `end`'s, and the file records the interpolation in its `interpolation`
     /// attribute. The file is written atomically.
     ///
+    /// - Returns: The description recorded in the `interpolation` attribute.
     /// - Throws: ``CheckpointError`` when either file is not a readable checkpoint, when their
     ///   backbones differ, when a tensor has another shape in `start`, when `weight` is outside
     ///   0…1, or when `output` names one of the inputs.
+    @discardableResult
     public static func interpolate(
         from start: String, to end: String, weight: Double, profile: InterpolationProfile = .uniform, output: String
-    ) throws {
+    ) throws -> String {
         guard weight.isFinite, (0...1).contains(weight) else {
             throw CheckpointError(path: end, problem: "cannot be interpolated with weight \(weight): the weight of the second checkpoint must lie between 0 and 1")
         }
@@ -80,15 +82,17 @@ extension Checkpoint {
         }
         startFile.close()
         endFile.close()
+        let shares = [weight, 1 - weight].map { String(format: "%.6g", $0) }
+        let rising = profile == .depth ? ", the second's share rising with depth to 1 at the last block" : ""
+        let description = "\(shares[0]) × \(end) + \(shares[1]) × \(start)\(rising)"
         try AtomicFile.write(to: output) { temporary in
             try FileManager.default.copyItem(atPath: end, toPath: temporary)
             let file = try HDF5File(path: temporary, mode: .readWrite)
             defer { file.close() }
             for (dataset, tensor) in interpolated { try file.overwrite(tensor, at: dataset) }
-            let weights = [weight, 1 - weight].map { String(format: "%.6g", $0) }
-            let rising = profile == .depth ? ", the second's share rising with depth to 1 at the last block" : ""
-            try file.setAttribute("interpolation", "\(weights[0]) × \(end) + \(weights[1]) × \(start)\(rising)")
+            try file.setAttribute("interpolation", description)
             try file.flush()
         }
+        return description
     }
 }

@@ -34,10 +34,8 @@ extension SSLRun {
 
         func run() throws {
             try RunFolder.create(URL(fileURLWithPath: output).deletingLastPathComponent().path)
-            try Checkpoint.interpolate(from: first, to: second, weight: weight, profile: profile, output: output)
-            let shares = [weight, 1 - weight].map { String(format: "%.6g", $0) }
-            let rising = profile == .depth ? ", rising with depth to all of the second's at the last block" : ""
-            print("Wrote \(output): \(shares[0]) of \(second)'s weights and \(shares[1]) of \(first)'s\(rising).")
+            let description = try Checkpoint.interpolate(from: first, to: second, weight: weight, profile: profile, output: output)
+            print("Wrote \(output): \(description).")
         }
     }
 }
