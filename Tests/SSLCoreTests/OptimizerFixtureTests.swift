@@ -1,3 +1,4 @@
+import Foundation
 import SSLCore
 import SSLTestSupport
 import XCTest
@@ -28,6 +29,71 @@ final class OptimizerFixtureTests: XCTestCase {
         XCTAssertTrue(groups[0].parameters.contains { $0.name == "cls_token" }, "cls_token is decayed")
         XCTAssertTrue(groups[0].parameters.contains { $0.name == "pos_embed" }, "pos_embed is decayed")
         XCTAssertEqual(groups[0].parameters.count + groups[1].parameters.count, model.namedParameters().count)
+    }
+
+    /// MAE's `param_groups_lrd` (`util/lr_decay.py`) on a ViT of depth d: the patch embedding,
+    /// positions and class token learn at decay^(d+1), block i at decay^(d−i), the rest at 1;
+    /// each weight-decay group is split, never merged.
+    func testLayerDecayScalesEachLayersLearningRate() throws {
+        let depth = model.configuration.depth
+        let student = model.namedParameters().map { (name: "backbone.\($0.name)", tensor: $0.tensor) }
+            + [(name: "dino.head.mlp.0.weight", tensor: Tensor.zeros([2, 2])), (name: "dino.head.mlp.0.bias", tensor: Tensor.zeros([2]))]
+        for parameter in student { parameter.tensor.requiresGradient = true }
+        let decay = 0.5
+        let groups = ParameterGroup.layerDecayed(ParameterGroup.dinoGroups(student), decay: decay, depth: depth)
+        var multipliers: [String: (learningRate: Double, weightDecay: Double)] = [:]
+        for group in groups {
+            for parameter in group.parameters {
+                XCTAssertNil(multipliers[parameter.name], "\(parameter.name) in two groups")
+                multipliers[parameter.name] = (group.learningRateMultiplier, group.weightDecayMultiplier)
+            }
+        }
+        XCTAssertEqual(multipliers.count, student.count)
+        func expected(_ name: String) -> Double {
+            if name.hasPrefix("backbone.patch_embed") || name == "backbone.cls_token" || name == "backbone.pos_embed" {
+                return pow(decay, Double(depth + 1))
+            }
+            for block in 0..<depth where name.hasPrefix("backbone.blocks.\(block).") { return pow(decay, Double(depth - block)) }
+            return 1
+        }
+        for parameter in student {
+            let (learningRate, weightDecay) = try XCTUnwrap(multipliers[parameter.name])
+            XCTAssertEqual(learningRate, expected(parameter.name), accuracy: 1e-15, parameter.name)
+            let exempt = parameter.name.hasSuffix(".bias") || parameter.tensor.rank == 1
+            XCTAssertEqual(weightDecay, exempt ? 0 : 1, parameter.name)
+        }
+        XCTAssertEqual(multipliers["backbone.blocks.\(depth - 1).attn.qkv.weight"]?.learningRate, decay)
+        XCTAssertEqual(multipliers["backbone.norm.weight"]?.learningRate, 1)
+    }
+
+    /// A group's learning-rate multiplier is exactly a smaller learning rate for its parameters.
+    func testAGroupsLearningRateMultiplierEqualsASmallerRate() {
+        func stepped(learningRate: Double, multiplier: Double) -> [Float] {
+            let parameter = Tensor(shape: [3], elements: [0.5, -1, 2])
+            parameter.requiresGradient = true
+            parameter.gradient = Tensor(shape: [3], elements: [0.3, 0.1, -0.2])
+            let optimizer = AdamW(
+                groups: [ParameterGroup(parameters: [("p", parameter)], learningRateMultiplier: multiplier)],
+                learningRate: learningRate, weightDecay: 0.1)
+            optimizer.step()
+            return parameter.elements
+        }
+        XCTAssertEqual(stepped(learningRate: 0.01, multiplier: 0.25), stepped(learningRate: 0.0025, multiplier: 1))
+        XCTAssertNotEqual(stepped(learningRate: 0.01, multiplier: 0.25), stepped(learningRate: 0.01, multiplier: 1))
+    }
+
+    /// Configurations written before layer decay existed decode with it off; a set value survives.
+    func testLayerDecayDecodesWhenAbsentAndRoundTrips() throws {
+        var optimization = OptimizationConfiguration()
+        optimization.layerDecay = 0.65
+        let encoded = try JSONEncoder().encode(optimization)
+        XCTAssertEqual(try JSONDecoder().decode(OptimizationConfiguration.self, from: encoded), optimization)
+        var fields = try XCTUnwrap(JSONSerialization.jsonObject(with: encoded) as? [String: Any])
+        XCTAssertNotNil(fields.removeValue(forKey: "layerDecay"))
+        let older = try JSONDecoder().decode(OptimizationConfiguration.self, from: JSONSerialization.data(withJSONObject: fields))
+        XCTAssertEqual(older.layerDecay, 1)
+        optimization.layerDecay = 0
+        XCTAssertThrowsError(try optimization.validate()) { XCTAssertTrue("\($0)".contains("--layer-decay"), "\($0)") }
     }
 
     func testPerParameterClipping() throws {

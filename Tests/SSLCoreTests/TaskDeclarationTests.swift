@@ -58,10 +58,13 @@ final class TaskDeclarationTests: XCTestCase {
         TaskSetup(backbone: backbone, views: views, epochs: 1, iterationsPerEpoch: 4, seed: 3)
     }
 
-    private func makeTrainer(views: ViewPlan = ViewPlan(globalCount: 1, globalSize: 16)) throws -> (Trainer, ProbeTask) {
+    private func makeTrainer(
+        views: ViewPlan = ViewPlan(globalCount: 1, globalSize: 16), layerDecay: Double = 1
+    ) throws -> (Trainer, ProbeTask) {
         let setup = setup(views: views)
         let task = try ProbeTask(configuration: .init(), setup: setup)
         var optimization = OptimizationConfiguration()
+        optimization.layerDecay = layerDecay
         optimization.warmup = .epochs(0)
         optimization.teacherMomentum = 0.5
         optimization.finalTeacherMomentum = 0.5
@@ -110,6 +113,25 @@ final class TaskDeclarationTests: XCTestCase {
             XCTAssertNotNil(task.head.weight.gradient, "step \(iteration) leaves its gradient")
         }
         XCTAssertEqual(task.headHadGradient, [false, false])
+    }
+
+    /// With layer decay the trainer's groups give the patch embedding, the block and the task's
+    /// head their own rates; without it every rate is the optimizer's.
+    func testTheTrainerAppliesLayerDecay() throws {
+        func rates(layerDecay: Double) throws -> [String: Double] {
+            let (trainer, _) = try makeTrainer(layerDecay: layerDecay)
+            var rates: [String: Double] = [:]
+            for group in trainer.optimizer.groups {
+                for parameter in group.parameters { rates[parameter.name] = group.learningRateMultiplier }
+            }
+            return rates
+        }
+        let decayed = try rates(layerDecay: 0.5)
+        XCTAssertEqual(decayed["backbone.patch_embed.proj.weight"], 0.25)
+        XCTAssertEqual(decayed["backbone.cls_token"], 0.25)
+        XCTAssertEqual(decayed["backbone.blocks.0.mlp.fc1.weight"], 0.5)
+        XCTAssertEqual(decayed["probe.head.weight"], 1)
+        XCTAssertEqual(Set(try rates(layerDecay: 1).values), [1])
     }
 
     func testAHeadThatIsItsOwnTeacherIsRefused() {

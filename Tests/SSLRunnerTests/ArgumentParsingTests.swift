@@ -14,7 +14,7 @@ final class ArgumentParsingTests: XCTestCase {
         "--warmup-epochs", "--subset", "--save-every", "--max-steps", "--eval-every", "--log-every", "--loader-threads",
         "--dino.out-dim", "--dino.hidden-dim", "--dino.head-layers",
     ]
-    static let realFlags = ["--lr", "--teacher-momentum", "--drop-path-rate", "--collective-timeout", "--weights"]
+    static let realFlags = ["--lr", "--teacher-momentum", "--layer-decay", "--drop-path-rate", "--collective-timeout", "--weights"]
 
     func testNoIntegerValueTraps() throws {
         var generator = RandomGenerator(seed: 7)

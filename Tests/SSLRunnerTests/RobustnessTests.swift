@@ -165,6 +165,7 @@ final class RobustnessTests: XCTestCase {
             ["--loader-threads", "100000"], ["--epochs", "9223372036854775807"], ["--config", config, "--preset", "bogus"],
             ["--dino.hidden-dim", "10000000000"], ["--lr", "nan"], ["--lr", "-1"], ["--max-steps", "0"],
             ["--teacher-momentum", "2"], ["--drop-path-rate", "5"], ["--weights", "dino=0"], ["--weights", "dino=1,dino=2"],
+            ["--layer-decay", "0"], ["--layer-decay", "1.5"],
         ]
         for extra in cases {
             let result = try CommandLine.runBounded(Self.tiny + ["--subset", "16", "--output", "\(folder)/run"] + extra, seconds: 60)

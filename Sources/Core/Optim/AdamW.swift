@@ -34,6 +34,34 @@ public struct ParameterGroup {
             ParameterGroup(parameters: trainable.filter(isExempt), weightDecayMultiplier: 0),
         ]
     }
+
+    /// `groups` split by backbone layer, each part's learning rate multiplied by
+    /// `decay^(depth + 1 − layer)`: layer 0 is the patch embedding (with its stem), the position
+    /// table and the class token (`backbone.patch_embed.*`, `backbone.pos_embed`,
+    /// `backbone.cls_token`), layer `i + 1` is `backbone.blocks.i.*`, and everything else (the
+    /// final norm, the heads) is layer `depth + 1`, at the full rate. The layer ids of MAE's
+    /// `get_layer_id_for_vit` (`util/lr_decay.py`). Empty parts are dropped.
+    public static func layerDecayed(_ groups: [ParameterGroup], decay: Double, depth: Int) -> [ParameterGroup] {
+        groups.flatMap { group in
+            Dictionary(grouping: group.parameters) { layer(of: $0.name, depth: depth) }
+                .sorted { $0.key < $1.key }
+                .map { layer, parameters in
+                    ParameterGroup(
+                        parameters: parameters, weightDecayMultiplier: group.weightDecayMultiplier,
+                        learningRateMultiplier: group.learningRateMultiplier * pow(decay, Double(depth + 1 - layer)))
+                }
+        }
+    }
+
+    /// The layer of the student parameter `name` for ``layerDecayed(_:decay:depth:)``.
+    static func layer(of name: String, depth: Int) -> Int {
+        let inputs = ["backbone.patch_embed.", "backbone.pos_embed", "backbone.cls_token"]
+        if inputs.contains(where: name.hasPrefix) { return 0 }
+        let blockPrefix = "backbone.blocks."
+        guard name.hasPrefix(blockPrefix) else { return depth + 1 }
+        let index = name.dropFirst(blockPrefix.count).prefix { $0 != "." }
+        return Int(index).map { min($0 + 1, depth + 1) } ?? depth + 1
+    }
 }
 
 /// Adam with decoupled weight decay (Loshchilov & Hutter), as `torch.optim.AdamW`:

@@ -102,6 +102,7 @@ extension OptimizationConfiguration {
         try require((0...1).contains(teacherMomentum), "--teacher-momentum", teacherMomentum, "must be in [0, 1]")
         try require((0...1).contains(finalTeacherMomentum), "finalTeacherMomentum", finalTeacherMomentum, "must be in [0, 1]")
         try require(clipGradient.isFinite && clipGradient >= 0, "clipGradient", clipGradient, "must be 0 or more")
+        try require(layerDecay > 0 && layerDecay <= 1, "--layer-decay", layerDecay, "must be in (0, 1] (1 turns it off)")
     }
 }
 

@@ -24,8 +24,40 @@ public struct OptimizationConfiguration: Codable, Sendable, Equatable {
     /// Decay every parameter (MoCo v3) instead of exempting biases and 1-D tensors (DINO).
     public var decayAllParameters = false
     public var teacherUpdate = TeacherUpdate.afterStep
+    /// Layer-wise learning-rate decay, in (0, 1]: the learning rate of backbone block `i` (of
+    /// `depth`) is multiplied by `layerDecay^(depth − i)`, that of the patch embedding, position
+    /// table and class token by `layerDecay^(depth + 1)`; the final norm and the heads keep the
+    /// full rate. 1 (the default) turns it off. The fine-tuning recipe of BEiT (Bao et al.,
+    /// ICLR 2022) and MAE (`param_groups_lrd` in MAE's `util/lr_decay.py`): a network that
+    /// starts from trained weights changes its first layers least.
+    public var layerDecay = 1.0
 
     public init() {}
+}
+
+extension OptimizationConfiguration {
+    enum CodingKeys: String, CodingKey {
+        case learningRate, minimumLearningRate, warmup, warmupRamp, weightDecay, finalWeightDecay, teacherMomentum
+        case finalTeacherMomentum, clipGradient, decayAllParameters, teacherUpdate, layerDecay
+    }
+
+    /// Decodes a configuration; `layerDecay` may be absent (configurations and checkpoints
+    /// written before it existed), meaning 1: no decay.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        learningRate = try container.decode(Double.self, forKey: .learningRate)
+        minimumLearningRate = try container.decode(Double.self, forKey: .minimumLearningRate)
+        warmup = try container.decode(TrainingSpan.self, forKey: .warmup)
+        warmupRamp = try container.decode(WarmupRamp.self, forKey: .warmupRamp)
+        weightDecay = try container.decode(Double.self, forKey: .weightDecay)
+        finalWeightDecay = try container.decode(Double.self, forKey: .finalWeightDecay)
+        teacherMomentum = try container.decode(Double.self, forKey: .teacherMomentum)
+        finalTeacherMomentum = try container.decode(Double.self, forKey: .finalTeacherMomentum)
+        clipGradient = try container.decode(Double.self, forKey: .clipGradient)
+        decayAllParameters = try container.decode(Bool.self, forKey: .decayAllParameters)
+        teacherUpdate = try container.decode(TeacherUpdate.self, forKey: .teacherUpdate)
+        layerDecay = try container.decodeIfPresent(Double.self, forKey: .layerDecay) ?? 1
+    }
 }
 
 /// A task with its loss weight.
@@ -161,9 +193,12 @@ public final class Trainer {
             teacher = nil
         }
         let parameters = student.namedParameters()
-        let groups = optimization.decayAllParameters
+        let decayGroups = optimization.decayAllParameters
             ? [ParameterGroup(parameters: parameters.filter { $0.tensor.requiresGradient })]
             : ParameterGroup.dinoGroups(parameters)
+        let groups = optimization.layerDecay == 1
+            ? decayGroups
+            : ParameterGroup.layerDecayed(decayGroups, decay: optimization.layerDecay, depth: backbone.configuration.depth)
         let peak = optimization.learningRate * Double(globalBatchSize) / 256
         learningRateSchedule = CosineSchedule(
             base: peak, final: optimization.minimumLearningRate, iterations: setup.totalIterations,

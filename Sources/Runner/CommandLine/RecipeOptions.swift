@@ -254,6 +254,8 @@ struct OptimisationOptions: ParsableArguments {
             help: "The learning rate's warm-up: epochs (10), steps (200 steps) or a share of the run (10%).")
     var warmup: TrainingSpan?
     @Option(parsing: .unconditional, help: "Starting teacher EMA momentum.") var teacherMomentum: Double?
+    @Option(parsing: .unconditional, help: "Layer-wise learning-rate decay in (0, 1]: block i of d learns at decay^(d − i) of the rate, the patch embedding at decay^(d + 1), the heads at the full rate; for runs that start from trained weights (--init-from). (default: 1, off)")
+    var layerDecay: Double?
     @Option(help: "Operand format of the step's matrix products: fp32, or bf16 (rounded operands, float32 sums; float32 without AVX512_BF16). (default: fp32)")
     var precision: BLAS.Precision?
 
@@ -261,6 +263,7 @@ struct OptimisationOptions: ParsableArguments {
     var givenFlags: [String] {
         flagsGiven([
             ("--batch-size", batchSize), ("--warmup", warmup), ("--teacher-momentum", teacherMomentum), ("--precision", precision),
+            ("--layer-decay", layerDecay),
         ])
     }
 
@@ -270,6 +273,7 @@ struct OptimisationOptions: ParsableArguments {
         if let lr { recipe.optimization.learningRate = lr }
         if let warmup { recipe.optimization.warmup = warmup }
         if let teacherMomentum { recipe.optimization.teacherMomentum = teacherMomentum }
+        if let layerDecay { recipe.optimization.layerDecay = layerDecay }
         if let precision { recipe.precision = precision }
     }
 }
