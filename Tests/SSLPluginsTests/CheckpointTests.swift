@@ -385,7 +385,7 @@ final class CheckpointInterpolationTests: XCTestCase {
         let first = try checkpoint(recipe(tasks: ["dino"]), named: "first", seed: 1)
         let second = try checkpoint(recipe(tasks: ["dino"]), named: "second", from: first, seed: 2)
         for (weight, source) in [(0.0, first), (1.0, second)] {
-            let output = "\(folder!)/at-\(weight).h5"
+            let output = "\(folder!)/ends/at-\(weight).h5"  // the folder is created
             try Checkpoint.interpolate(from: first, to: second, weight: weight, output: output)
             let expected = try Checkpoint.networkState(at: source, network: "teacher")
             for (key, tensor) in try Checkpoint.networkState(at: output, network: "teacher") {
@@ -398,7 +398,7 @@ final class CheckpointInterpolationTests: XCTestCase {
         let first = try checkpoint(recipe(tasks: ["dino"]), named: "first", seed: 1)
         let second = try checkpoint(recipe(tasks: ["dino"]), named: "second", from: first, seed: 2)
         let wider = try checkpoint(recipe(tasks: ["dino"], embedDimension: 32), named: "wider", seed: 3)
-        let output = "\(folder!)/interpolated.h5"
+        let output = "\(folder!)/blend/interpolated.h5"
         XCTAssertThrowsError(try Checkpoint.interpolate(from: wider, to: second, weight: 0.5, output: output)) { error in
             XCTAssertTrue("\(error)".contains("another backbone architecture"), "\(error)")
         }
@@ -415,6 +415,6 @@ final class CheckpointInterpolationTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("would be overwritten"), "\(error)")
         }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: second)), before)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: output))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(folder!)/blend"), "no output folder left behind")
     }
 }

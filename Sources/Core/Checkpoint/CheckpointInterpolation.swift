@@ -85,6 +85,7 @@ extension Checkpoint {
         let shares = [weight, 1 - weight].map { String(format: "%.6g", $0) }
         let rising = profile == .depth ? ", the second's share rising with depth to 1 at the last block" : ""
         let description = "\(shares[0]) × \(end) + \(shares[1]) × \(start)\(rising)"
+        try RunFolder.create(URL(fileURLWithPath: output).deletingLastPathComponent().path)
         try AtomicFile.write(to: output) { temporary in
             try FileManager.default.copyItem(atPath: end, toPath: temporary)
             let file = try HDF5File(path: temporary, mode: .readWrite)

@@ -33,7 +33,6 @@ extension SSLRun {
         }
 
         func run() throws {
-            try RunFolder.create(URL(fileURLWithPath: output).deletingLastPathComponent().path)
             let description = try Checkpoint.interpolate(from: first, to: second, weight: weight, profile: profile, output: output)
             print("Wrote \(output): \(description).")
         }
