@@ -82,9 +82,15 @@ public enum Checkpoint {
 
     /// The backbone architecture of the run stored in the checkpoint at `path`.
     static func backboneConfiguration(at path: String) throws -> VisionTransformerConfiguration {
+        try backboneConfiguration(in: try open(path), path: path)
+    }
+
+    /// The backbone architecture of the run stored in the open checkpoint `file` (read from
+    /// `path`, which errors name).
+    static func backboneConfiguration(in file: HDF5File, path: String) throws -> VisionTransformerConfiguration {
         struct Stored: Decodable { var backbone: VisionTransformerConfiguration }
         do {
-            return try JSONDecoder().decode(Stored.self, from: Data(try configurationJSON(at: path).utf8)).backbone
+            return try JSONDecoder().decode(Stored.self, from: Data(try file.stringAttribute("configuration").utf8)).backbone
         } catch let error as DecodingError {
             throw CheckpointError(path: path, problem: "its configuration attribute has no valid backbone (\(error))")
         }

@@ -58,8 +58,8 @@ extension Checkpoint {
         for (path, file) in [(start, startFile), (end, endFile)] where !file.contains("student") {
             throw CheckpointError(path: path, problem: "holds no student network (an exported backbone?); interpolate two checkpoints written by training")
         }
-        let backbone = try backboneConfiguration(at: end)
-        guard try backboneConfiguration(at: start) == backbone else {
+        let backbone = try backboneConfiguration(in: endFile, path: end)
+        guard try backboneConfiguration(in: startFile, path: start) == backbone else {
             throw CheckpointError(path: start, problem: "has another backbone architecture than \(end); only checkpoints of one architecture can be interpolated")
         }
         var interpolated: [(dataset: String, tensor: Tensor)] = []
