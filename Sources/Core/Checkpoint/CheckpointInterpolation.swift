@@ -17,7 +17,7 @@ public enum InterpolationProfile: String, Sendable, CaseIterable {
         guard self == .depth else { return weight }
         guard module == "backbone" else { return 1 }
         if key.hasPrefix("norm.") { return 1 }
-        if key.hasPrefix("blocks."), let index = Int(key.dropFirst("blocks.".count).prefix { $0 != "." }) {
+        if let index = VisionTransformer.blockIndex(of: key) {
             return weight + (1 - weight) * Double(index + 1) / Double(depth)
         }
         return weight

@@ -116,6 +116,16 @@ extension VisionTransformerConfiguration {
     }
 }
 
+extension VisionTransformer {
+    /// The block holding the backbone parameter `key` (`blocks.3.attn.qkv.weight` → 3), or
+    /// `nil` for a parameter outside the blocks.
+    public static func blockIndex(of key: some StringProtocol) -> Int? {
+        let prefix = "blocks."
+        guard key.hasPrefix(prefix) else { return nil }
+        return Int(key.dropFirst(prefix.count).prefix { $0 != "." })
+    }
+}
+
 /// The patch embedding: a convolution with kernel = stride = patch size, as patches + one GEMM,
 /// after an optional convolutional stem.
 public final class PatchEmbed: Module {

@@ -55,12 +55,11 @@ public struct ParameterGroup {
 
     /// The layer of the student parameter `name` for ``layerDecayed(_:decay:depth:)``.
     static func layer(of name: String, depth: Int) -> Int {
-        let inputs = ["backbone.patch_embed.", "backbone.pos_embed", "backbone.cls_token"]
-        if inputs.contains(where: name.hasPrefix) { return 0 }
-        let blockPrefix = "backbone.blocks."
-        guard name.hasPrefix(blockPrefix) else { return depth + 1 }
-        let index = name.dropFirst(blockPrefix.count).prefix { $0 != "." }
-        return Int(index).map { min($0 + 1, depth + 1) } ?? depth + 1
+        let prefix = "backbone."
+        guard name.hasPrefix(prefix) else { return depth + 1 }
+        let key = name.dropFirst(prefix.count)
+        if let block = VisionTransformer.blockIndex(of: key) { return min(block + 1, depth + 1) }
+        return ["patch_embed.", "pos_embed", "cls_token"].contains(where: key.hasPrefix) ? 0 : depth + 1
     }
 }
 
