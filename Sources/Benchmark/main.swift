@@ -157,43 +157,52 @@ extension Benchmark {
             for _ in 0..<w.steps { step() }
             let elapsed = (MonotonicClock.seconds - start) / Double(w.steps)
             let peak = MemoryUsage.peakResidentBytes
-            let flops = 3 * forwardFLOPs(w)
+            let flops = stepFLOPs(w)
             print(
                 "\(w.label): \(format(elapsed * 1000)) ms/step, \(format(Double(w.batch) / elapsed)) images/s, "
                     + "\(format(flops / elapsed / 1e9)) GFLOP/s, peak RSS \(format(Double(peak) / 1e6)) MB "
                     + "(\(format(Double(peak - baseline) / 1e6)) MB above the step's start)")
         }
 
-        /// Multiply-add FLOPs of the forward GEMMs (patch embedding, qkv, attention, proj, MLP).
-        static func forwardFLOPs(_ w: ViTWorkload) -> Double {
+        /// Multiply-add FLOPs of the step's products: the blocks' (qkv, attention, proj, MLP)
+        /// forward and both gradients, and the patch embedding's forward and weight gradient (the
+        /// images need no gradient).
+        static func stepFLOPs(_ w: ViTWorkload) -> Double {
             let length = Double((w.image / w.patch) * (w.image / w.patch) + 1)
             let tokens = Double(w.batch) * length, d = Double(w.dimension)
             let perBlock = 2 * tokens * d * (3 * d + d + 8 * d) + 4 * Double(w.batch) * length * length * d
             let embed = 2 * Double(w.batch) * (length - 1) * Double(3 * w.patch * w.patch) * d
-            return embed + Double(w.depth) * perBlock
+            return 2 * embed + 3 * Double(w.depth) * perBlock
         }
     }
 
     struct GEMM: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "gemm",
-            abstract: "sgemm GFLOP/s of each library at the ViT layer shapes (the roofline), split across cores as the engine splits them.")
+            abstract: "sgemm GFLOP/s of each library at the shapes of the ViT step's products outside attention (the roofline), split across cores as the engine splits them.")
         @OptionGroup var workload: ViTWorkload
 
         func run() { Self.roofline(for: workload) }
 
-        /// The forward, input-gradient and weight-gradient products of the qkv, fc1 and fc2
-        /// layers, a line each with every library's median GFLOP/s over 5 rounds (the libraries
-        /// alternating within each round).
+        /// Every product of the ViT step outside attention: the forward, input-gradient and
+        /// weight-gradient products of each block's qkv, proj, fc1 and fc2 layers, and the patch
+        /// embedding's forward and weight-gradient products (the images need no gradient). A line
+        /// each, with how many times a step runs it and every library's median GFLOP/s over 5
+        /// rounds (the libraries alternating within each round).
         static func roofline(for w: ViTWorkload) {
-            let tokens = w.batch * ((w.image / w.patch) * (w.image / w.patch) + 1)
+            let patches = (w.image / w.patch) * (w.image / w.patch)
+            let tokens = w.batch * (patches + 1)
             let d = w.dimension
-            let shapes =
+            let embedding = ProductShape.layer("patch_embed", rows: w.batch * patches, inputs: 3 * w.patch * w.patch, outputs: d)
+                .filter { !$0.name.hasSuffix("input gradient") }
+            let blocks =
                 ProductShape.layer("qkv", rows: tokens, inputs: d, outputs: 3 * d)
+                + ProductShape.layer("proj", rows: tokens, inputs: d, outputs: d)
                 + ProductShape.layer("fc1", rows: tokens, inputs: d, outputs: 4 * d)
                 + ProductShape.layer("fc2", rows: tokens, inputs: 4 * d, outputs: d)
+            let shapes = embedding.map { ($0, 1) } + blocks.map { ($0, w.depth) }
             print("  sgemm GFLOP/s (" + BLAS.Library.allCases.map(\.rawValue).joined(separator: ", ") + "):")
-            for shape in shapes {
+            for (shape, timesPerStep) in shapes {
                 let a = TensorStorage(count: shape.m * shape.k, repeating: 0.5)
                 let b = TensorStorage(count: shape.k * shape.n, repeating: 0.25)
                 let c = TensorStorage(count: shape.m * shape.n, repeating: 0)
@@ -215,7 +224,7 @@ extension Benchmark {
                     }
                 }
                 let medians = BLAS.Library.allCases.map { library in median(rates[library]!) }
-                print("    \(shape.name) \(shape.m)x\(shape.n)x\(shape.k): " + medians.map { format($0) }.joined(separator: ", "))
+                print("    \(shape.name) \(shape.m)x\(shape.n)x\(shape.k) x\(timesPerStep): " + medians.map { format($0) }.joined(separator: ", "))
             }
         }
     }

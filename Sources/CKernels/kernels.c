@@ -83,11 +83,23 @@ void ssl_exp(const float *x, float *y, int64_t count) {
     for (int64_t i = 0; i < count; i++) y[i] = exp_approx(x[i]);
 }
 
+// GELU's Gaussian CDF, Φ(v), and density, φ(v).
+static inline float gaussian_cdf(float v) { return 0.5f * (1.0f + erf_approx(v * 0.70710678118654752f)); }
+static inline float gaussian_density(float v) { return 0.39894228040143268f * exp_approx(-0.5f * v * v); }
+
 SSL_MULTIVERSION
-void ssl_gelu_forward(const float *x, float *y, int64_t count) {
-    for (int64_t i = 0; i < count; i++) {
-        float v = x[i];
-        y[i] = 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f));
+void ssl_gelu_forward(const float *x, const float *bias, float *y, int64_t rows, int64_t columns) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *in = x + r * columns;
+        float *out = y + r * columns;
+        if (bias) {
+            for (int64_t c = 0; c < columns; c++) {
+                float v = in[c] + bias[c];
+                out[c] = v * gaussian_cdf(v);
+            }
+        } else {
+            for (int64_t c = 0; c < columns; c++) out[c] = in[c] * gaussian_cdf(in[c]);
+        }
     }
 }
 
@@ -95,20 +107,39 @@ SSL_MULTIVERSION
 void ssl_gelu_backward(const float *x, const float *dy, float *dx, int64_t count) {
     for (int64_t i = 0; i < count; i++) {
         float v = x[i];
-        float cdf = 0.5f * (1.0f + erf_approx(v * 0.70710678118654752f));
-        float pdf = 0.39894228040143268f * exp_approx(-0.5f * v * v);
-        dx[i] = dy[i] * (cdf + v * pdf);
+        dx[i] = dy[i] * (gaussian_cdf(v) + v * gaussian_density(v));
     }
 }
 
 SSL_MULTIVERSION
-void ssl_gelu_forward_backward(const float *x, const float *dy, float *y, float *dx, int64_t count) {
-    for (int64_t i = 0; i < count; i++) {
-        float v = x[i];
-        float cdf = 0.5f * (1.0f + erf_approx(v * 0.70710678118654752f));
-        float pdf = 0.39894228040143268f * exp_approx(-0.5f * v * v);
-        y[i] = v * cdf;
-        dx[i] = dy[i] * (cdf + v * pdf);
+void ssl_gelu_forward_backward(const float *x, const float *bias, const float *dy, float *y, float *dx,
+                               float *biasGradient, int64_t rows, int64_t columns) {
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t offset = r * columns;
+        for (int64_t c = 0; c < columns; c++) {
+            float v = bias ? x[offset + c] + bias[c] : x[offset + c];
+            float cdf = gaussian_cdf(v);
+            y[offset + c] = v * cdf;
+            dx[offset + c] = dy[offset + c] * (cdf + v * gaussian_density(v));
+        }
+        if (biasGradient) {
+            for (int64_t c = 0; c < columns; c++) biasGradient[c] += dx[offset + c];
+        }
+    }
+}
+
+// MARK: - Linear layers' epilogue
+
+SSL_MULTIVERSION
+void ssl_add_bias_and_residual(float *y, const float *bias, const float *residual, int64_t rows, int64_t columns) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *line = y + r * columns;
+        const float *skip = residual + r * columns;
+        if (bias) {
+            for (int64_t c = 0; c < columns; c++) line[c] = skip[c] + (line[c] + bias[c]);
+        } else {
+            for (int64_t c = 0; c < columns; c++) line[c] = skip[c] + line[c];
+        }
     }
 }
 

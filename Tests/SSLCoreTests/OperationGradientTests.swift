@@ -70,6 +70,41 @@ final class OperationGradientTests: XCTestCase {
         checkGradients(of: [random([2, 3, 4], scale: 2), random([5, 4]), random([5])]) {
             $0[0].geluLinear(weight: $0[1], bias: $0[2])
         }
+        checkGradients(of: [random([2, 3, 4]), random([5, 4]), random([5]), random([2, 3, 5])]) {
+            $0[0].linear(weight: $0[1], bias: $0[2], addingTo: $0[3])
+        }
+        checkGradients(of: [random([3, 4]), random([2, 4]), random([3, 2])]) { $0[0].linear(weight: $0[1], addingTo: $0[2]) }
+        checkGradients(of: [random([2, 3, 4], scale: 2), random([5, 4]), random([5]), random([2, 3, 5]), random([4])]) {
+            $0[0].geluLinear(preActivationBias: $0[4], weight: $0[1], bias: $0[2], addingTo: $0[3])
+        }
+        checkGradients(of: [random([3, 4], scale: 2), random([4]), random([2, 4])]) {
+            $0[0].geluLinear(preActivationBias: $0[1], weight: $0[2])
+        }
+    }
+
+    /// A skip connection added in the product's pass rounds as `residual + linear(x)` does: over
+    /// rows enough to split across threads, and a depth the product sums in one block, the two
+    /// agree to the last bit, forward and backward.
+    func testLinearAddingAResidualEqualsItsPartsExactly() throws {
+        let input = random([3000, 64]), weight = random([48, 64]), bias = random([48]), residual = random([3000, 48], scale: 4)
+        let upstream = random([3000, 48])
+        func values(_ fused: Bool) throws -> [[Float]] {
+            let leaves = [input, weight, bias, residual].map { tensor -> Tensor in
+                let copy = tensor.copy()
+                copy.requiresGradient = true
+                return copy
+            }
+            let output = fused
+                ? leaves[0].linear(weight: leaves[1], bias: leaves[2], addingTo: leaves[3])
+                : leaves[3] + leaves[0].linear(weight: leaves[1], bias: leaves[2])
+            output.backward(seed: upstream)
+            return try [output.elements] + leaves.map { try XCTUnwrap($0.gradient).elements }
+        }
+        let fused = try values(true), parts = try values(false)
+        for (index, name) in ["output", "input gradient", "weight gradient", "bias gradient", "residual gradient"].enumerated() {
+            let differing = zip(fused[index], parts[index]).filter { $0 != $1 }.count
+            XCTAssertEqual(differing, 0, "\(name): \(differing) of \(fused[index].count) elements differ")
+        }
     }
 
     /// The fused GELU + linear computes the activation and its input's gradient in one kernel;
@@ -94,6 +129,32 @@ final class OperationGradientTests: XCTestCase {
         for (index, name) in ["input", "weight", "bias"].enumerated() {
             let differing = zip(fused[index], parts[index]).filter { $0 != $1 }.count
             XCTAssertEqual(differing, 0, "\(name) gradient: \(differing) of \(fused[index].count) elements differ")
+        }
+    }
+
+    /// The MLP's middle as a training block runs it (the first layer's bias added in the
+    /// activation's pass, the skip connection in the second layer's) equals its parts to the last
+    /// bit, forward and backward, over rows enough to split across threads.
+    func testGELULinearWithBiasAndResidualEqualsItsPartsExactly() throws {
+        let input = random([3000, 96], scale: 3), shift = random([96]), weight = random([32, 96]), bias = random([32])
+        let residual = random([3000, 32], scale: 4), upstream = random([3000, 32])
+        func values(_ fused: Bool) throws -> [[Float]] {
+            let leaves = [input, weight, bias, residual, shift].map { tensor -> Tensor in
+                let copy = tensor.copy()
+                copy.requiresGradient = true
+                return copy
+            }
+            let output = fused
+                ? leaves[0].geluLinear(preActivationBias: leaves[4], weight: leaves[1], bias: leaves[2], addingTo: leaves[3])
+                : leaves[3] + (leaves[0] + leaves[4]).gelu().linear(weight: leaves[1], bias: leaves[2])
+            output.backward(seed: upstream)
+            return try [output.elements] + leaves.map { try XCTUnwrap($0.gradient).elements }
+        }
+        let fused = try values(true), parts = try values(false)
+        let names = ["output", "input gradient", "weight gradient", "bias gradient", "residual gradient", "pre-activation bias gradient"]
+        for (index, name) in names.enumerated() {
+            let differing = zip(fused[index], parts[index]).filter { $0 != $1 }.count
+            XCTAssertEqual(differing, 0, "\(name): \(differing) of \(fused[index].count) elements differ")
         }
     }
 

@@ -78,34 +78,42 @@ final class VisionTransformerFixtureTests: XCTestCase {
         return model
     }
 
+    /// Each input size twice: with a recorder, comparing every activation, and without one, the
+    /// path training takes (the skip connections added in the output projections' pass); both
+    /// compare the output, the loss and every gradient.
     private func checkFixture(_ name: String, inputSizes: [Int]) throws {
         let file = try Fixtures.open(name)
         let model = try Self.model(from: file)
         model.setTraining(false)
         for size in inputSizes {
-            let group = "forward_\(size)"
-            let input = try file.readTensor("\(group)/input")
-            input.requiresGradient = true
-            model.clearGradients()
-            let recorder = ActivationRecorder()
-            let output = model(input, recorder: recorder)
-            for (key, activation) in recorder.activations.sorted(by: { $0.key < $1.key }) {
-                let expected = try file.readTensor("\(group)/\(key)")
-                assertClose(activation, expected, absoluteTolerance: 1e-5, relativeTolerance: 1e-5, "\(name) \(group)/\(key)")
+            for records in [true, false] {
+                let group = "forward_\(size)"
+                let path = records ? "\(name) \(group), recorded" : "\(name) \(group), as trained"
+                let input = try file.readTensor("\(group)/input")
+                input.requiresGradient = true
+                model.clearGradients()
+                let recorder = records ? ActivationRecorder() : nil
+                let output = model(input, recorder: recorder)
+                if let recorder {
+                    for (key, activation) in recorder.activations.sorted(by: { $0.key < $1.key }) {
+                        let expected = try file.readTensor("\(group)/\(key)")
+                        assertClose(activation, expected, absoluteTolerance: 1e-5, relativeTolerance: 1e-5, "\(path)/\(key)")
+                    }
+                    XCTAssertEqual(recorder.activations.count, 3 + 10 * model.blocks.count + 1, "every activation compared")
+                }
+                let products = output * (try file.readTensor("\(group)/loss_weights"))
+                let loss = products.sum()
+                // The sum cancels heavily; bound its error by the magnitude of what was summed.
+                let magnitude = products.elements.reduce(0.0) { $0 + abs(Double($1)) }
+                XCTAssertEqual(Double(loss.scalar), try file.readDoubles("\(group)/loss")[0], accuracy: 1e-6 * magnitude, path)
+                loss.backward()
+                for (key, parameter) in model.namedParameters() {
+                    let expected = try file.readTensor("\(group)/grads/\(key)")
+                    assertRelativeError(parameter.gradient!, expected, below: 1e-4, "\(path) gradient of \(key)")
+                }
+                assertRelativeError(
+                    input.gradient!, try file.readTensor("\(group)/grads/input_grad"), below: 1e-4, "\(path) input gradient")
             }
-            XCTAssertEqual(recorder.activations.count, 3 + 10 * model.blocks.count + 1, "every activation compared")
-            let products = output * (try file.readTensor("\(group)/loss_weights"))
-            let loss = products.sum()
-            // The sum cancels heavily; bound its error by the magnitude of what was summed.
-            let magnitude = products.elements.reduce(0.0) { $0 + abs(Double($1)) }
-            XCTAssertEqual(Double(loss.scalar), try file.readDoubles("\(group)/loss")[0], accuracy: 1e-6 * magnitude)
-            loss.backward()
-            for (key, parameter) in model.namedParameters() {
-                let expected = try file.readTensor("\(group)/grads/\(key)")
-                assertRelativeError(parameter.gradient!, expected, below: 1e-4, "\(name) \(group) gradient of \(key)")
-            }
-            assertRelativeError(
-                input.gradient!, try file.readTensor("\(group)/grads/input_grad"), below: 1e-4, "\(name) input gradient")
         }
     }
 }

@@ -2,10 +2,13 @@
 """The fp32 ViT forward + backward's products against the sgemm roofline (BENCHMARKS.md).
 
 Each round runs `ssl-bench vit` of every given build (the step's product GFLOP/s), then
-`ssl-bench gemm` of the first (each of the nine layer products alone), alternating builds
-and measurements. A round's roofline is the products' FLOPs over their time alone, each
-product at the faster library: total FLOPs / sum(FLOPs_i / rate_i). Prints each round, then
-per build the medians and the ratio of medians.
+`ssl-bench gemm` of the first (each product of the step outside attention alone), alternating
+builds and measurements. A round's roofline is those products' FLOPs over their time alone, each
+product at the faster library and counted as often as a step runs it: total FLOPs /
+sum(FLOPs_i / rate_i). Two rooflines are reported: over every product outside attention, and
+over the nine products of the qkv, fc1 and fc2 layers alone (the figure of the eleventh session,
+which left out proj and the patch embedding). Prints each round, then per build the medians and
+the ratios of medians.
 
     python3 tools/benchmark/roofline.py [--bench .build/release/ssl-bench ...] [--rounds 5] \\
         [-- --patch 4 --image 28 --batch 64]
@@ -16,19 +19,26 @@ import statistics
 import subprocess
 
 
-def roofline(bench: str, workload: list[str]) -> float:
-    """GFLOP/s of the nine layer products run alone, weighted by their FLOPs."""
+NINE_LAYER_PRODUCTS = ("qkv ", "fc1 ", "fc2 ")
+
+
+def rooflines(bench: str, workload: list[str]) -> tuple[float, float]:
+    """GFLOP/s of the step's products outside attention run alone, weighted by their FLOPs per
+    step: over all of them, and over the nine of the qkv, fc1 and fc2 layers."""
     output = subprocess.run([bench, "gemm", *workload], check=True, capture_output=True, text=True).stdout
-    flops_over_rate, total_flops = 0.0, 0.0
+    sums = {"all": [0.0, 0.0], "nine": [0.0, 0.0]}
     for line in output.splitlines():
-        shape = re.search(r"(\d+)x(\d+)x(\d+): ([\d.]+), ([\d.]+)", line)
+        shape = re.search(r"(\d+)x(\d+)x(\d+) x(\d+): ([\d.]+), ([\d.]+)", line)
         if not shape:
             continue
-        m, n, k = (int(shape.group(i)) for i in (1, 2, 3))
-        flops = 2.0 * m * n * k
-        total_flops += flops
-        flops_over_rate += flops / max(float(shape.group(4)), float(shape.group(5)))
-    return total_flops / flops_over_rate
+        m, n, k, times = (int(shape.group(i)) for i in (1, 2, 3, 4))
+        flops = 2.0 * m * n * k * times
+        seconds = flops / max(float(shape.group(5)), float(shape.group(6)))
+        for name, include in (("all", True), ("nine", line.strip().startswith(NINE_LAYER_PRODUCTS))):
+            if include:
+                sums[name][0] += flops
+                sums[name][1] += seconds
+    return sums["all"][0] / sums["all"][1], sums["nine"][0] / sums["nine"][1]
 
 
 def step_rate(bench: str, workload: list[str], steps: int) -> float:
@@ -49,20 +59,24 @@ def main() -> None:
     benches = arguments.bench or [".build/release/ssl-bench"]
 
     rates: dict[str, list[float]] = {bench: [] for bench in benches}
-    rooflines: list[float] = []
+    bounds: dict[str, list[float]] = {"every product": [], "nine products": []}
     for round_index in range(arguments.rounds):
         for bench in benches:
             rates[bench].append(step_rate(bench, arguments.workload, arguments.steps))
-        rooflines.append(roofline(benches[0], arguments.workload))
-        line = ", ".join(f"{bench} {rates[bench][-1]:.1f} ({100 * rates[bench][-1] / rooflines[-1]:.1f} %)"
-                         for bench in benches)
-        print(f"round {round_index + 1}: roofline {rooflines[-1]:.1f} GFLOP/s; {line}", flush=True)
+        every, nine = rooflines(benches[0], arguments.workload)
+        bounds["every product"].append(every)
+        bounds["nine products"].append(nine)
+        line = ", ".join(f"{bench} {rates[bench][-1]:.1f} ({100 * rates[bench][-1] / every:.1f} %, "
+                         f"{100 * rates[bench][-1] / nine:.1f} %)" for bench in benches)
+        print(f"round {round_index + 1}: rooflines {every:.1f} (every product) and {nine:.1f} (nine) GFLOP/s; {line}",
+              flush=True)
     for bench in benches:
-        ratios = [rate / bound for rate, bound in zip(rates[bench], rooflines)]
-        print(f"{bench}: step median {statistics.median(rates[bench]):.1f} GFLOP/s, roofline median "
-              f"{statistics.median(rooflines):.1f}, ratio of medians "
-              f"{100 * statistics.median(rates[bench]) / statistics.median(rooflines):.1f} % "
-              f"(per round {100 * min(ratios):.1f}–{100 * max(ratios):.1f} %, median {100 * statistics.median(ratios):.1f} %)")
+        step = statistics.median(rates[bench])
+        for name, values in bounds.items():
+            ratios = [rate / bound for rate, bound in zip(rates[bench], values)]
+            print(f"{bench}: step median {step:.1f} GFLOP/s, roofline over {name} median "
+                  f"{statistics.median(values):.1f}, ratio of medians {100 * step / statistics.median(values):.1f} % "
+                  f"(per round {100 * min(ratios):.1f}–{100 * max(ratios):.1f} %, median {100 * statistics.median(ratios):.1f} %)")
 
 
 if __name__ == "__main__":

@@ -20,13 +20,22 @@ int ssl_cpu_vector_level(void);
 /// y = exp(x), accurate to about 2 ulp.
 void ssl_exp(const float *x, float *y, int64_t count);
 
-/// y = x * Φ(x) with the exact (erf) form of the Gaussian CDF.
-void ssl_gelu_forward(const float *x, float *y, int64_t count);
+/// y = v * Φ(v) with the exact (erf) form of the Gaussian CDF, for v = x + bias over row-major
+/// rows × columns (bias of `columns`, or NULL for v = x).
+void ssl_gelu_forward(const float *x, const float *bias, float *y, int64_t rows, int64_t columns);
 /// dx = dy * d/dx[x Φ(x)].
 void ssl_gelu_backward(const float *x, const float *dy, float *dx, int64_t count);
-/// Both at once, sharing the Gaussian CDF: y = x * Φ(x) and dx = dy * d/dx[x Φ(x)], with the
-/// values of the two kernels above.
-void ssl_gelu_forward_backward(const float *x, const float *dy, float *y, float *dx, int64_t count);
+/// Both at once, sharing the Gaussian CDF: y = v * Φ(v) and dx = dy * d/dv[v Φ(v)] for
+/// v = x + bias as in `ssl_gelu_forward`, with the values of the two kernels above; adds the
+/// column sums of dx (the bias's gradient) to `biasGradient` when it is not NULL, as
+/// `ssl_add_column_sums` adds them.
+void ssl_gelu_forward_backward(const float *x, const float *bias, const float *dy, float *y, float *dx,
+                               float *biasGradient, int64_t rows, int64_t columns);
+
+/// y = residual + (y + bias) over row-major rows × columns (bias of `columns`, or NULL for
+/// none): a linear layer's bias and skip connection added to its product in one pass, rounded
+/// as PyTorch rounds `residual + linear(x)`.
+void ssl_add_bias_and_residual(float *y, const float *bias, const float *residual, int64_t rows, int64_t columns);
 
 /// Row-wise softmax of `scale * x` (max-subtracted). `y` may alias `x`.
 void ssl_softmax_rows(const float *x, float *y, int64_t rows, int64_t columns, float scale);

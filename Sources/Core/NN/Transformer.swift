@@ -18,12 +18,13 @@ public final class Attention: Module {
         attend(packed: qkv(x), recorder: recorder)
     }
 
-    /// Attends given the `qkv` projection's output.
-    func attend(packed: Tensor, recorder: ActivationRecorder?) -> Tensor {
+    /// Attends given the `qkv` projection's output; with a `residual`, returns `residual` plus
+    /// the attention's output.
+    func attend(packed: Tensor, addingTo residual: Tensor? = nil, recorder: ActivationRecorder?) -> Tensor {
         recorder?.record("qkv", packed)
         let (attended, probabilities) = Tensor.selfAttention(qkv: packed, heads: heads)
         recorder?.record("attn_probs", probabilities)
-        return proj(attended)
+        return attended.linear(weight: proj.weight, bias: proj.bias, addingTo: residual)
     }
 }
 
@@ -59,6 +60,17 @@ public final class Block: Module {
         // LayerNorm and the projection that reads it run as one operation (see layerNormLinear).
         let packed = x.layerNormLinear(
             normWeight: norm1.weight, normBias: norm1.bias, epsilon: norm1.epsilon, weight: attn.qkv.weight, bias: attn.qkv.bias)
+        if rate == 0 && recorder == nil {
+            // The biases and skip connections are added in the passes that read the products
+            // (linear(weight:bias:addingTo:), geluLinear): no product starts from a bias and no
+            // skip connection takes a pass of its own. Drop path, or a recorder keeping every
+            // intermediate, takes the path below.
+            let residual = attn.attend(packed: packed, addingTo: x, recorder: nil)
+            let product = residual.layerNormLinear(
+                normWeight: norm2.weight, normBias: norm2.bias, epsilon: norm2.epsilon, weight: mlp.fc1.weight, bias: nil)
+            return product.geluLinear(
+                preActivationBias: mlp.fc1.bias, weight: mlp.fc2.weight, bias: mlp.fc2.bias, addingTo: residual)
+        }
         let attended = attn.attend(packed: packed, recorder: recorder)
         recorder?.record("attn_out", attended)
         let residual = x + attended.dropPath(rate: rate, generator: &generator)

@@ -45,7 +45,12 @@ extension Tensor {
     /// A fully connected layer, `x · weightᵀ + bias`, with the weight in PyTorch's layout
     /// `[outputFeatures, inputFeatures]`; all leading axes of `x` are folded into rows so the
     /// whole batch is one GEMM.
-    public func linear(weight: Tensor, bias: Tensor? = nil) -> Tensor {
+    ///
+    /// With a `residual` of the output's shape the result is `residual + (x · weightᵀ + bias)`,
+    /// a transformer branch's projection and the skip connection around it, rounded as PyTorch
+    /// rounds `residual + linear(x)`: the product then writes its rows without reading them,
+    /// and the bias and the residual are added in one pass afterwards.
+    public func linear(weight: Tensor, bias: Tensor? = nil, addingTo residual: Tensor? = nil) -> Tensor {
         precondition(
             weight.rank == 2 && rank >= 1 && shape[rank - 1] == weight.shape[1],
             "linear: input \(describe) does not fit weight \(weight.describe) "
@@ -57,8 +62,14 @@ extension Tensor {
         }
         let m = rowCount, k = weight.shape[1], n = weight.shape[0]
         let result = Tensor(uninitializedShape: Array(shape.dropLast()) + [n])
+        if let residual {
+            precondition(
+                residual.shape == result.shape,
+                "linear: residual \(residual.describe) must have the output's shape \(result.shape).")
+        }
         let out = result.storage.base
-        if let bias {
+        let startsFromBias = bias != nil && residual == nil
+        if let bias, startsFromBias {
             // Start from the bias in every row and accumulate the product onto it. The rows are
             // filled on every core: on one, the others would wait for it.
             let pointers = UncheckedSendable((bias.storage.base, out))
@@ -69,8 +80,16 @@ extension Tensor {
         }
         BLAS.gemm(
             transposeB: true, m: m, n: n, k: k, a: storage.base, lda: k, b: weight.storage.base,
-            ldb: k, beta: bias == nil ? 0 : 1, c: out, ldc: n)
-        let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+            ldb: k, beta: startsFromBias ? 1 : 0, c: out, ldc: n)
+        if let residual {
+            let pointers = UncheckedSendable((out, bias?.storage.base, residual.storage.base))
+            Parallel.forEachChunk(of: m, minimumChunk: max(1, 65_536 / max(n, 1))) { _, rows in
+                let (out, b, skip) = pointers.value
+                let offset = rows.lowerBound * n
+                ssl_add_bias_and_residual(out + offset, b, skip + offset, Int64(rows.count), Int64(n))
+            }
+        }
+        let inputs = [self, weight] + [bias, residual].compactMap { $0 }
         guard Tensor.recordsGradient(inputs) else { return result }
         // The input is kept for the weight's gradient only.
         let savedInput = weight.requiresGradient ? SavedActivation(self) : nil
@@ -83,6 +102,7 @@ extension Tensor {
             if let bias {
                 gradients.append(bias.requiresGradient ? g.sumBroadcast(to: [n]) : nil)
             }
+            if let residual { gradients.append(residual.requiresGradient ? g : nil) }
             return gradients
         }
     }
@@ -121,42 +141,80 @@ extension Tensor {
 }
 
 extension Tensor {
-    /// `linear(gelu(self), weight, bias)` in one step that keeps only `self` for the backward
-    /// pass (the activation is recomputed there, from a bfloat16 copy in bfloat16 runs): the
-    /// transformer MLP's middle, at half the activation memory.
-    public func geluLinear(weight: Tensor, bias: Tensor? = nil) -> Tensor {
-        let activated = GradientMode.withoutGradient { gelu() }
-        let result = GradientMode.withoutGradient { activated.linear(weight: weight, bias: bias) }
-        let m = rowCount, k = weight.shape[1], n = weight.shape[0]
-        let inputs = bias.map { [self, weight, $0] } ?? [self, weight]
+    /// `linear(gelu(self + preActivationBias), weight, bias)` in one step that keeps only `self`
+    /// for the backward pass (the activation is recomputed there, from a bfloat16 copy in
+    /// bfloat16 runs): the transformer MLP's middle, at half the activation memory.
+    ///
+    /// - Parameters:
+    ///   - preActivationBias: the previous layer's bias (of the last axis's extent), added in
+    ///     the activation's pass so that layer's product need not start from it; `nil` for none.
+    ///   - residual: added as ``linear(weight:bias:addingTo:)`` adds it.
+    public func geluLinear(
+        preActivationBias: Tensor? = nil, weight: Tensor, bias: Tensor? = nil, addingTo residual: Tensor? = nil
+    ) -> Tensor {
+        let columns = shape[rank - 1], rows = rowCount
+        if let preActivationBias {
+            precondition(
+                preActivationBias.shape == [columns],
+                "geluLinear: pre-activation bias \(preActivationBias.describe) must have shape [\(columns)] for input \(describe).")
+        }
+        let minimumChunk = max(1, 65_536 / max(columns, 1))
+        let activated = geluRows(shiftedBy: preActivationBias)
+        let result = GradientMode.withoutGradient { activated.linear(weight: weight, bias: bias, addingTo: residual) }
+        let n = weight.shape[0]
+        let inputs = [self, weight] + [bias, residual, preActivationBias].compactMap { $0 }
         guard Tensor.recordsGradient(inputs) else { return result }
         let savedInput = SavedActivation(self)
         let inputRequiresGradient = requiresGradient
+        let shiftRequiresGradient = preActivationBias?.requiresGradient ?? false
         return result.recording("geluLinear", inputs: inputs) { g in
             var gradients: [Tensor?] = [nil, nil]
             let input = savedInput.tensor
             let activated: Tensor
-            if inputRequiresGradient {
-                // The activation and its input's gradient in one pass over the input.
-                let activationGradient = Tensor.gemmResult(m: m, n: k, k: n, g, weight)
+            var shiftGradient: Tensor?
+            if inputRequiresGradient || shiftRequiresGradient {
+                // The activation, its input's gradient and that gradient's column sums (the
+                // pre-activation bias's gradient, one partial sum per chunk) in one pass.
+                let activationGradient = Tensor.gemmResult(m: rows, n: columns, k: n, g, weight)
                 activated = Tensor(uninitializedShape: input.shape)
                 let dx = Tensor(uninitializedShape: input.shape)
-                let pointers = UncheckedSendable(
-                    (input.storage.base, activationGradient.storage.base, activated.storage.base, dx.storage.base))
-                Parallel.forEachChunk(of: input.count, minimumChunk: 1 << 16) { _, range in
-                    let (x, dy, y, out) = pointers.value
-                    let first = range.lowerBound
-                    ssl_gelu_forward_backward(x + first, dy + first, y + first, out + first, Int64(range.count))
+                let chunks = Parallel.chunkCount(for: rows, minimumChunk: minimumChunk)
+                let partials = shiftRequiresGradient ? Tensor.zeros([chunks, columns]) : nil
+                let pointers = UncheckedSendable((
+                    input.storage.base, preActivationBias?.storage.base, activationGradient.storage.base,
+                    activated.storage.base, dx.storage.base, partials?.storage.base))
+                Parallel.forEachChunk(of: rows, minimumChunk: minimumChunk) { chunk, range in
+                    let (x, shift, dy, y, out, partial) = pointers.value
+                    let offset = range.lowerBound * columns
+                    ssl_gelu_forward_backward(
+                        x + offset, shift, dy + offset, y + offset, out + offset, partial.map { $0 + chunk * columns },
+                        Int64(range.count), Int64(columns))
                 }
-                gradients[0] = dx
+                if inputRequiresGradient { gradients[0] = dx }
+                shiftGradient = partials?.sumBroadcast(to: [1, columns]).reshaped([columns])
             } else {
-                activated = input.gelu()
+                activated = input.geluRows(shiftedBy: preActivationBias)
             }
             if weight.requiresGradient {
-                gradients[1] = Tensor.gemmResult(m: n, n: k, k: m, transposeA: true, g, activated)
+                gradients[1] = Tensor.gemmResult(m: n, n: columns, k: rows, transposeA: true, g, activated)
             }
             if let bias { gradients.append(bias.requiresGradient ? g.sumBroadcast(to: [n]) : nil) }
+            if let residual { gradients.append(residual.requiresGradient ? g : nil) }
+            if preActivationBias != nil { gradients.append(shiftGradient) }
             return gradients
         }
+    }
+
+    /// `gelu(self + shift)` for a `shift` of the last axis's extent (or none), recording no history.
+    private func geluRows(shiftedBy shift: Tensor?) -> Tensor {
+        let columns = shape[rank - 1]
+        let activated = Tensor(uninitializedShape: shape)
+        let pointers = UncheckedSendable((storage.base, shift?.storage.base, activated.storage.base))
+        Parallel.forEachChunk(of: rowCount, minimumChunk: max(1, 65_536 / max(columns, 1))) { _, range in
+            let (x, shift, y) = pointers.value
+            let offset = range.lowerBound * columns
+            ssl_gelu_forward(x + offset, shift, y + offset, Int64(range.count), Int64(columns))
+        }
+        return activated
     }
 }

@@ -54,7 +54,7 @@ extension Tensor {
 
     /// The Gaussian error linear unit in its exact form, x·Φ(x) with Φ the standard normal CDF.
     public func gelu() -> Tensor {
-        mapElements { ssl_gelu_forward($0, $1, Int64($2)) }
+        mapElements { ssl_gelu_forward($0, nil, $1, 1, Int64($2)) }
             .recording("gelu", inputs: [self]) { g in
                 let result = Tensor(uninitializedShape: self.shape)
                 let x = self.storage.base, dy = g.storage.base, dx = result.storage.base
