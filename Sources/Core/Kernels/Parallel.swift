@@ -57,6 +57,12 @@ public enum Parallel {
         let count: Int, chunks: Int
     }
 
+    /// The fewest rows of `width` floats worth a thread of their own in a row-wise pass (about
+    /// 64 Ki elements): the `minimumChunk` of the element-wise passes over token matrices.
+    public static func minimumRows(ofWidth width: Int) -> Int {
+        max(1, 65_536 / max(width, 1))
+    }
+
     /// How many chunks `forEachChunk(of:minimumChunk:_:)` uses for `count` items.
     public static func chunkCount(for count: Int, minimumChunk: Int) -> Int {
         max(1, min(threadCount, count / max(minimumChunk, 1)))

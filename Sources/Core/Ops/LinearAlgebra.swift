@@ -73,7 +73,7 @@ extension Tensor {
             // Start from the bias in every row and accumulate the product onto it. The rows are
             // filled on every core: on one, the others would wait for it.
             let pointers = UncheckedSendable((bias.storage.base, out))
-            Parallel.forEachChunk(of: m, minimumChunk: max(1, 65_536 / max(n, 1))) { _, rows in
+            Parallel.forEachChunk(of: m, minimumChunk: Parallel.minimumRows(ofWidth: n)) { _, rows in
                 let (b, out) = pointers.value
                 for row in rows { (out + row * n).update(from: b, count: n) }
             }
@@ -83,7 +83,7 @@ extension Tensor {
             ldb: k, beta: startsFromBias ? 1 : 0, c: out, ldc: n)
         if let residual {
             let pointers = UncheckedSendable((out, bias?.storage.base, residual.storage.base))
-            Parallel.forEachChunk(of: m, minimumChunk: max(1, 65_536 / max(n, 1))) { _, rows in
+            Parallel.forEachChunk(of: m, minimumChunk: Parallel.minimumRows(ofWidth: n)) { _, rows in
                 let (out, b, skip) = pointers.value
                 let offset = rows.lowerBound * n
                 ssl_add_bias_and_residual(out + offset, b, skip + offset, Int64(rows.count), Int64(n))
@@ -158,7 +158,7 @@ extension Tensor {
                 preActivationBias.shape == [columns],
                 "geluLinear: pre-activation bias \(preActivationBias.describe) must have shape [\(columns)] for input \(describe).")
         }
-        let minimumChunk = max(1, 65_536 / max(columns, 1))
+        let minimumChunk = Parallel.minimumRows(ofWidth: columns)
         let activated = geluRows(shiftedBy: preActivationBias)
         let result = GradientMode.withoutGradient { activated.linear(weight: weight, bias: bias, addingTo: residual) }
         let n = weight.shape[0]
@@ -210,7 +210,7 @@ extension Tensor {
         let columns = shape[rank - 1]
         let activated = Tensor(uninitializedShape: shape)
         let pointers = UncheckedSendable((storage.base, shift?.storage.base, activated.storage.base))
-        Parallel.forEachChunk(of: rowCount, minimumChunk: max(1, 65_536 / max(columns, 1))) { _, range in
+        Parallel.forEachChunk(of: rowCount, minimumChunk: Parallel.minimumRows(ofWidth: columns)) { _, range in
             let (x, shift, y) = pointers.value
             let offset = range.lowerBound * columns
             ssl_gelu_forward(x + offset, shift, y + offset, Int64(range.count), Int64(columns))

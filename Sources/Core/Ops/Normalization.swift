@@ -50,7 +50,7 @@ extension Tensor {
         let p = UncheckedSendable((
             storage.base, result.storage.base, statistics.mean.storage.base, statistics.reciprocalStd.storage.base,
             weight?.storage.base, bias?.storage.base))
-        Parallel.forEachChunk(of: rows, minimumChunk: max(1, 65_536 / max(columns, 1))) { _, range in
+        Parallel.forEachChunk(of: rows, minimumChunk: Parallel.minimumRows(ofWidth: columns)) { _, range in
             let (x, y, mu, rstd, w, b) = p.value
             let start = range.lowerBound
             ssl_layer_norm_forward(
@@ -65,7 +65,7 @@ extension Tensor {
     func layerNormBackward(_ g: Tensor, weight: Tensor?, hasBias: Bool, statistics: LayerNormStatistics) -> [Tensor?] {
         let columns = shape[rank - 1], rows = rowCount
         let dx = requiresGradient ? Tensor(uninitializedShape: shape) : nil
-        let minimumChunk = max(1, 65_536 / max(columns, 1))
+        let minimumChunk = Parallel.minimumRows(ofWidth: columns)
         let chunks = Parallel.chunkCount(for: rows, minimumChunk: minimumChunk)
         // One partial sum of the affine gradients per chunk, added up afterwards.
         let partials = Tensor.zeros([chunks, 2, columns])
@@ -256,7 +256,7 @@ extension Tensor {
         let norms = Tensor(uninitializedShape: [outputs]), scales = Tensor(uninitializedShape: [outputs])
         do {
             let pointers = UncheckedSendable((direction.storage.base, magnitude.storage.base, norms.storage.base, scales.storage.base))
-            Parallel.forEachChunk(of: outputs, minimumChunk: max(1, 65_536 / max(inputs, 1))) { _, range in
+            Parallel.forEachChunk(of: outputs, minimumChunk: Parallel.minimumRows(ofWidth: inputs)) { _, range in
                 let (v, g, n, s) = pointers.value
                 let first = range.lowerBound
                 ssl_row_dot_products(v + first * inputs, v + first * inputs, n + first, Int64(range.count), Int64(inputs))
@@ -314,7 +314,7 @@ extension Tensor {
     func scaleColumns(by factors: Tensor) {
         let columns = factors.count, rows = count / columns
         let pointers = UncheckedSendable((storage.base, factors.storage.base))
-        Parallel.forEachChunk(of: rows, minimumChunk: max(1, 65_536 / columns)) { _, range in
+        Parallel.forEachChunk(of: rows, minimumChunk: Parallel.minimumRows(ofWidth: columns)) { _, range in
             let (x, f) = pointers.value
             for row in range {
                 let line = x + row * columns
